@@ -1,0 +1,106 @@
+-- The durable inbox: one row per real Twilio event, however often it is delivered.
+-- A callback is acknowledged only after its row (or the row of an earlier delivery) is committed.
+CREATE TABLE inbox_events (
+    id                     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    -- The event identity (see README "Event identity"): unique across sources.
+    event_key              text        NOT NULL,
+    -- For TaskRouter events with millisecond timestamps: event type + resource sid + time,
+    -- so a callback without `Sid` and the same event from Event Streams still land once.
+    natural_key            text,
+    source                 text        NOT NULL
+        CHECK (source IN ('taskrouter_callback', 'conversations_webhook', 'event_streams', 'events_api')),
+    received_at            timestamptz NOT NULL DEFAULT now(),
+    -- Parsed, typed fields (queryable).
+    event_type             text,
+    resource_type          text,
+    resource_sid           text,
+    account_sid            text,
+    workspace_sid          text,
+    task_sid               text,
+    reservation_sid        text,
+    worker_sid             text,
+    task_queue_sid         text,
+    workflow_sid           text,
+    conversation_sid       text,
+    task_attributes        jsonb,
+    task_assignment_status text,
+    event_time_ms          bigint,
+    -- The typed event as the edge parsed it (task attributes live in their own column).
+    event                  jsonb       NOT NULL,
+    -- The raw parameters exactly as received (form: key -> value, or key -> [values] when repeated;
+    -- Event Streams: the CloudEvent object).
+    params                 jsonb       NOT NULL,
+    -- Set when baton stored a signed event it could not fully interpret (flagged for inspection).
+    interpret_error        text,
+    -- Processing state: claimed with a lease, finished in the same transaction as its effects.
+    attempts               integer     NOT NULL DEFAULT 0,
+    lease_owner            uuid,
+    lease_expires_at       timestamptz,
+    processed_at           timestamptz,
+    processed_by           uuid,
+    last_error             text,
+    dead_at                timestamptz,
+    CONSTRAINT inbox_events_event_key_unique UNIQUE (event_key),
+    CONSTRAINT inbox_events_natural_key_unique UNIQUE (natural_key)
+);
+
+-- The processor's claim scans only what is still to do.
+CREATE INDEX inbox_events_pending ON inbox_events (id)
+    WHERE processed_at IS NULL AND dead_at IS NULL;
+CREATE INDEX inbox_events_task_sid ON inbox_events (task_sid) WHERE task_sid IS NOT NULL;
+CREATE INDEX inbox_events_conversation_sid ON inbox_events (conversation_sid) WHERE conversation_sid IS NOT NULL;
+CREATE INDEX inbox_events_dead ON inbox_events (id) WHERE dead_at IS NOT NULL;
+CREATE INDEX inbox_events_flagged ON inbox_events (id) WHERE interpret_error IS NOT NULL;
+
+-- Latest known state of each TaskRouter task, reservation and worker, merged from events in
+-- event-time order (a late, older event never overwrites newer state). `versions` holds, per
+-- field, the stamp of the event that set it: (terminal, event time, lifecycle rank, event key).
+CREATE TABLE tasks (
+    task_sid               text PRIMARY KEY,
+    workspace_sid          text,
+    assignment_status      text,
+    attributes             jsonb,
+    task_queue_sid         text,
+    workflow_sid           text,
+    task_channel           text,
+    priority               bigint,
+    canceled_reason        text,
+    completed_reason       text,
+    last_event_type        text,
+    versions               jsonb       NOT NULL DEFAULT '{}',
+    first_event_ms         bigint,
+    last_event_ms          bigint,
+    deleted                boolean     NOT NULL DEFAULT false,
+    event_count            bigint      NOT NULL DEFAULT 0,
+    updated_at             timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE reservations (
+    reservation_sid        text PRIMARY KEY,
+    task_sid               text,
+    worker_sid             text,
+    task_queue_sid         text,
+    workflow_sid           text,
+    status                 text,
+    versions               jsonb       NOT NULL DEFAULT '{}',
+    first_event_ms         bigint,
+    last_event_ms          bigint,
+    event_count            bigint      NOT NULL DEFAULT 0,
+    updated_at             timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX reservations_task_sid ON reservations (task_sid);
+
+CREATE TABLE workers (
+    worker_sid             text PRIMARY KEY,
+    friendly_name          text,
+    activity_sid           text,
+    activity_name          text,
+    previous_activity_sid  text,
+    attributes             jsonb,
+    versions               jsonb       NOT NULL DEFAULT '{}',
+    first_event_ms         bigint,
+    last_event_ms          bigint,
+    deleted                boolean     NOT NULL DEFAULT false,
+    event_count            bigint      NOT NULL DEFAULT 0,
+    updated_at             timestamptz NOT NULL DEFAULT now()
+);

@@ -1,0 +1,316 @@
+//! Settings: every one an environment variable and a flag (clap), checked once at startup.
+//! A missing or malformed setting stops baton with one line naming it; secrets are never printed.
+
+use crate::domain::sid::{Sid, SidKind};
+use clap::{Args, ValueEnum};
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::time::Duration;
+use url::Url;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The database connection (`baton migrate` needs only this).
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Postgres connection URL. `scripts/run` starts a private local Postgres when it is unset.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Most database connections this process opens.
+    #[arg(long, env = "BATON_DB_POOL_SIZE", default_value_t = 20)]
+    pub db_pool_size: u32,
+}
+
+/// `baton serve` settings.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Address to listen on.
+    #[arg(long, env = "BATON_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// The external base URL Twilio calls (e.g. https://baton.example.com). Signatures are checked
+    /// against it plus the request's raw path and query, never against the Host header.
+    #[arg(long, env = "BATON_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Twilio account SID (AC…).
+    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
+    pub twilio_account_sid: Option<String>,
+    /// Twilio auth token; a comma-separated list is accepted so a rotated token and its successor
+    /// both validate.
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub twilio_auth_token: Option<String>,
+    /// TaskRouter workspace SID (WS…).
+    #[arg(long, env = "TWILIO_WORKSPACE_SID")]
+    pub twilio_workspace_sid: Option<String>,
+    /// Send every outbound Twilio REST call to this base instead of Twilio's hosts (tests, load runs).
+    #[arg(long, env = "TWILIO_API_BASE_URL")]
+    pub twilio_api_base_url: Option<String>,
+    /// Bearer token for the /api/ routes.
+    #[arg(long, env = "BATON_OPS_TOKEN", hide_env_values = true)]
+    pub ops_token: Option<String>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "BATON_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Log format.
+    #[arg(long, env = "BATON_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "BATON_HTTP_WORKERS")]
+    pub http_workers: Option<usize>,
+    /// Inbox processors in this process.
+    #[arg(long, env = "BATON_PROCESSORS", default_value_t = 1)]
+    pub processors: usize,
+    /// Seconds to finish in-flight requests and claimed work after SIGTERM.
+    #[arg(long, env = "BATON_SHUTDOWN_TIMEOUT", default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
+}
+
+/// A setting that is missing or malformed; `Display` is the one line printed at startup.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{name} is not set")]
+    Missing { name: &'static str },
+    #[error("{name} {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Validated settings for `baton serve`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: SecretString,
+    pub db_pool_size: u32,
+    pub listen: SocketAddr,
+    pub public_url: Url,
+    pub account_sid: Sid,
+    pub auth_tokens: Vec<SecretString>,
+    pub workspace_sid: Sid,
+    pub twilio_api_base_url: Option<Url>,
+    pub ops_token: SecretString,
+    pub max_body_bytes: usize,
+    pub log_format: LogFormat,
+    pub http_workers: Option<usize>,
+    pub processors: usize,
+    pub shutdown_timeout: Duration,
+}
+
+fn required(value: &Option<String>, name: &'static str) -> Result<String, ConfigError> {
+    match value.as_deref().map(str::trim) {
+        Some(v) if !v.is_empty() => Ok(v.to_owned()),
+        _ => Err(ConfigError::Missing { name }),
+    }
+}
+
+fn http_url(raw: &str, name: &'static str) -> Result<Url, ConfigError> {
+    let url = Url::parse(raw).map_err(|e| ConfigError::Invalid {
+        name,
+        reason: format!("is not a valid URL ({e})"),
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::Invalid {
+            name,
+            reason: "must be an http:// or https:// URL".into(),
+        });
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError::Invalid {
+            name,
+            reason: "must not have a query or fragment".into(),
+        });
+    }
+    Ok(url)
+}
+
+fn sid(value: &Option<String>, name: &'static str, kind: SidKind) -> Result<Sid, ConfigError> {
+    let raw = required(value, name)?;
+    Sid::parse_kind(&raw, kind).map_err(|e| ConfigError::Invalid {
+        name,
+        reason: e.to_string(),
+    })
+}
+
+/// Checks a database URL without ever echoing it (it may hold a password).
+pub fn database_url(args: &DatabaseArgs) -> Result<SecretString, ConfigError> {
+    let raw = required(&args.database_url, "DATABASE_URL")?;
+    let url = Url::parse(&raw).map_err(|_| ConfigError::Invalid {
+        name: "DATABASE_URL",
+        reason: "is not a valid URL".into(),
+    })?;
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        return Err(ConfigError::Invalid {
+            name: "DATABASE_URL",
+            reason: "must be a postgres:// URL".into(),
+        });
+    }
+    Ok(SecretString::from(raw))
+}
+
+impl Settings {
+    pub fn from_args(args: &ServeArgs) -> Result<Settings, ConfigError> {
+        let database_url = database_url(&args.database)?;
+        let listen = args
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|_| ConfigError::Invalid {
+                name: "BATON_LISTEN",
+                reason: "must be an address and port such as 127.0.0.1:8080".into(),
+            })?;
+        let public_url = http_url(
+            &required(&args.public_url, "BATON_PUBLIC_URL")?,
+            "BATON_PUBLIC_URL",
+        )?;
+        let account_sid = sid(
+            &args.twilio_account_sid,
+            "TWILIO_ACCOUNT_SID",
+            SidKind::Account,
+        )?;
+        let auth_tokens: Vec<SecretString> =
+            required(&args.twilio_auth_token, "TWILIO_AUTH_TOKEN")?
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(SecretString::from)
+                .collect();
+        if auth_tokens.is_empty() {
+            return Err(ConfigError::Missing {
+                name: "TWILIO_AUTH_TOKEN",
+            });
+        }
+        let workspace_sid = sid(
+            &args.twilio_workspace_sid,
+            "TWILIO_WORKSPACE_SID",
+            SidKind::Workspace,
+        )?;
+        let twilio_api_base_url = match args.twilio_api_base_url.as_deref().map(str::trim) {
+            Some(raw) if !raw.is_empty() => Some(http_url(raw, "TWILIO_API_BASE_URL")?),
+            _ => None,
+        };
+        let ops_token = required(&args.ops_token, "BATON_OPS_TOKEN")?;
+        if ops_token.len() < 16 {
+            return Err(ConfigError::Invalid {
+                name: "BATON_OPS_TOKEN",
+                reason: "must be at least 16 characters".into(),
+            });
+        }
+        if args.max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                name: "BATON_MAX_BODY_BYTES",
+                reason: "must be at least 1024".into(),
+            });
+        }
+        if args.processors > 64 {
+            return Err(ConfigError::Invalid {
+                name: "BATON_PROCESSORS",
+                reason: "must be at most 64".into(),
+            });
+        }
+        Ok(Settings {
+            database_url,
+            db_pool_size: args.database.db_pool_size.max(2),
+            listen,
+            public_url,
+            account_sid,
+            auth_tokens,
+            workspace_sid,
+            twilio_api_base_url,
+            ops_token: SecretString::from(ops_token),
+            max_body_bytes: args.max_body_bytes,
+            log_format: args.log_format,
+            http_workers: args.http_workers,
+            processors: args.processors,
+            shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
+        })
+    }
+
+    /// The public base URL without a trailing slash, to which request paths are appended.
+    pub fn public_base(&self) -> String {
+        self.public_url.as_str().trim_end_matches('/').to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    #[command(args_override_self = true)]
+    struct TestCli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    const TOKEN: &str = "s3cr3t-auth-token-value";
+
+    fn args(extra: &[&str]) -> Result<Settings, ConfigError> {
+        let mut argv = vec![
+            "baton",
+            "--database-url",
+            "postgres://u:hunter2@localhost/baton",
+            "--public-url",
+            "https://baton.example.com/",
+            "--twilio-account-sid",
+            "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "--twilio-auth-token",
+            TOKEN,
+            "--twilio-workspace-sid",
+            "WSaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "--ops-token",
+            "0123456789abcdef0123",
+        ];
+        argv.extend_from_slice(extra);
+        Settings::from_args(&TestCli::parse_from(argv).serve)
+    }
+
+    #[test]
+    fn valid_settings_parse() {
+        let s = args(&["--twilio-auth-token", "old-token,new-token"]).unwrap();
+        assert_eq!(s.public_base(), "https://baton.example.com");
+        assert_eq!(s.auth_tokens.len(), 2);
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn wrong_sid_prefix_names_the_setting() {
+        let e = args(&[
+            "--twilio-workspace-sid",
+            "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ])
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "TWILIO_WORKSPACE_SID must start with WS (a TaskRouter workspace SID)"
+        );
+    }
+
+    #[test]
+    fn unparseable_url_names_the_setting() {
+        let e = args(&["--public-url", "not a url"]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("BATON_PUBLIC_URL is not a valid URL"),
+            "{e}"
+        );
+        let e = args(&["--twilio-api-base-url", "ftp://x"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "TWILIO_API_BASE_URL must be an http:// or https:// URL"
+        );
+    }
+
+    #[test]
+    fn secrets_never_appear_in_errors_or_debug_output() {
+        let e = args(&["--database-url", "mysql://u:hunter2@localhost/x"]).unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let s = args(&[]).unwrap();
+        let debug = format!("{s:?}");
+        assert!(!debug.contains(TOKEN), "{debug}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(!debug.contains("0123456789abcdef0123"), "{debug}");
+    }
+}

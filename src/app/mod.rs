@@ -1,0 +1,7 @@
+//! Configuration, startup and shutdown, telemetry, and the wiring of edge, store and domain.
+
+pub mod cli;
+pub mod configuration;
+pub mod processor;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,236 @@
+//! The inbox processor: claims stored events, hands them to the domain, and writes the results
+//! back — all effects of an event commit together with its `processed_at`, so each event is
+//! applied exactly once however many processes run.
+
+use crate::domain::event::TwilioEvent;
+use crate::domain::facts::{self, Observation, ReservationFact, TaskFact, WorkerFact};
+use crate::store::{self, inbox::ClaimedEvent, StoreError};
+use sqlx::PgPool;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    /// Most rows claimed at once.
+    pub batch_size: i64,
+    /// How long a claim is held before another processor may take the rows.
+    pub lease: Duration,
+    /// How long to sleep when the inbox is empty (a local delivery wakes it at once).
+    pub idle_poll: Duration,
+    /// Attempts before an event that keeps failing is dead-lettered.
+    pub max_attempts: i32,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        ProcessorConfig {
+            batch_size: 500,
+            lease: Duration::from_secs(30),
+            idle_poll: Duration::from_millis(100),
+            max_attempts: 10,
+        }
+    }
+}
+
+pub struct Processor {
+    pool: PgPool,
+    id: Uuid,
+    config: ProcessorConfig,
+    wake: Arc<Notify>,
+}
+
+impl Processor {
+    pub fn new(pool: PgPool, config: ProcessorConfig, wake: Arc<Notify>) -> Processor {
+        Processor {
+            pool,
+            id: Uuid::new_v4(),
+            config,
+            wake,
+        }
+    }
+
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// Runs until `shutdown` is cancelled, then finishes the batch in hand and gives back its
+    /// leases.
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!(processor = %self.id, "inbox processor started");
+        let mut failures: u32 = 0;
+        while !shutdown.is_cancelled() {
+            match self.run_once().await {
+                Ok(n) => {
+                    failures = 0;
+                    if (n as i64) < self.config.batch_size {
+                        tokio::select! {
+                            _ = shutdown.cancelled() => {}
+                            _ = self.wake.notified() => {}
+                            _ = tokio::time::sleep(self.config.idle_poll) => {}
+                        }
+                    }
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    let backoff = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
+                    tracing::warn!(processor = %self.id, error = %e, ?backoff, "inbox processing failed; backing off");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {}
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                }
+            }
+        }
+        match store::inbox::release_leases(&self.pool, self.id).await {
+            Ok(n) => tracing::info!(processor = %self.id, released = n, "inbox processor stopped"),
+            Err(e) => {
+                tracing::warn!(processor = %self.id, error = %e, "could not release leases; they expire by themselves")
+            }
+        }
+    }
+
+    /// Claims one batch and processes it. Returns how many rows were claimed.
+    pub async fn run_once(&self) -> Result<usize, StoreError> {
+        let claimed = store::inbox::claim(
+            &self.pool,
+            self.id,
+            self.config.lease,
+            self.config.batch_size,
+        )
+        .await?;
+        if claimed.is_empty() {
+            return Ok(0);
+        }
+        let n = claimed.len();
+        let mut attempt = 0;
+        loop {
+            match self.apply(&claimed).await {
+                Ok(()) => return Ok(n),
+                Err(StoreError::Conflict(e)) if attempt < 3 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "batch lost a lock race; retrying");
+                }
+                Err(e) if e.is_transient() => return Err(e),
+                Err(e) => {
+                    // One bad event must not hold up the others: retry them one by one and
+                    // record the failure on the one that fails.
+                    tracing::warn!(error = %e, rows = n, "batch failed; processing its events one by one");
+                    for event in &claimed {
+                        if let Err(e) = self.apply(std::slice::from_ref(event)).await {
+                            if e.is_transient() {
+                                return Err(e);
+                            }
+                            let retry_after =
+                                Duration::from_secs(2u64.pow(event.attempts.clamp(0, 10) as u32));
+                            tracing::error!(event_id = event.id, event_key = %event.event_key, error = %e, "event processing failed");
+                            store::inbox::mark_failed(
+                                &self.pool,
+                                self.id,
+                                event.id,
+                                &e.to_string(),
+                                retry_after,
+                                self.config.max_attempts,
+                            )
+                            .await?;
+                        }
+                    }
+                    return Ok(n);
+                }
+            }
+        }
+    }
+
+    /// Applies claimed events in one transaction.
+    async fn apply(&self, claimed: &[ClaimedEvent]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<i64> = claimed.iter().map(|e| e.id).collect();
+        let owned = store::inbox::lock_owned(&mut tx, self.id, &ids).await?;
+        let mut events = Vec::with_capacity(owned.len());
+        for row in claimed.iter().filter(|r| owned.contains(&r.id)) {
+            let mut event: TwilioEvent = serde_json::from_value(row.event.clone())
+                .map_err(|e| StoreError::Decode(format!("inbox event {}: {e}", row.id)))?;
+            if let TwilioEvent::Taskrouter(tr) = &mut event {
+                if let Some(task) = tr.task.as_mut() {
+                    task.attributes.clone_from(&row.task_attributes);
+                }
+            }
+            let ms = row
+                .event_time_ms
+                .unwrap_or_else(|| row.received_at.timestamp_millis());
+            events.push((row, event, ms));
+        }
+        // Event-time order; the merge does not depend on it, but later state machines read better so.
+        events.sort_by_key(|(row, _, ms)| (*ms, row.id));
+
+        let mut task_sids = Vec::new();
+        let mut reservation_sids = Vec::new();
+        let mut worker_sids = Vec::new();
+        for (_, event, _) in &events {
+            if let TwilioEvent::Taskrouter(tr) = event {
+                if let Some(t) = &tr.task {
+                    task_sids.push(t.task_sid.clone());
+                }
+                if let (Some(r), Some(_)) = (
+                    &tr.reservation_sid,
+                    facts::reservation_status(&tr.event_type),
+                ) {
+                    reservation_sids.push(r.clone());
+                }
+                if let Some(w) = &tr.worker {
+                    worker_sids.push(w.worker_sid.clone());
+                }
+            }
+        }
+        let mut tasks: BTreeMap<String, TaskFact> =
+            store::facts::lock_and_load(&mut tx, &task_sids).await?;
+        let mut reservations: BTreeMap<String, ReservationFact> =
+            store::facts::lock_and_load(&mut tx, &reservation_sids).await?;
+        let mut workers: BTreeMap<String, WorkerFact> =
+            store::facts::lock_and_load(&mut tx, &worker_sids).await?;
+
+        for (row, event, ms) in &events {
+            let TwilioEvent::Taskrouter(tr) = event else {
+                continue;
+            };
+            let obs = Observation {
+                event: tr,
+                event_key: &row.event_key,
+                ms: *ms,
+            };
+            if let Some(fact) = tr.task.as_ref().and_then(|t| tasks.get_mut(&t.task_sid)) {
+                facts::merge_task(fact, &obs);
+            }
+            if let Some(fact) = tr
+                .reservation_sid
+                .as_ref()
+                .and_then(|r| reservations.get_mut(r))
+            {
+                facts::merge_reservation(fact, &obs);
+            }
+            if let Some(fact) = tr
+                .worker
+                .as_ref()
+                .and_then(|w| workers.get_mut(&w.worker_sid))
+            {
+                facts::merge_worker(fact, &obs);
+            }
+        }
+        store::facts::save(&mut tx, tasks.values()).await?;
+        store::facts::save(&mut tx, reservations.values()).await?;
+        store::facts::save(&mut tx, workers.values()).await?;
+
+        let owned_ids: Vec<i64> = events.iter().map(|(row, _, _)| row.id).collect();
+        let lags = store::inbox::mark_processed(&mut tx, self.id, &owned_ids).await?;
+        tx.commit().await?;
+        metrics::counter!("baton_inbox_processed_total").increment(lags.len() as u64);
+        let lag_histogram = metrics::histogram!("baton_processing_lag_seconds");
+        for lag in lags {
+            lag_histogram.record(lag);
+        }
+        Ok(())
+    }
+}

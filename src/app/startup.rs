@@ -1,0 +1,232 @@
+//! Building and running the application: pool, migrations, HTTP server, processors, and a
+//! graceful shutdown (stop accepting, finish in-flight requests and claimed work, release leases).
+
+use super::configuration::Settings;
+use super::processor::{Processor, ProcessorConfig};
+use super::telemetry;
+use crate::edge::{self, signature::RequestValidator, AppState};
+use crate::store::{self, PoolSettings};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{web, App, HttpMessage, HttpServer};
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing_actix_web::{RequestId, TracingLogger};
+
+/// What to start besides the HTTP server.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Apply migrations before serving (waiting up to this long for the database).
+    pub migrate: Option<Duration>,
+    /// Inbox processors to run in this process.
+    pub processors: usize,
+    pub processor: ProcessorConfig,
+}
+
+impl BuildOptions {
+    pub fn from_settings(settings: &Settings) -> BuildOptions {
+        BuildOptions {
+            migrate: Some(Duration::from_secs(60)),
+            processors: settings.processors,
+            processor: ProcessorConfig::default(),
+        }
+    }
+}
+
+pub struct Application {
+    port: u16,
+    pool: PgPool,
+    server: Server,
+    shutdown: CancellationToken,
+    workers: Vec<JoinHandle<()>>,
+    shutdown_timeout: Duration,
+}
+
+impl Application {
+    pub async fn build(settings: &Settings, options: BuildOptions) -> anyhow::Result<Application> {
+        let pool = store::connect_lazy(
+            settings.database_url.expose_secret(),
+            &PoolSettings {
+                max_connections: settings.db_pool_size,
+                ..PoolSettings::default()
+            },
+        )
+        .context("DATABASE_URL is not a usable Postgres URL")?;
+        if let Some(wait) = options.migrate {
+            migrate_with_retry(&pool, wait).await?;
+        }
+        let listener = TcpListener::bind(settings.listen)
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let port = listener.local_addr()?.port();
+        let wake = Arc::new(Notify::new());
+        let state = web::Data::new(AppState {
+            pool: pool.clone(),
+            validator: RequestValidator::new(settings.auth_tokens.clone()),
+            public_base: settings.public_base(),
+            max_body_bytes: settings.max_body_bytes,
+            metrics: telemetry::metrics_handle(),
+            wake: wake.clone(),
+        });
+        let server = run_server(listener, state, settings)?;
+        let shutdown = CancellationToken::new();
+        let workers = (0..options.processors)
+            .map(|_| {
+                let processor =
+                    Processor::new(pool.clone(), options.processor.clone(), wake.clone());
+                tokio::spawn(processor.run(shutdown.child_token()))
+            })
+            .collect();
+        Ok(Application {
+            port,
+            pool,
+            server,
+            shutdown,
+            workers,
+            shutdown_timeout: settings.shutdown_timeout,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// A handle that stops the application gracefully (what SIGTERM does).
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            server: self.server.handle(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+
+    /// Serves until stopped, then drains: in-flight requests first, then the processors' claimed work.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let result = self.server.await;
+        self.shutdown.cancel();
+        let deadline = Instant::now() + self.shutdown_timeout;
+        for worker in self.workers {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if tokio::time::timeout(left, worker).await.is_err() {
+                tracing::warn!("a processor did not finish before the shutdown deadline; its leases will expire");
+            }
+        }
+        self.pool.close().await;
+        tracing::info!("baton stopped");
+        result.context("HTTP server failed")
+    }
+}
+
+/// Stops an [`Application`] gracefully.
+#[derive(Clone)]
+pub struct Stopper {
+    server: ServerHandle,
+    shutdown: CancellationToken,
+}
+
+impl Stopper {
+    pub async fn stop(&self) {
+        tracing::info!("shutting down: no new connections; finishing in-flight work");
+        self.server.stop(true).await;
+        self.shutdown.cancel();
+    }
+}
+
+/// Stops the application on SIGTERM or Ctrl-C.
+pub fn stop_on_signals(stopper: Stopper) {
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        stopper.stop().await;
+    });
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn migrate_with_retry(pool: &PgPool, wait: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + wait;
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match store::migrate(pool).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                let unreachable = matches!(&e, sqlx::migrate::MigrateError::Execute(inner) if store::is_unavailable(inner));
+                if !unreachable || Instant::now() >= deadline {
+                    return Err(e).context("database migrations failed");
+                }
+            }
+        }
+        tracing::warn!(retry_in = ?delay, "database not reachable yet; retrying migrations");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+fn run_server(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    settings: &Settings,
+) -> anyhow::Result<Server> {
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap_fn(edge::record_request_metrics)
+            .wrap_fn(|req, srv| {
+                use actix_web::dev::Service;
+                let request_id = req.extensions().get::<RequestId>().copied();
+                let fut = srv.call(req);
+                async move {
+                    let mut res = fut.await?;
+                    if let Some(id) =
+                        request_id.and_then(|id| HeaderValue::from_str(&id.to_string()).ok())
+                    {
+                        res.headers_mut()
+                            .insert(HeaderName::from_static("x-request-id"), id);
+                    }
+                    Ok(res)
+                }
+            })
+            .wrap(TracingLogger::default())
+            .app_data(state.clone())
+            .configure(edge::configure)
+            .default_service(web::to(edge::not_found))
+    })
+    // Slow clients may not hold a connection open: headers within 5 s.
+    .client_request_timeout(Duration::from_secs(5))
+    .client_disconnect_timeout(Duration::from_secs(1))
+    .keep_alive(Duration::from_secs(75))
+    .shutdown_timeout(settings.shutdown_timeout.as_secs())
+    .disable_signals()
+    .listen(listener)?;
+    if let Some(workers) = settings.http_workers {
+        server = server.workers(workers.max(1));
+    }
+    Ok(server.run())
+}

@@ -1,0 +1,71 @@
+//! Every error the HTTP edge returns, mapped to its status in one place, with a JSON body:
+//! `{"error": {"code": "...", "message": "..."}}`. Messages never echo secrets or signatures.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    #[error("missing X-Twilio-Signature header")]
+    MissingSignature,
+    #[error("X-Twilio-Signature does not match this request")]
+    BadSignature,
+    #[error("request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("unsupported content type {got:?}; this endpoint accepts {expected}")]
+    UnsupportedMediaType { got: String, expected: &'static str },
+    #[error("malformed body: {0}")]
+    Malformed(String),
+    #[error("the event store is unavailable; retry later")]
+    StoreUnavailable,
+    #[error("no route for this method and path")]
+    NotFound,
+    #[error("internal error")]
+    Internal,
+}
+
+impl EdgeError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            EdgeError::MissingSignature => "signature_missing",
+            EdgeError::BadSignature => "signature_invalid",
+            EdgeError::PayloadTooLarge { .. } => "payload_too_large",
+            EdgeError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            EdgeError::Malformed(_) => "malformed_body",
+            EdgeError::StoreUnavailable => "store_unavailable",
+            EdgeError::NotFound => "not_found",
+            EdgeError::Internal => "internal",
+        }
+    }
+}
+
+impl ResponseError for EdgeError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            EdgeError::MissingSignature | EdgeError::BadSignature => StatusCode::FORBIDDEN,
+            EdgeError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            EdgeError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            EdgeError::Malformed(_) => StatusCode::BAD_REQUEST,
+            EdgeError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            EdgeError::NotFound => StatusCode::NOT_FOUND,
+            EdgeError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, EdgeError::StoreUnavailable) {
+            response.insert_header((header::RETRY_AFTER, "5"));
+        }
+        response.json(json!({"error": {"code": self.code(), "message": self.to_string()}}))
+    }
+}
+
+impl From<crate::store::StoreError> for EdgeError {
+    fn from(e: crate::store::StoreError) -> Self {
+        // Whatever went wrong, the event is not stored: never answer 2xx, and let Twilio retry.
+        tracing::error!(error = %e, "could not store event");
+        EdgeError::StoreUnavailable
+    }
+}

@@ -1,0 +1,75 @@
+//! The HTTP edge: routes, signature verification, body limits, and parsing raw Twilio payloads
+//! into typed events. Knows HTTP; knows no business rule.
+
+pub mod error;
+pub mod form;
+pub mod health;
+pub mod parse;
+pub mod signature;
+pub mod webhooks;
+
+use actix_web::dev::Service;
+use actix_web::{web, HttpResponse};
+use metrics_exporter_prometheus::PrometheusHandle;
+use signature::RequestValidator;
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::Notify;
+
+/// What the handlers share.
+pub struct AppState {
+    pub pool: PgPool,
+    pub validator: RequestValidator,
+    /// `BATON_PUBLIC_URL` without a trailing slash.
+    pub public_base: String,
+    pub max_body_bytes: usize,
+    pub metrics: PrometheusHandle,
+    /// Wakes the local processor when an event is stored.
+    pub wake: Arc<Notify>,
+}
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/webhooks/taskrouter", web::post().to(webhooks::taskrouter))
+        .route(
+            "/webhooks/conversations",
+            web::post().to(webhooks::conversations),
+        )
+        .route("/webhooks/events", web::post().to(webhooks::event_streams))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics));
+}
+
+/// JSON 404 for anything unrouted (including a wrong method on a known path).
+pub async fn not_found() -> Result<HttpResponse, error::EdgeError> {
+    Err(error::EdgeError::NotFound)
+}
+
+/// Counts requests by route pattern and status, and times them.
+pub fn record_request_metrics<S, B>(
+    req: actix_web::dev::ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<Output = Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>>
+where
+    S: Service<
+        actix_web::dev::ServiceRequest,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+{
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let started = Instant::now();
+    let fut = srv.call(req);
+    async move {
+        let res = fut.await?;
+        let status = res.status().as_u16().to_string();
+        metrics::counter!("baton_http_requests_total", "route" => route.clone(), "status" => status).increment(1);
+        metrics::histogram!("baton_http_request_duration_seconds", "route" => route)
+            .record(started.elapsed().as_secs_f64());
+        Ok(res)
+    }
+}

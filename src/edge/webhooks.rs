@@ -1,0 +1,267 @@
+//! The webhook routes: signature check, body limits, parsing, then the durable inbox. A 2xx is
+//! sent only after the event is committed.
+
+use super::error::EdgeError;
+use super::form::parse_form;
+use super::parse::{self, ParsedEvent};
+use super::AppState;
+use crate::domain::event::TwilioEvent;
+use crate::store::inbox::NewInboxEvent;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+
+/// Form bodies with more parameters than this are refused (Twilio sends a few dozen).
+const MAX_FORM_PARAMS: usize = 1_000;
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+pub async fn taskrouter(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, EdgeError> {
+    let pairs = signed_form(&req, payload, &state).await?;
+    let event = parse::taskrouter_callback(&pairs, idempotency_token(&req));
+    store(&state, vec![event]).await?;
+    // TaskRouter asks for 204 with a JSON content type.
+    Ok(HttpResponse::NoContent()
+        .content_type("application/json")
+        .finish())
+}
+
+pub async fn conversations(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, EdgeError> {
+    let pairs = signed_form(&req, payload, &state).await?;
+    let event = parse::conversations_webhook(&pairs, idempotency_token(&req));
+    store(&state, vec![event]).await?;
+    // `{}` also means "publish unmodified" should someone point a pre-action hook here.
+    Ok(HttpResponse::Ok().json(serde_json::json!({})))
+}
+
+pub async fn event_streams(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, EdgeError> {
+    require_content_type(
+        &req,
+        &[
+            "application/json",
+            "application/cloudevents-batch+json",
+            "application/cloudevents+json",
+        ],
+        "application/json",
+    )?;
+    let body = read_body(&req, payload, state.max_body_bytes).await?;
+    let url = public_url(&req, &state);
+    let signature = signature(&req, &state)?;
+    if !state.validator.validate_json(&url, &body, signature) {
+        return Err(signature_failure(&req));
+    }
+    let events =
+        parse::event_streams_batch(&body).map_err(|e| EdgeError::Malformed(e.to_string()))?;
+    let received = events.len();
+    let report = store(&state, events).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "received": received,
+        "stored": report.stored,
+        "duplicates": report.duplicates,
+    })))
+}
+
+/// Checks content type, size, form syntax and signature, in that order.
+async fn signed_form(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<Vec<(String, String)>, EdgeError> {
+    require_content_type(req, &[FORM], FORM)?;
+    let body = read_body(req, payload, state.max_body_bytes).await?;
+    let pairs =
+        parse_form(&body, MAX_FORM_PARAMS).map_err(|e| EdgeError::Malformed(e.to_string()))?;
+    let url = public_url(req, state);
+    let signature = signature(req, state)?;
+    if !state.validator.validate_form(&url, &pairs, signature) {
+        return Err(signature_failure(req));
+    }
+    Ok(pairs)
+}
+
+fn require_content_type(
+    req: &HttpRequest,
+    accepted: &[&str],
+    expected: &'static str,
+) -> Result<(), EdgeError> {
+    let raw = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = raw
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if accepted.contains(&essence.as_str()) {
+        Ok(())
+    } else {
+        Err(EdgeError::UnsupportedMediaType {
+            got: raw.chars().take(100).collect(),
+            expected,
+        })
+    }
+}
+
+/// Reads the body, refusing it as soon as it passes `limit` (before reading it all when the
+/// client announces its length).
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, EdgeError> {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(EdgeError::PayloadTooLarge { limit });
+    }
+    let mut body = web::BytesMut::with_capacity(announced.map_or(8 * 1024, |n| n as usize));
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| EdgeError::Malformed(format!("could not read the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(EdgeError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The URL Twilio signed: the configured public base plus the raw path and query as received
+/// (never the Host header, which a proxy rewrites).
+fn public_url(req: &HttpRequest, state: &AppState) -> String {
+    let path_and_query = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    format!("{}{}", state.public_base, path_and_query)
+}
+
+fn signature<'r>(req: &'r HttpRequest, _state: &AppState) -> Result<&'r str, EdgeError> {
+    match req.headers().get("X-Twilio-Signature").map(|v| v.to_str()) {
+        Some(Ok(sig)) if !sig.is_empty() => Ok(sig),
+        _ => Err(signature_failure_missing(req)),
+    }
+}
+
+fn signature_failure(req: &HttpRequest) -> EdgeError {
+    metrics::counter!("baton_signature_failures_total", "route" => route_label(req), "reason" => "mismatch").increment(1);
+    tracing::warn!(
+        path = req.path(),
+        "rejected a request whose X-Twilio-Signature does not match"
+    );
+    EdgeError::BadSignature
+}
+
+fn signature_failure_missing(req: &HttpRequest) -> EdgeError {
+    metrics::counter!("baton_signature_failures_total", "route" => route_label(req), "reason" => "missing").increment(1);
+    tracing::warn!(
+        path = req.path(),
+        "rejected a request without X-Twilio-Signature"
+    );
+    EdgeError::MissingSignature
+}
+
+fn route_label(req: &HttpRequest) -> String {
+    req.match_pattern().unwrap_or_else(|| "unmatched".into())
+}
+
+fn idempotency_token(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get("I-Twilio-Idempotency-Token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= 200)
+        .map(str::to_owned)
+}
+
+/// The inbox row for a parsed event.
+pub fn inbox_row(parsed: &ParsedEvent) -> NewInboxEvent {
+    let identity = parsed.event.identity(parsed.source, &parsed.delivery);
+    let mut row = NewInboxEvent {
+        event_key: identity.key,
+        natural_key: identity.natural_key,
+        source: parsed.source.as_str(),
+        event_type: parsed.event.event_type().map(str::to_owned),
+        resource_type: None,
+        resource_sid: None,
+        account_sid: None,
+        workspace_sid: None,
+        task_sid: None,
+        reservation_sid: None,
+        worker_sid: None,
+        task_queue_sid: None,
+        workflow_sid: None,
+        conversation_sid: None,
+        task_attributes: parsed.task_attributes().cloned(),
+        task_assignment_status: None,
+        event_time_ms: parsed.event.time().map(|t| t.ms),
+        event: serde_json::to_value(&parsed.event).unwrap_or(serde_json::Value::Null),
+        params: parsed.params.clone(),
+        interpret_error: parsed.interpret_error.clone(),
+    };
+    match &parsed.event {
+        TwilioEvent::Taskrouter(e) => {
+            row.resource_type = e.resource_type.clone();
+            row.resource_sid = e.subject_sid().map(str::to_owned);
+            row.account_sid = e.account_sid.clone();
+            row.workspace_sid = e.workspace_sid.clone();
+            row.task_sid = e.task.as_ref().map(|t| t.task_sid.clone());
+            row.task_assignment_status = e.task.as_ref().and_then(|t| t.assignment_status.clone());
+            row.reservation_sid = e.reservation_sid.clone();
+            row.worker_sid = e.worker.as_ref().map(|w| w.worker_sid.clone());
+            row.task_queue_sid = e.task_queue_sid.clone();
+            row.workflow_sid = e.workflow_sid.clone();
+            row.conversation_sid = parsed
+                .task_attributes()
+                .and_then(|a| a.get("conversationSid"))
+                .and_then(|v| v.as_str())
+                .map(str::to_owned);
+        }
+        TwilioEvent::Conversations(e) => {
+            row.resource_type = Some("conversation".into());
+            row.resource_sid = e.conversation_sid.clone();
+            row.account_sid = e.account_sid.clone();
+            row.conversation_sid = e.conversation_sid.clone();
+        }
+        TwilioEvent::Unrecognized { .. } => {}
+    }
+    row
+}
+
+async fn store(
+    state: &AppState,
+    events: Vec<ParsedEvent>,
+) -> Result<crate::store::inbox::InsertReport, EdgeError> {
+    let rows: Vec<NewInboxEvent> = events.iter().map(inbox_row).collect();
+    let report = crate::store::inbox::insert(&state.pool, &rows).await?;
+    for parsed in &events {
+        if parsed.interpret_error.is_some() {
+            metrics::counter!("baton_inbox_flagged_total", "source" => parsed.source.as_str())
+                .increment(1);
+        }
+    }
+    let source = events.first().map_or("none", |e| e.source.as_str());
+    metrics::counter!("baton_inbox_events_total", "source" => source, "outcome" => "stored")
+        .increment(report.stored as u64);
+    metrics::counter!("baton_inbox_events_total", "source" => source, "outcome" => "duplicate")
+        .increment(report.duplicates as u64);
+    if report.stored > 0 {
+        state.wake.notify_one();
+    }
+    Ok(report)
+}

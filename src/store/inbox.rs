@@ -1,0 +1,234 @@
+//! The inbox: every accepted delivery lands here before Twilio gets its 2xx, exactly once per
+//! real event. A processor claims rows with a lease (`FOR UPDATE SKIP LOCKED`) and marks them
+//! processed in the same transaction as their effects.
+
+use super::StoreError;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{PgPool, Postgres, Transaction};
+use std::collections::HashSet;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// One row to insert. Field names are the `inbox_events` column names.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewInboxEvent {
+    pub event_key: String,
+    pub natural_key: Option<String>,
+    pub source: &'static str,
+    pub event_type: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_sid: Option<String>,
+    pub account_sid: Option<String>,
+    pub workspace_sid: Option<String>,
+    pub task_sid: Option<String>,
+    pub reservation_sid: Option<String>,
+    pub worker_sid: Option<String>,
+    pub task_queue_sid: Option<String>,
+    pub workflow_sid: Option<String>,
+    pub conversation_sid: Option<String>,
+    pub task_attributes: Option<Value>,
+    pub task_assignment_status: Option<String>,
+    pub event_time_ms: Option<i64>,
+    pub event: Value,
+    pub params: Value,
+    pub interpret_error: Option<String>,
+}
+
+/// What an insert did with each delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InsertReport {
+    pub stored: usize,
+    pub duplicates: usize,
+}
+
+/// Stores the events in one transaction (one statement). Deliveries of an event already stored —
+/// by event key or natural key, from any source — are skipped and counted as duplicates.
+pub async fn insert(pool: &PgPool, events: &[NewInboxEvent]) -> Result<InsertReport, StoreError> {
+    if events.is_empty() {
+        return Ok(InsertReport {
+            stored: 0,
+            duplicates: 0,
+        });
+    }
+    let rows = serde_json::to_value(events).map_err(|e| StoreError::Decode(e.to_string()))?;
+    let inserted: Vec<String> = sqlx::query_scalar(
+        r#"
+        INSERT INTO inbox_events (
+            event_key, natural_key, source, event_type, resource_type, resource_sid, account_sid,
+            workspace_sid, task_sid, reservation_sid, worker_sid, task_queue_sid, workflow_sid,
+            conversation_sid, task_attributes, task_assignment_status, event_time_ms, event, params,
+            interpret_error)
+        SELECT
+            event_key, natural_key, source, event_type, resource_type, resource_sid, account_sid,
+            workspace_sid, task_sid, reservation_sid, worker_sid, task_queue_sid, workflow_sid,
+            conversation_sid, task_attributes, task_assignment_status, event_time_ms, event, params,
+            interpret_error
+        FROM jsonb_to_recordset($1) AS x(
+            event_key text, natural_key text, source text, event_type text, resource_type text,
+            resource_sid text, account_sid text, workspace_sid text, task_sid text,
+            reservation_sid text, worker_sid text, task_queue_sid text, workflow_sid text,
+            conversation_sid text, task_attributes jsonb, task_assignment_status text,
+            event_time_ms bigint, event jsonb, params jsonb, interpret_error text)
+        ON CONFLICT DO NOTHING
+        RETURNING event_key
+        "#,
+    )
+    .bind(rows)
+    .fetch_all(pool)
+    .await?;
+    Ok(InsertReport {
+        stored: inserted.len(),
+        duplicates: events.len() - inserted.len(),
+    })
+}
+
+/// A claimed inbox row, as the processor needs it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedEvent {
+    pub id: i64,
+    pub event_key: String,
+    pub source: String,
+    pub event: Value,
+    pub task_attributes: Option<Value>,
+    pub event_time_ms: Option<i64>,
+    pub received_at: DateTime<Utc>,
+    pub attempts: i32,
+}
+
+/// Claims up to `limit` unprocessed rows whose lease is free or expired (a crashed processor's
+/// rows come back here), leasing them to `owner` for `lease`.
+pub async fn claim(
+    pool: &PgPool,
+    owner: Uuid,
+    lease: Duration,
+    limit: i64,
+) -> Result<Vec<ClaimedEvent>, StoreError> {
+    let rows = sqlx::query_as::<_, ClaimedEvent>(
+        r#"
+        UPDATE inbox_events e
+        SET lease_owner = $1,
+            lease_expires_at = now() + make_interval(secs => $2),
+            attempts = e.attempts + 1
+        WHERE e.id IN (
+            SELECT id FROM inbox_events
+            WHERE processed_at IS NULL AND dead_at IS NULL
+              AND (lease_expires_at IS NULL OR lease_expires_at < now())
+            ORDER BY id
+            LIMIT $3
+            FOR UPDATE SKIP LOCKED)
+        RETURNING e.id, e.event_key, e.source, e.event, e.task_attributes, e.event_time_ms,
+                  e.received_at, e.attempts
+        "#,
+    )
+    .bind(owner)
+    .bind(lease.as_secs_f64())
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
+}
+
+/// Inside the processing transaction: locks the rows `owner` still holds the lease on and
+/// returns their ids. A row whose lease expired and was re-claimed elsewhere is left out, so
+/// its effects are applied by exactly one processor.
+pub async fn lock_owned(
+    tx: &mut Transaction<'_, Postgres>,
+    owner: Uuid,
+    ids: &[i64],
+) -> Result<HashSet<i64>, StoreError> {
+    let owned: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM inbox_events
+         WHERE id = ANY($1) AND lease_owner = $2 AND processed_at IS NULL
+         ORDER BY id FOR UPDATE",
+    )
+    .bind(ids)
+    .bind(owner)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(owned.into_iter().collect())
+}
+
+/// Marks rows processed (in the transaction that applied their effects). Returns, per row, the
+/// seconds between receipt and processing.
+pub async fn mark_processed(
+    tx: &mut Transaction<'_, Postgres>,
+    owner: Uuid,
+    ids: &[i64],
+) -> Result<Vec<f64>, StoreError> {
+    let lags: Vec<f64> = sqlx::query_scalar(
+        "UPDATE inbox_events
+         SET processed_at = clock_timestamp(), processed_by = $2, lease_owner = NULL,
+             lease_expires_at = NULL, last_error = NULL
+         WHERE id = ANY($1) AND lease_owner = $2
+         RETURNING extract(epoch FROM clock_timestamp() - received_at)::float8",
+    )
+    .bind(ids)
+    .bind(owner)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(lags)
+}
+
+/// Records a failed attempt: the row is retried after `retry_after`, or dead-lettered once it
+/// has had `max_attempts`.
+pub async fn mark_failed(
+    pool: &PgPool,
+    owner: Uuid,
+    id: i64,
+    error: &str,
+    retry_after: Duration,
+    max_attempts: i32,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE inbox_events
+         SET last_error = $3,
+             lease_owner = NULL,
+             lease_expires_at = now() + make_interval(secs => $4),
+             dead_at = CASE WHEN attempts >= $5 THEN now() END
+         WHERE id = $1 AND lease_owner = $2",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(error)
+    .bind(retry_after.as_secs_f64())
+    .bind(max_attempts)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Gives back every lease `owner` holds (graceful shutdown), so other processes take the rows
+/// at once instead of waiting for the leases to expire.
+pub async fn release_leases(pool: &PgPool, owner: Uuid) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE inbox_events SET lease_owner = NULL, lease_expires_at = NULL
+         WHERE lease_owner = $1 AND processed_at IS NULL",
+    )
+    .bind(owner)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Depth of the inbox (rows still to process) and the age of the oldest, for metrics.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct Backlog {
+    pub pending: i64,
+    pub dead: i64,
+    pub oldest_pending_seconds: Option<f64>,
+}
+
+pub async fn backlog(pool: &PgPool) -> Result<Backlog, StoreError> {
+    let row = sqlx::query_as::<_, Backlog>(
+        "SELECT
+            (SELECT count(*) FROM inbox_events WHERE processed_at IS NULL AND dead_at IS NULL) AS pending,
+            (SELECT count(*) FROM inbox_events WHERE dead_at IS NOT NULL) AS dead,
+            (SELECT extract(epoch FROM now() - received_at)::float8 FROM inbox_events
+              WHERE processed_at IS NULL AND dead_at IS NULL ORDER BY id LIMIT 1) AS oldest_pending_seconds",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(row)
+}

@@ -1,0 +1,3 @@
+//! Operator tooling shipped in the `baton` binary.
+
+pub mod loadgen;
