@@ -1,0 +1,91 @@
+//! The `baton` binary: configuration errors are one clear line, and never print secrets.
+
+use std::process::Command;
+
+fn baton(env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .arg("serve")
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .expect("run baton");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const GOOD: &[(&str, &str)] = &[
+    (
+        "DATABASE_URL",
+        "postgres://baton:db-password-xyz@127.0.0.1:1/baton",
+    ),
+    ("BATON_PUBLIC_URL", "https://baton.example.com"),
+    ("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000001"),
+    ("TWILIO_AUTH_TOKEN", "auth-token-should-never-print"),
+    ("TWILIO_WORKSPACE_SID", "WS00000000000000000000000000000001"),
+    ("BATON_OPS_TOKEN", "ops-token-should-never-print"),
+];
+
+fn with(
+    overrides: &[(&'static str, &'static str)],
+    without: &[&str],
+) -> Vec<(&'static str, &'static str)> {
+    let mut env: Vec<(&str, &str)> = GOOD
+        .iter()
+        .copied()
+        .filter(|(k, _)| !without.contains(k))
+        .collect();
+    for (k, v) in overrides {
+        env.retain(|(key, _)| key != k);
+        env.push((k, v));
+    }
+    env
+}
+
+fn assert_one_line(stderr: &str, expected: &str) {
+    assert_eq!(
+        stderr.trim_end(),
+        format!("baton: configuration error: {expected}")
+    );
+    for secret in [
+        "auth-token-should-never-print",
+        "ops-token-should-never-print",
+        "db-password-xyz",
+    ] {
+        assert!(!stderr.contains(secret), "secret printed: {stderr}");
+    }
+}
+
+#[test]
+fn missing_settings_are_named() {
+    let (code, stderr) = baton(&with(&[], &["TWILIO_ACCOUNT_SID"]));
+    assert_eq!(code, Some(2));
+    assert_one_line(&stderr, "TWILIO_ACCOUNT_SID is not set");
+    let (code, stderr) = baton(&[]);
+    assert_eq!(code, Some(2));
+    assert_one_line(&stderr, "DATABASE_URL is not set");
+}
+
+#[test]
+fn malformed_settings_are_named() {
+    let (code, stderr) = baton(&with(
+        &[("TWILIO_WORKSPACE_SID", "WQ00000000000000000000000000000001")],
+        &[],
+    ));
+    assert_eq!(code, Some(2));
+    assert_one_line(
+        &stderr,
+        "TWILIO_WORKSPACE_SID must start with WS (a TaskRouter workspace SID)",
+    );
+    let (_, stderr) = baton(&with(&[("BATON_PUBLIC_URL", "baton.example.com")], &[]));
+    assert_one_line(
+        &stderr,
+        "BATON_PUBLIC_URL is not a valid URL (relative URL without a base)",
+    );
+    let (_, stderr) = baton(&with(&[("BATON_LISTEN", "everywhere")], &[]));
+    assert_one_line(
+        &stderr,
+        "BATON_LISTEN must be an address and port such as 127.0.0.1:8080",
+    );
+}

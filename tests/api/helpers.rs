@@ -1,0 +1,224 @@
+//! `spawn_app`: a baton on port 0 with its own fresh database, and signing helpers.
+
+use baton::app::configuration::{LogFormat, Settings};
+use baton::app::processor::ProcessorConfig;
+use baton::app::startup::{Application, BuildOptions, Stopper};
+use baton::domain::sid::Sid;
+use baton::edge::signature::{body_sha256_hex, compute_signature};
+use baton::tools::loadgen::form_body;
+use secrecy::SecretString;
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+use std::time::Duration;
+
+pub const AUTH_TOKEN: &str = "test-auth-token-0123456789abcdef";
+pub const PUBLIC_BASE: &str = "https://baton.example.test";
+
+pub fn sid(prefix: &str, n: u128) -> String {
+    format!("{prefix}{n:032x}")
+}
+
+/// The server that test databases are created on.
+pub fn server_url() -> String {
+    std::env::var("BATON_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Creates an empty database and returns its URL.
+pub async fn fresh_database() -> String {
+    let server = server_url();
+    let name = format!("baton_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = PgConnection::connect(&server)
+        .await
+        .expect("connect to the test Postgres server");
+    conn.execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
+        .await
+        .expect("create test database");
+    let (base, query) = match server.split_once('?') {
+        Some((b, q)) => (b.to_owned(), format!("?{q}")),
+        None => (server.clone(), String::new()),
+    };
+    let base = base
+        .rsplit_once('/')
+        .map_or(base.clone(), |(b, _)| b.to_owned());
+    format!("{base}/{name}{query}")
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub pool: PgPool,
+    pub client: reqwest::Client,
+    pub stopper: Stopper,
+    pub database_url: String,
+}
+
+pub struct AppOptions {
+    pub processors: usize,
+    pub auth_tokens: Vec<String>,
+    pub database_url: Option<String>,
+    pub migrate: bool,
+    pub max_body_bytes: usize,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            processors: 0,
+            auth_tokens: vec![AUTH_TOKEN.to_owned()],
+            database_url: None,
+            migrate: true,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+pub fn settings(database_url: &str, options: &AppOptions) -> Settings {
+    Settings {
+        database_url: SecretString::from(database_url.to_owned()),
+        db_pool_size: 10,
+        listen: "127.0.0.1:0".parse().expect("listen address"),
+        public_url: url::Url::parse(PUBLIC_BASE).expect("public url"),
+        account_sid: Sid::parse(&sid("AC", 1)).expect("sid"),
+        auth_tokens: options
+            .auth_tokens
+            .iter()
+            .map(|t| SecretString::from(t.clone()))
+            .collect(),
+        workspace_sid: Sid::parse(&sid("WS", 1)).expect("sid"),
+        twilio_api_base_url: None,
+        ops_token: SecretString::from("ops-token-0123456789abcdef".to_owned()),
+        max_body_bytes: options.max_body_bytes,
+        log_format: LogFormat::Text,
+        http_workers: Some(1),
+        processors: options.processors,
+        shutdown_timeout: Duration::from_secs(5),
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(AppOptions::default()).await
+}
+
+pub async fn spawn_app_with(options: AppOptions) -> TestApp {
+    if std::env::var("TEST_LOG").is_ok() {
+        baton::app::telemetry::init_tracing(LogFormat::Text);
+    }
+    let database_url = match &options.database_url {
+        Some(url) => url.clone(),
+        None => fresh_database().await,
+    };
+    let settings = settings(&database_url, &options);
+    let app = Application::build(
+        &settings,
+        BuildOptions {
+            migrate: options.migrate.then(|| Duration::from_secs(10)),
+            processors: options.processors,
+            processor: ProcessorConfig {
+                idle_poll: Duration::from_millis(20),
+                ..ProcessorConfig::default()
+            },
+        },
+    )
+    .await
+    .expect("build the application");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let pool = app.pool().clone();
+    let stopper = app.stopper();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        pool,
+        client: reqwest::Client::new(),
+        stopper,
+        database_url,
+    }
+}
+
+pub fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+impl TestApp {
+    /// Posts a form signed as Twilio would sign it for `path` on the public URL.
+    pub async fn post_signed_form(
+        &self,
+        path: &str,
+        params: &[(String, String)],
+    ) -> reqwest::Response {
+        let signature = compute_signature(AUTH_TOKEN, &format!("{PUBLIC_BASE}{path}"), params);
+        self.post_form(path, params, Some(&signature)).await
+    }
+
+    pub async fn post_form(
+        &self,
+        path: &str,
+        params: &[(String, String)],
+        signature: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(form_body(params));
+        if let Some(sig) = signature {
+            req = req.header("X-Twilio-Signature", sig);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    /// Posts an Event Streams batch, signed with `bodySHA256` in the query.
+    pub async fn post_signed_events(&self, body: &str) -> reqwest::Response {
+        let path = format!(
+            "/webhooks/events?bodySHA256={}",
+            body_sha256_hex(body.as_bytes())
+        );
+        let signature = compute_signature(AUTH_TOKEN, &format!("{PUBLIC_BASE}{path}"), &[]);
+        self.client
+            .post(format!("{}{path}", self.address))
+            .header("Content-Type", "application/json")
+            .header("X-Twilio-Signature", signature)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn inbox_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM inbox_events")
+            .fetch_one(&self.pool)
+            .await
+            .expect("count inbox")
+    }
+}
+
+/// A TaskRouter callback as Twilio sends it.
+pub fn task_callback(event_type: &str, task: &str, status: &str, ms: i64) -> Vec<(String, String)> {
+    let mut p = pairs(&[
+        ("AccountSid", &sid("AC", 1)),
+        ("WorkspaceSid", &sid("WS", 1)),
+        ("WorkspaceName", "Flex Task Assignment"),
+        ("EventType", event_type),
+        ("EventDescription", &format!("{event_type} for {task}")),
+        ("ResourceType", "task"),
+        ("ResourceSid", task),
+        ("TaskSid", task),
+        ("TaskAssignmentStatus", status),
+        (
+            "TaskAttributes",
+            r#"{"conversationSid":"CH00000000000000000000000000000001","channelType":"sms"}"#,
+        ),
+        ("WorkflowSid", &sid("WW", 1)),
+        ("Timestamp", &(ms / 1000).to_string()),
+        ("TimestampMs", &ms.to_string()),
+    ]);
+    if event_type.starts_with("reservation.") {
+        p.extend(pairs(&[
+            ("ReservationSid", &sid("WR", 1)),
+            ("WorkerSid", &sid("WK", 1)),
+            ("WorkerActivitySid", &sid("WA", ms as u128)),
+            ("TaskQueueSid", &sid("WQ", 1)),
+        ]));
+    }
+    p
+}

@@ -1,0 +1,6 @@
+//! HTTP-level and database-level tests against a real Postgres (one fresh database per test).
+
+mod cli;
+mod helpers;
+mod ingest;
+mod processor;

@@ -1,0 +1,245 @@
+//! The inbox processor against a real database: facts converge whatever the delivery order,
+//! each event is applied exactly once across processors, and expired leases are reclaimed.
+
+use crate::helpers::*;
+use baton::app::processor::{Processor, ProcessorConfig};
+use baton::domain::facts::{ReservationFact, TaskFact, WorkerFact};
+use baton::edge::parse::taskrouter_callback;
+use baton::edge::webhooks::inbox_row;
+use baton::store::{self, inbox::NewInboxEvent};
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+fn processor(pool: &PgPool, batch_size: i64) -> Processor {
+    Processor::new(
+        pool.clone(),
+        ProcessorConfig {
+            batch_size,
+            lease: Duration::from_secs(30),
+            idle_poll: Duration::from_millis(10),
+            max_attempts: 5,
+        },
+        Arc::new(Notify::new()),
+    )
+}
+
+fn row(params: &[(String, String)]) -> NewInboxEvent {
+    inbox_row(&taskrouter_callback(params, None))
+}
+
+async fn drain(p: &Processor) -> usize {
+    let mut total = 0;
+    loop {
+        let n = p.run_once().await.expect("processing succeeds");
+        if n == 0 {
+            return total;
+        }
+        total += n;
+    }
+}
+
+fn lifecycle(task: &str) -> Vec<Vec<(String, String)>> {
+    let base = 1_763_600_000_000;
+    vec![
+        task_callback("task.created", task, "pending", base),
+        task_callback("reservation.created", task, "reserved", base + 100),
+        task_callback("reservation.accepted", task, "assigned", base + 200),
+        task_callback("task.wrapup", task, "wrapping", base + 300),
+        task_callback("reservation.wrapup", task, "wrapping", base + 300),
+        task_callback("task.completed", task, "completed", base + 400),
+        task_callback("reservation.completed", task, "completed", base + 400),
+    ]
+}
+
+#[tokio::test]
+async fn reversed_delivery_converges_to_the_latest_state() {
+    let app = spawn_app().await;
+    let task = sid("WT", 21);
+    let mut events = lifecycle(&task);
+    events.reverse();
+    // Delivered newest first, one processing pass per delivery: the worst order for naive updates.
+    let p = processor(&app.pool, 100);
+    for params in &events {
+        assert_eq!(
+            app.post_signed_form("/webhooks/taskrouter", params)
+                .await
+                .status(),
+            204
+        );
+        drain(&p).await;
+    }
+    let t: TaskFact = store::facts::fetch(&app.pool, &task)
+        .await
+        .unwrap()
+        .expect("task fact");
+    assert_eq!(t.assignment_status.as_deref(), Some("completed"));
+    assert_eq!(t.last_event_type.as_deref(), Some("task.completed"));
+    assert_eq!(t.event_count, 7);
+    assert_eq!(t.first_event_ms, Some(1_763_600_000_000));
+    assert_eq!(t.task_queue_sid.as_deref(), Some(sid("WQ", 1).as_str()));
+    let r: ReservationFact = store::facts::fetch(&app.pool, &sid("WR", 1))
+        .await
+        .unwrap()
+        .expect("reservation");
+    assert_eq!(r.status.as_deref(), Some("completed"));
+    assert_eq!(r.task_sid.as_deref(), Some(task.as_str()));
+    let w: WorkerFact = store::facts::fetch(&app.pool, &sid("WK", 1))
+        .await
+        .unwrap()
+        .expect("worker");
+    assert_eq!(w.activity_sid, Some(sid("WA", 1_763_600_000_400)));
+    let unprocessed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM inbox_events WHERE processed_at IS NULL")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(unprocessed, 0);
+}
+
+#[tokio::test]
+async fn a_running_server_processes_what_it_stores() {
+    let app = spawn_app_with(AppOptions {
+        processors: 1,
+        ..AppOptions::default()
+    })
+    .await;
+    let task = sid("WT", 22);
+    for params in lifecycle(&task) {
+        assert_eq!(
+            app.post_signed_form("/webhooks/taskrouter", &params)
+                .await
+                .status(),
+            204
+        );
+    }
+    let mut fact: Option<TaskFact> = None;
+    for _ in 0..200 {
+        fact = store::facts::fetch(&app.pool, &task).await.unwrap();
+        if fact.as_ref().is_some_and(|f| f.event_count == 7) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let fact = fact.expect("the processor recorded the task");
+    assert_eq!(fact.event_count, 7);
+    assert_eq!(fact.assignment_status.as_deref(), Some("completed"));
+    app.stopper.stop().await;
+}
+
+#[tokio::test]
+async fn two_processors_process_ten_thousand_events_exactly_once() {
+    let app = spawn_app().await;
+    let rows: Vec<NewInboxEvent> = (0..10_000u128)
+        .map(|i| {
+            let task = sid("WT", i % 250);
+            let mut params = task_callback(
+                "task.updated",
+                &task,
+                "assigned",
+                1_763_600_000_000 + i as i64,
+            );
+            params.push(("Sid".into(), sid("EV", i)));
+            row(&params)
+        })
+        .collect();
+    for chunk in rows.chunks(1000) {
+        let report = store::inbox::insert(&app.pool, chunk).await.unwrap();
+        assert_eq!(report.stored, chunk.len());
+    }
+    // Two processes: separate pools on the same database.
+    let other_pool =
+        store::connect_lazy(&app.database_url, &store::PoolSettings::default()).unwrap();
+    let a = processor(&app.pool, 100);
+    let b = processor(&other_pool, 100);
+    let (na, nb) = tokio::join!(drain(&a), drain(&b));
+    assert_eq!(
+        na + nb,
+        10_000,
+        "every event was claimed once in total ({na} + {nb})"
+    );
+    assert!(na > 0 && nb > 0, "both processors worked ({na}, {nb})");
+    let (processed, by_a, by_b): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE processed_at IS NOT NULL),
+                count(*) FILTER (WHERE processed_by = $1),
+                count(*) FILTER (WHERE processed_by = $2)
+         FROM inbox_events",
+    )
+    .bind(a.id())
+    .bind(b.id())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(processed, 10_000);
+    assert_eq!(by_a + by_b, 10_000);
+    // Each application increments event_count once: a double application would show here.
+    let (applied, tasks): (i64, i64) =
+        sqlx::query_as("SELECT sum(event_count)::bigint, count(*) FROM tasks")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(applied, 10_000);
+    assert_eq!(tasks, 250);
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_reclaimed_and_the_old_owner_cannot_finish() {
+    let app = spawn_app().await;
+    let task = sid("WT", 23);
+    let rows: Vec<NewInboxEvent> = lifecycle(&task).iter().map(|p| row(p)).collect();
+    store::inbox::insert(&app.pool, &rows).await.unwrap();
+    // A processor that claims and then "crashes".
+    let crashed = uuid::Uuid::new_v4();
+    let claimed = store::inbox::claim(&app.pool, crashed, Duration::from_millis(200), 100)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 7);
+    let healthy = processor(&app.pool, 100);
+    assert_eq!(
+        healthy.run_once().await.unwrap(),
+        0,
+        "leased rows are not taken early"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(drain(&healthy).await, 7);
+    // The crashed owner comes back: it no longer owns anything.
+    let mut tx = app.pool.begin().await.unwrap();
+    let ids: Vec<i64> = claimed.iter().map(|c| c.id).collect();
+    let owned = store::inbox::lock_owned(&mut tx, crashed, &ids)
+        .await
+        .unwrap();
+    assert!(owned.is_empty());
+    let t: TaskFact = store::facts::fetch(&app.pool, &task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.event_count, 7);
+    let attempts: Vec<i32> = sqlx::query_scalar("SELECT attempts FROM inbox_events ORDER BY id")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(attempts, vec![2; 7]);
+}
+
+#[tokio::test]
+async fn released_leases_are_claimable_at_once() {
+    let app = spawn_app().await;
+    let rows: Vec<NewInboxEvent> = lifecycle(&sid("WT", 24)).iter().map(|p| row(p)).collect();
+    store::inbox::insert(&app.pool, &rows).await.unwrap();
+    let owner = uuid::Uuid::new_v4();
+    assert_eq!(
+        store::inbox::claim(&app.pool, owner, Duration::from_secs(600), 100)
+            .await
+            .unwrap()
+            .len(),
+        7
+    );
+    assert_eq!(
+        store::inbox::release_leases(&app.pool, owner)
+            .await
+            .unwrap(),
+        7
+    );
+    assert_eq!(drain(&processor(&app.pool, 100)).await, 7);
+}
