@@ -38,12 +38,54 @@ async fn taskrouter_callback_is_stored_once_after_three_deliveries() {
     }
     let row: StoredRow = sqlx::query_as(
         "SELECT event_key, source, event_type, task_sid, event_time_ms, task_attributes, params,
-                interpret_error, conversation_sid
-         FROM inbox_events",
+                    interpret_error, conversation_sid
+             FROM inbox_events",
     )
     .fetch_one(&app.pool)
     .await
     .expect("exactly one row");
+    assert_eq!(app.inbox_count().await, 1);
+    assert_eq!(row.event_key, format!("tr:sid:{}", sid("EV", 7)));
+    assert_eq!(row.source, "taskrouter_callback");
+    assert_eq!(row.event_type.as_deref(), Some("task.created"));
+    assert_eq!(row.task_sid.as_deref(), Some(task.as_str()));
+    assert_eq!(row.event_time_ms, Some(1_700_000_000_123));
+    assert_eq!(row.task_attributes["channelType"], "sms");
+    assert_eq!(row.params["EventType"], "task.created");
+    assert_eq!(row.interpret_error, None);
+    assert_eq!(
+        row.conversation_sid.as_deref(),
+        Some("CH00000000000000000000000000000001")
+    );
+}
+
+#[tokio::test]
+async fn conversations_webhook_is_stored_once_after_three_deliveries() {
+    let app = spawn_app().await;
+    let params = pairs(&[
+        ("AccountSid", &sid("AC", 1)),
+        ("EventType", "onConversationStateUpdated"),
+        ("ChatServiceSid", &sid("IS", 1)),
+        ("ConversationSid", &sid("CH", 3)),
+        ("StateFrom", "active"),
+        ("StateTo", "closed"),
+        ("Reason", "API"),
+        ("StateUpdated", "2026-11-20T10:00:00.000Z"),
+        ("Source", "API"),
+        ("ClientIdentity", ""),
+    ]);
+    for _ in 0..3 {
+        let res = app
+            .post_signed_form("/webhooks/conversations", &params)
+            .await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.json::<Value>().await.unwrap(), serde_json::json!({}));
+    }
+    let (key, conversation, event): (String, Option<String>, Value) =
+        sqlx::query_as("SELECT event_key, conversation_sid, event FROM inbox_events")
+            .fetch_one(&app.pool)
+            .await
+            .expect("exactly one row");
     assert_eq!(app.inbox_count().await, 1);
     assert!(key.starts_with("conversations_webhook:sha256:"), "{key}");
     assert_eq!(conversation, Some(sid("CH", 3)));
