@@ -64,8 +64,11 @@ pub struct ServeArgs {
     #[arg(long, env = "BATON_HTTP_WORKERS")]
     pub http_workers: Option<usize>,
     /// Inbox processors in this process.
-    #[arg(long, env = "BATON_PROCESSORS", default_value_t = 1)]
+    #[arg(long, env = "BATON_PROCESSORS", default_value_t = 2)]
     pub processors: usize,
+    /// Concurrent inbox insert statements (deliveries arriving meanwhile are group-committed).
+    #[arg(long, env = "BATON_INGEST_WRITERS", default_value_t = 2)]
+    pub ingest_writers: usize,
     /// Seconds to finish in-flight requests and claimed work after SIGTERM.
     #[arg(long, env = "BATON_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,
@@ -96,6 +99,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub http_workers: Option<usize>,
     pub processors: usize,
+    pub ingest_writers: usize,
     pub shutdown_timeout: Duration,
 }
 
@@ -203,6 +207,12 @@ impl Settings {
                 reason: "must be at least 1024".into(),
             });
         }
+        if args.ingest_writers == 0 || args.ingest_writers > 64 {
+            return Err(ConfigError::Invalid {
+                name: "BATON_INGEST_WRITERS",
+                reason: "must be between 1 and 64".into(),
+            });
+        }
         if args.processors > 64 {
             return Err(ConfigError::Invalid {
                 name: "BATON_PROCESSORS",
@@ -223,6 +233,7 @@ impl Settings {
             log_format: args.log_format,
             http_workers: args.http_workers,
             processors: args.processors,
+            ingest_writers: args.ingest_writers,
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
         })
     }

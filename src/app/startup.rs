@@ -5,6 +5,7 @@ use super::configuration::Settings;
 use super::processor::{Processor, ProcessorConfig};
 use super::telemetry;
 use crate::edge::{self, signature::RequestValidator, AppState};
+use crate::store::writer::{InboxWriter, WriterConfig};
 use crate::store::{self, PoolSettings};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -68,6 +69,13 @@ impl Application {
         let wake = Arc::new(Notify::new());
         let state = web::Data::new(AppState {
             pool: pool.clone(),
+            inbox: InboxWriter::start(
+                pool.clone(),
+                WriterConfig {
+                    writers: settings.ingest_writers,
+                    ..WriterConfig::default()
+                },
+            ),
             validator: RequestValidator::new(settings.auth_tokens.clone()),
             public_base: settings.public_base(),
             max_body_bytes: settings.max_body_bytes,

@@ -359,8 +359,9 @@ pub struct DeliveryIdentity {
     pub cloud_event_id: Option<String>,
     /// `I-Twilio-Idempotency-Token`, when Twilio sent one.
     pub idempotency_token: Option<String>,
-    /// Hex SHA-256 of the canonical content (sorted form params, or the CloudEvent JSON).
-    pub content_hash: String,
+    /// Hex SHA-256 of the canonical content (sorted form params, or the CloudEvent JSON). Only
+    /// needed when the event has no identity of its own ([`TwilioEvent::has_own_identity`]).
+    pub content_hash: Option<String>,
 }
 
 /// The identity of one real event. `key` is unique per event; `natural_key`, when present, is a
@@ -372,6 +373,32 @@ pub struct EventIdentity {
 }
 
 impl TwilioEvent {
+    /// The natural key of a TaskRouter event whose time has millisecond precision.
+    fn natural_key(&self) -> Option<String> {
+        match self {
+            TwilioEvent::Taskrouter(e) => match (e.subject_sid(), e.time) {
+                (Some(subject), Some(t)) if t.millisecond_precision => {
+                    Some(format!("tr:{}:{}:{}", e.event_type, subject, t.ms))
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn event_sid(&self) -> Option<&str> {
+        match self {
+            TwilioEvent::Taskrouter(e) => e.event_sid.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Whether the event identifies itself (event SID or natural key), so no delivery hint or
+    /// content hash is needed.
+    pub fn has_own_identity(&self) -> bool {
+        self.event_sid().is_some() || self.natural_key().is_some()
+    }
+
     /// The event identity (documented in the README, "Event identity"):
     /// - TaskRouter events, from any source: `tr:sid:{EventSid}` when the event SID is known; the
     ///   natural key `tr:{type}:{subject sid}:{ms}` whenever the time has millisecond precision
@@ -380,19 +407,8 @@ impl TwilioEvent {
     ///   (`{source}:idem:{token}`), else a hash of the canonical signed content
     ///   (`{source}:sha256:{hex}`).
     pub fn identity(&self, source: Source, delivery: &DeliveryIdentity) -> EventIdentity {
-        let natural_key = match self {
-            TwilioEvent::Taskrouter(e) => match (e.subject_sid(), e.time) {
-                (Some(subject), Some(t)) if t.millisecond_precision => {
-                    Some(format!("tr:{}:{}:{}", e.event_type, subject, t.ms))
-                }
-                _ => None,
-            },
-            _ => None,
-        };
-        let event_sid = match self {
-            TwilioEvent::Taskrouter(e) => e.event_sid.as_deref(),
-            _ => None,
-        };
+        let natural_key = self.natural_key();
+        let event_sid = self.event_sid();
         let key = if let Some(sid) = event_sid {
             format!("tr:sid:{sid}")
         } else if let Some(natural) = &natural_key {
@@ -402,7 +418,8 @@ impl TwilioEvent {
         } else if let Some(token) = &delivery.idempotency_token {
             format!("{}:idem:{token}", source.as_str())
         } else {
-            format!("{}:sha256:{}", source.as_str(), delivery.content_hash)
+            let hash = delivery.content_hash.as_deref().unwrap_or("none");
+            format!("{}:sha256:{hash}", source.as_str())
         };
         EventIdentity { key, natural_key }
     }
@@ -441,7 +458,7 @@ mod tests {
         DeliveryIdentity {
             cloud_event_id: ce.map(str::to_owned),
             idempotency_token: idem.map(str::to_owned),
-            content_hash: "abc".into(),
+            content_hash: Some("abc".into()),
         }
     }
 

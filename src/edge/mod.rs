@@ -8,6 +8,7 @@ pub mod parse;
 pub mod signature;
 pub mod webhooks;
 
+use crate::store::writer::InboxWriter;
 use actix_web::dev::Service;
 use actix_web::{web, HttpResponse};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -20,6 +21,8 @@ use tokio::sync::Notify;
 /// What the handlers share.
 pub struct AppState {
     pub pool: PgPool,
+    /// Group-commits accepted deliveries into the inbox.
+    pub inbox: InboxWriter,
     pub validator: RequestValidator,
     /// `BATON_PUBLIC_URL` without a trailing slash.
     pub public_base: String,

@@ -5,17 +5,20 @@ use crate::domain::event::{
     ConversationsEvent, ConversationsEventType, DeliveryIdentity, EventTime, Source,
     TaskRouterEvent, TaskRouterEventType, TaskSnapshot, TwilioEvent, WorkerSnapshot,
 };
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 /// A typed event with everything the inbox stores about it.
 #[derive(Debug, Clone)]
 pub struct ParsedEvent {
     pub source: Source,
     pub event: TwilioEvent,
-    /// The raw parameters: form pairs as an object (repeated keys become arrays), or the
-    /// CloudEvent object.
-    pub params: Value,
+    /// The raw parameters, serialized: form pairs as an object (repeated keys become arrays),
+    /// or the CloudEvent object.
+    pub params: Box<RawValue>,
     pub delivery: DeliveryIdentity,
     /// Why baton could not fully interpret this signed event (stored and flagged, not refused).
     pub interpret_error: Option<String>,
@@ -41,22 +44,38 @@ pub enum BodyError {
     TooManyEvents(usize, usize),
 }
 
+/// Serializes a value that cannot fail to serialize (maps with string keys, our own types).
+pub fn to_raw<T: Serialize + ?Sized>(value: &T) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value).unwrap_or_else(|_| {
+        // Unreachable for the types baton serializes; keep a valid JSON value regardless.
+        RawValue::from_string("null".to_owned()).unwrap_or_default()
+    })
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OneOrMany<'a> {
+    One(&'a str),
+    Many(Vec<&'a str>),
+}
+
 /// Form pairs as one lookup object; repeated keys become arrays (in arrival order).
-pub fn params_object(pairs: &[(String, String)]) -> Value {
-    let mut map = Map::new();
+pub fn params_object(pairs: &[(String, String)]) -> Box<RawValue> {
+    let mut map: BTreeMap<&str, OneOrMany<'_>> = BTreeMap::new();
     for (k, v) in pairs {
-        match map.get_mut(k) {
+        match map.get_mut(k.as_str()) {
             None => {
-                map.insert(k.clone(), Value::String(v.clone()));
+                map.insert(k, OneOrMany::One(v));
             }
-            Some(Value::Array(values)) => values.push(Value::String(v.clone())),
-            Some(existing) => {
-                let first = existing.take();
-                *existing = Value::Array(vec![first, Value::String(v.clone())]);
+            Some(OneOrMany::Many(values)) => values.push(v),
+            Some(slot @ OneOrMany::One(_)) => {
+                if let OneOrMany::One(first) = slot {
+                    *slot = OneOrMany::Many(vec![first, v]);
+                }
             }
         }
     }
-    Value::Object(map)
+    to_raw(&map)
 }
 
 /// Hex SHA-256 over the canonical form content: pairs sorted by key then value, each written as
@@ -66,9 +85,9 @@ pub fn form_content_hash(pairs: &[(String, String)]) -> String {
     sorted.sort();
     let mut hasher = Sha256::new();
     for (k, v) in sorted {
-        hasher.update(format!("{}:", k.len()));
+        hasher.update((k.len() as u64).to_be_bytes());
         hasher.update(k.as_bytes());
-        hasher.update(format!("{}:", v.len()));
+        hasher.update((v.len() as u64).to_be_bytes());
         hasher.update(v.as_bytes());
     }
     hex::encode(hasher.finalize())
@@ -311,7 +330,7 @@ fn taskrouter_event(
 fn finish(
     source: Source,
     event: TwilioEvent,
-    params: Value,
+    params: Box<RawValue>,
     delivery: DeliveryIdentity,
     errors: Vec<String>,
 ) -> ParsedEvent {
@@ -355,8 +374,9 @@ pub fn taskrouter_callback(
     };
     let delivery = DeliveryIdentity {
         cloud_event_id: None,
+        content_hash: (!event.has_own_identity() && idempotency_token.is_none())
+            .then(|| form_content_hash(pairs)),
         idempotency_token,
-        content_hash: form_content_hash(pairs),
     };
     finish(
         Source::TaskrouterCallback,
@@ -416,8 +436,10 @@ pub fn conversations_webhook(
     };
     let delivery = DeliveryIdentity {
         cloud_event_id: None,
+        content_hash: idempotency_token
+            .is_none()
+            .then(|| form_content_hash(pairs)),
         idempotency_token,
-        content_hash: form_content_hash(pairs),
     };
     finish(
         Source::ConversationsWebhook,
@@ -507,7 +529,7 @@ fn cloud_event(mut item: Value) -> ParsedEvent {
     if replace_nul(&mut item) {
         errors.push("NUL characters were replaced with U+FFFD".into());
     }
-    let content_hash = hex::encode(Sha256::digest(item.to_string().as_bytes()));
+    let content_hash = Some(hex::encode(Sha256::digest(item.to_string().as_bytes())));
     let Value::Object(envelope) = &item else {
         errors.push("a batch element is not a JSON object".into());
         let delivery = DeliveryIdentity {
@@ -518,7 +540,7 @@ fn cloud_event(mut item: Value) -> ParsedEvent {
         return finish(
             Source::EventStreams,
             TwilioEvent::Unrecognized { event_type: None },
-            item,
+            to_raw(&item),
             delivery,
             errors,
         );
@@ -609,7 +631,7 @@ fn cloud_event(mut item: Value) -> ParsedEvent {
         idempotency_token: None,
         content_hash,
     };
-    finish(Source::EventStreams, event, item, delivery, errors)
+    finish(Source::EventStreams, event, to_raw(&item), delivery, errors)
 }
 
 #[cfg(test)]
@@ -655,7 +677,8 @@ mod tests {
             task.attributes,
             Some(serde_json::json!({"conversationSid": "CH1"}))
         );
-        assert_eq!(parsed.params["TaskSid"], WT);
+        let params: Value = serde_json::from_str(parsed.params.get()).unwrap();
+        assert_eq!(params["TaskSid"], WT);
     }
 
     #[test]
@@ -708,10 +731,8 @@ mod tests {
     #[test]
     fn repeated_form_keys_become_arrays() {
         let p = pairs(&[("A", "1"), ("B", "2"), ("A", "3")]);
-        assert_eq!(
-            params_object(&p),
-            serde_json::json!({"A": ["1", "3"], "B": "2"})
-        );
+        let params: Value = serde_json::from_str(params_object(&p).get()).unwrap();
+        assert_eq!(params, serde_json::json!({"A": ["1", "3"], "B": "2"}));
     }
 
     #[test]
@@ -804,7 +825,8 @@ mod tests {
             br#"[{"id":"CE3","type":"com.example.x","data":{"a\u0000":"b\u0000"}}]"#,
         )
         .unwrap();
-        assert_eq!(batch[0].params["data"]["a\u{FFFD}"], "b\u{FFFD}");
+        let params: Value = serde_json::from_str(batch[0].params.get()).unwrap();
+        assert_eq!(params["data"]["a\u{FFFD}"], "b\u{FFFD}");
         assert!(batch[0]
             .interpret_error
             .as_deref()

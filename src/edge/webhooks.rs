@@ -207,10 +207,10 @@ pub fn inbox_row(parsed: &ParsedEvent) -> NewInboxEvent {
         task_queue_sid: None,
         workflow_sid: None,
         conversation_sid: None,
-        task_attributes: parsed.task_attributes().cloned(),
+        task_attributes: parsed.task_attributes().map(parse::to_raw),
         task_assignment_status: None,
         event_time_ms: parsed.event.time().map(|t| t.ms),
-        event: serde_json::to_value(&parsed.event).unwrap_or(serde_json::Value::Null),
+        event: parse::to_raw(&parsed.event),
         params: parsed.params.clone(),
         interpret_error: parsed.interpret_error.clone(),
     };
@@ -248,7 +248,7 @@ async fn store(
     events: Vec<ParsedEvent>,
 ) -> Result<crate::store::inbox::InsertReport, EdgeError> {
     let rows: Vec<NewInboxEvent> = events.iter().map(inbox_row).collect();
-    let report = crate::store::inbox::insert(&state.pool, &rows).await?;
+    let report = state.inbox.insert(rows).await?;
     for parsed in &events {
         if parsed.interpret_error.is_some() {
             metrics::counter!("baton_inbox_flagged_total", "source" => parsed.source.as_str())

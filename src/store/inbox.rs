@@ -1,10 +1,12 @@
 //! The inbox: every accepted delivery lands here before Twilio gets its 2xx, exactly once per
-//! real event. A processor claims rows with a lease (`FOR UPDATE SKIP LOCKED`) and marks them
-//! processed in the same transaction as their effects.
+//! real event. `inbox_events` rows are written once and never updated; each has a narrow
+//! `inbox_progress` row that a processor claims with a lease (`FOR UPDATE SKIP LOCKED`) and
+//! marks processed in the same transaction as the event's effects.
 
 use super::StoreError;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use sqlx::{PgPool, Postgres, Transaction};
 use std::collections::HashSet;
@@ -28,11 +30,13 @@ pub struct NewInboxEvent {
     pub task_queue_sid: Option<String>,
     pub workflow_sid: Option<String>,
     pub conversation_sid: Option<String>,
-    pub task_attributes: Option<Value>,
+    pub task_attributes: Option<Box<RawValue>>,
     pub task_assignment_status: Option<String>,
     pub event_time_ms: Option<i64>,
-    pub event: Value,
-    pub params: Value,
+    /// The typed event, serialized.
+    pub event: Box<RawValue>,
+    /// The raw parameters, serialized.
+    pub params: Box<RawValue>,
     pub interpret_error: Option<String>,
 }
 
@@ -46,15 +50,26 @@ pub struct InsertReport {
 /// Stores the events in one transaction (one statement). Deliveries of an event already stored —
 /// by event key or natural key, from any source — are skipped and counted as duplicates.
 pub async fn insert(pool: &PgPool, events: &[NewInboxEvent]) -> Result<InsertReport, StoreError> {
+    let inserted = insert_returning_keys(pool, events).await?;
+    Ok(InsertReport {
+        stored: inserted.len(),
+        duplicates: events.len() - inserted.len(),
+    })
+}
+
+/// Like [`insert`], returning the event keys this statement stored.
+pub async fn insert_returning_keys(
+    pool: &PgPool,
+    events: &[NewInboxEvent],
+) -> Result<Vec<String>, StoreError> {
     if events.is_empty() {
-        return Ok(InsertReport {
-            stored: 0,
-            duplicates: 0,
-        });
+        return Ok(Vec::new());
     }
-    let rows = serde_json::to_value(events).map_err(|e| StoreError::Decode(e.to_string()))?;
+    // One JSON document for the whole batch: one parameter, one statement, one commit.
+    let rows = serde_json::to_string(events).map_err(|e| StoreError::Decode(e.to_string()))?;
     let inserted: Vec<String> = sqlx::query_scalar(
         r#"
+        WITH stored AS (
         INSERT INTO inbox_events (
             event_key, natural_key, source, event_type, resource_type, resource_sid, account_sid,
             workspace_sid, task_sid, reservation_sid, worker_sid, task_queue_sid, workflow_sid,
@@ -65,23 +80,22 @@ pub async fn insert(pool: &PgPool, events: &[NewInboxEvent]) -> Result<InsertRep
             workspace_sid, task_sid, reservation_sid, worker_sid, task_queue_sid, workflow_sid,
             conversation_sid, task_attributes, task_assignment_status, event_time_ms, event, params,
             interpret_error
-        FROM jsonb_to_recordset($1) AS x(
+        FROM jsonb_to_recordset($1::jsonb) AS x(
             event_key text, natural_key text, source text, event_type text, resource_type text,
             resource_sid text, account_sid text, workspace_sid text, task_sid text,
             reservation_sid text, worker_sid text, task_queue_sid text, workflow_sid text,
             conversation_sid text, task_attributes jsonb, task_assignment_status text,
             event_time_ms bigint, event jsonb, params jsonb, interpret_error text)
         ON CONFLICT DO NOTHING
-        RETURNING event_key
+        RETURNING id, event_key),
+        progress AS (INSERT INTO inbox_progress (event_id) SELECT id FROM stored)
+        SELECT event_key FROM stored
         "#,
     )
     .bind(rows)
     .fetch_all(pool)
     .await?;
-    Ok(InsertReport {
-        stored: inserted.len(),
-        duplicates: events.len() - inserted.len(),
-    })
+    Ok(inserted)
 }
 
 /// A claimed inbox row, as the processor needs it.
@@ -107,19 +121,23 @@ pub async fn claim(
 ) -> Result<Vec<ClaimedEvent>, StoreError> {
     let rows = sqlx::query_as::<_, ClaimedEvent>(
         r#"
-        UPDATE inbox_events e
-        SET lease_owner = $1,
-            lease_expires_at = now() + make_interval(secs => $2),
-            attempts = e.attempts + 1
-        WHERE e.id IN (
-            SELECT id FROM inbox_events
-            WHERE processed_at IS NULL AND dead_at IS NULL
-              AND (lease_expires_at IS NULL OR lease_expires_at < now())
-            ORDER BY id
-            LIMIT $3
-            FOR UPDATE SKIP LOCKED)
-        RETURNING e.id, e.event_key, e.source, e.event, e.task_attributes, e.event_time_ms,
-                  e.received_at, e.attempts
+        WITH claimed AS (
+            UPDATE inbox_progress p
+            SET lease_owner = $1,
+                lease_expires_at = now() + make_interval(secs => $2),
+                attempts = p.attempts + 1
+            WHERE p.event_id IN (
+                SELECT event_id FROM inbox_progress
+                WHERE processed_at IS NULL AND dead_at IS NULL
+                  AND (lease_expires_at IS NULL OR lease_expires_at < now())
+                ORDER BY event_id
+                LIMIT $3
+                FOR UPDATE SKIP LOCKED)
+            RETURNING p.event_id, p.attempts)
+        SELECT e.id, e.event_key, e.source, e.event, e.task_attributes, e.event_time_ms,
+               e.received_at, c.attempts
+        FROM claimed c JOIN inbox_events e ON e.id = c.event_id
+        ORDER BY e.id
         "#,
     )
     .bind(owner)
@@ -139,9 +157,9 @@ pub async fn lock_owned(
     ids: &[i64],
 ) -> Result<HashSet<i64>, StoreError> {
     let owned: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM inbox_events
-         WHERE id = ANY($1) AND lease_owner = $2 AND processed_at IS NULL
-         ORDER BY id FOR UPDATE",
+        "SELECT event_id FROM inbox_progress
+         WHERE event_id = ANY($1) AND lease_owner = $2 AND processed_at IS NULL
+         ORDER BY event_id FOR UPDATE",
     )
     .bind(ids)
     .bind(owner)
@@ -158,11 +176,12 @@ pub async fn mark_processed(
     ids: &[i64],
 ) -> Result<Vec<f64>, StoreError> {
     let lags: Vec<f64> = sqlx::query_scalar(
-        "UPDATE inbox_events
+        "UPDATE inbox_progress p
          SET processed_at = clock_timestamp(), processed_by = $2, lease_owner = NULL,
              lease_expires_at = NULL, last_error = NULL
-         WHERE id = ANY($1) AND lease_owner = $2
-         RETURNING extract(epoch FROM clock_timestamp() - received_at)::float8",
+         FROM inbox_events e
+         WHERE e.id = p.event_id AND p.event_id = ANY($1) AND p.lease_owner = $2
+         RETURNING extract(epoch FROM clock_timestamp() - e.received_at)::float8",
     )
     .bind(ids)
     .bind(owner)
@@ -182,12 +201,12 @@ pub async fn mark_failed(
     max_attempts: i32,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE inbox_events
+        "UPDATE inbox_progress
          SET last_error = $3,
              lease_owner = NULL,
              lease_expires_at = now() + make_interval(secs => $4),
              dead_at = CASE WHEN attempts >= $5 THEN now() END
-         WHERE id = $1 AND lease_owner = $2",
+         WHERE event_id = $1 AND lease_owner = $2",
     )
     .bind(id)
     .bind(owner)
@@ -203,7 +222,7 @@ pub async fn mark_failed(
 /// at once instead of waiting for the leases to expire.
 pub async fn release_leases(pool: &PgPool, owner: Uuid) -> Result<u64, StoreError> {
     let done = sqlx::query(
-        "UPDATE inbox_events SET lease_owner = NULL, lease_expires_at = NULL
+        "UPDATE inbox_progress SET lease_owner = NULL, lease_expires_at = NULL
          WHERE lease_owner = $1 AND processed_at IS NULL",
     )
     .bind(owner)
@@ -223,10 +242,12 @@ pub struct Backlog {
 pub async fn backlog(pool: &PgPool) -> Result<Backlog, StoreError> {
     let row = sqlx::query_as::<_, Backlog>(
         "SELECT
-            (SELECT count(*) FROM inbox_events WHERE processed_at IS NULL AND dead_at IS NULL) AS pending,
-            (SELECT count(*) FROM inbox_events WHERE dead_at IS NOT NULL) AS dead,
-            (SELECT extract(epoch FROM now() - received_at)::float8 FROM inbox_events
-              WHERE processed_at IS NULL AND dead_at IS NULL ORDER BY id LIMIT 1) AS oldest_pending_seconds",
+            (SELECT count(*) FROM inbox_progress WHERE processed_at IS NULL AND dead_at IS NULL) AS pending,
+            (SELECT count(*) FROM inbox_progress WHERE dead_at IS NOT NULL) AS dead,
+            (SELECT extract(epoch FROM now() - e.received_at)::float8
+               FROM inbox_progress p JOIN inbox_events e ON e.id = p.event_id
+              WHERE p.processed_at IS NULL AND p.dead_at IS NULL
+              ORDER BY p.event_id LIMIT 1) AS oldest_pending_seconds",
     )
     .fetch_one(pool)
     .await?;

@@ -90,6 +90,7 @@ pub fn settings(database_url: &str, options: &AppOptions) -> Settings {
         log_format: LogFormat::Text,
         http_workers: Some(1),
         processors: options.processors,
+        ingest_writers: 2,
         shutdown_timeout: Duration::from_secs(5),
     }
 }

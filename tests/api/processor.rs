@@ -91,7 +91,7 @@ async fn reversed_delivery_converges_to_the_latest_state() {
         .expect("worker");
     assert_eq!(w.activity_sid, Some(sid("WA", 1_763_600_000_400)));
     let unprocessed: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM inbox_events WHERE processed_at IS NULL")
+        sqlx::query_scalar("SELECT count(*) FROM inbox_progress WHERE processed_at IS NULL")
             .fetch_one(&app.pool)
             .await
             .unwrap();
@@ -164,7 +164,7 @@ async fn two_processors_process_ten_thousand_events_exactly_once() {
         "SELECT count(*) FILTER (WHERE processed_at IS NOT NULL),
                 count(*) FILTER (WHERE processed_by = $1),
                 count(*) FILTER (WHERE processed_by = $2)
-         FROM inbox_events",
+         FROM inbox_progress",
     )
     .bind(a.id())
     .bind(b.id())
@@ -215,10 +215,11 @@ async fn an_expired_lease_is_reclaimed_and_the_old_owner_cannot_finish() {
         .unwrap()
         .unwrap();
     assert_eq!(t.event_count, 7);
-    let attempts: Vec<i32> = sqlx::query_scalar("SELECT attempts FROM inbox_events ORDER BY id")
-        .fetch_all(&app.pool)
-        .await
-        .unwrap();
+    let attempts: Vec<i32> =
+        sqlx::query_scalar("SELECT attempts FROM inbox_progress ORDER BY event_id")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
     assert_eq!(attempts, vec![2; 7]);
 }
 
