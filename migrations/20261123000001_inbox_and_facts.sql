@@ -65,7 +65,7 @@ CREATE TABLE inbox_progress (
     processed_by           uuid,
     last_error             text,
     dead_at                timestamptz
-);
+) WITH (fillfactor = 70);  -- room on the page for HOT updates (claim, then processed)
 
 -- The processor's claim scans only what is still to do.
 CREATE INDEX inbox_progress_pending ON inbox_progress (event_id)
@@ -93,7 +93,7 @@ CREATE TABLE tasks (
     deleted                boolean     NOT NULL DEFAULT false,
     event_count            bigint      NOT NULL DEFAULT 0,
     updated_at             timestamptz NOT NULL DEFAULT now()
-);
+) WITH (fillfactor = 70);  -- every event rewrites its row: leave room for HOT updates
 
 CREATE TABLE reservations (
     reservation_sid        text PRIMARY KEY,
@@ -107,7 +107,7 @@ CREATE TABLE reservations (
     last_event_ms          bigint,
     event_count            bigint      NOT NULL DEFAULT 0,
     updated_at             timestamptz NOT NULL DEFAULT now()
-);
+) WITH (fillfactor = 70);  -- every event rewrites its row: leave room for HOT updates
 CREATE INDEX reservations_task_sid ON reservations (task_sid);
 
 CREATE TABLE workers (
@@ -123,4 +123,4 @@ CREATE TABLE workers (
     deleted                boolean     NOT NULL DEFAULT false,
     event_count            bigint      NOT NULL DEFAULT 0,
     updated_at             timestamptz NOT NULL DEFAULT now()
-);
+) WITH (fillfactor = 70);  -- every event rewrites its row: leave room for HOT updates

@@ -12,14 +12,48 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Orders the values of one field: terminal states last, then event time, then how far along
-/// the lifecycle the state is (ties within one millisecond), then the event key (a strict total
-/// order, so ties never depend on arrival order).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// the lifecycle the state is (ties within one millisecond), then a hash of the event key (so
+/// ties never depend on arrival order). Stored as a compact JSON array `[terminal, ms, rank,
+/// tiebreak]`: every event rewrites its task's row, so its size is throughput.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(from = "(bool, i64, i16, i64)", into = "(bool, i64, i16, i64)")]
 pub struct Stamp {
     pub terminal: bool,
     pub ms: i64,
     pub rank: i16,
-    pub key: String,
+    pub tiebreak: i64,
+}
+
+impl Stamp {
+    pub fn new(terminal: bool, ms: i64, rank: i16, event_key: &str) -> Stamp {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(event_key.as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        Stamp {
+            terminal,
+            ms,
+            rank,
+            tiebreak: i64::from_be_bytes(first),
+        }
+    }
+}
+
+impl From<(bool, i64, i16, i64)> for Stamp {
+    fn from((terminal, ms, rank, tiebreak): (bool, i64, i16, i64)) -> Stamp {
+        Stamp {
+            terminal,
+            ms,
+            rank,
+            tiebreak,
+        }
+    }
+}
+
+impl From<Stamp> for (bool, i64, i16, i64) {
+    fn from(s: Stamp) -> Self {
+        (s.terminal, s.ms, s.rank, s.tiebreak)
+    }
 }
 
 /// Per field, the stamp of the event whose value the field holds. Each field is its own
@@ -193,7 +227,7 @@ fn set<T: Clone>(
     if versions.get(field).is_some_and(|current| current >= stamp) {
         return;
     }
-    versions.insert(field.to_owned(), stamp.clone());
+    versions.insert(field.to_owned(), *stamp);
     *slot = Some(value.clone());
 }
 
@@ -218,12 +252,7 @@ pub fn merge_task(fact: &mut TaskFact, obs: &Observation<'_>) {
         .assignment_status
         .as_deref()
         .map_or((false, -1), task_status_rank);
-    let stamp = Stamp {
-        terminal,
-        ms: obs.ms,
-        rank,
-        key: obs.event_key.to_owned(),
-    };
+    let stamp = Stamp::new(terminal, obs.ms, rank, obs.event_key);
     let v = &mut fact.versions;
     let event_type = Some(obs.event.event_type.to_string());
     set(
@@ -303,12 +332,7 @@ pub fn merge_reservation(fact: &mut ReservationFact, obs: &Observation<'_>) {
         &mut fact.last_event_ms,
         obs.ms,
     );
-    let stamp = Stamp {
-        terminal,
-        ms: obs.ms,
-        rank,
-        key: obs.event_key.to_owned(),
-    };
+    let stamp = Stamp::new(terminal, obs.ms, rank, obs.event_key);
     let v = &mut fact.versions;
     // A reservation's task and worker never change; every event that names them agrees.
     let task_sid = obs.event.task.as_ref().map(|t| t.task_sid.clone());
@@ -353,12 +377,7 @@ pub fn merge_worker(fact: &mut WorkerFact, obs: &Observation<'_>) {
     if deleted {
         fact.deleted = true;
     }
-    let stamp = Stamp {
-        terminal: deleted,
-        ms: obs.ms,
-        rank: 0,
-        key: obs.event_key.to_owned(),
-    };
+    let stamp = Stamp::new(deleted, obs.ms, 0, obs.event_key);
     let v = &mut fact.versions;
     set(
         v,
@@ -542,6 +561,15 @@ mod tests {
         );
         let (task, _, _) = fold(&events);
         assert!(task.deleted);
+    }
+
+    #[test]
+    fn stamps_are_compact_and_round_trip() {
+        let stamp = Stamp::new(true, 1_700_000_000_123, 4, "tr:sid:EV1");
+        let json = serde_json::to_string(&stamp).unwrap();
+        assert!(json.starts_with("[true,1700000000123,4,"), "{json}");
+        assert_eq!(serde_json::from_str::<Stamp>(&json).unwrap(), stamp);
+        assert_ne!(stamp.tiebreak, Stamp::new(true, 1_700_000_000_123, 4, "tr:sid:EV2").tiebreak);
     }
 
     proptest! {
