@@ -19,6 +19,7 @@ fn processor(pool: &PgPool, batch_size: i64) -> Processor {
             batch_size,
             lease: Duration::from_secs(30),
             idle_poll: Duration::from_millis(10),
+            batch_window: Duration::from_millis(5),
             max_attempts: 5,
         },
         Arc::new(Notify::new()),
