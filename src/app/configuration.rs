@@ -67,7 +67,7 @@ pub struct ServeArgs {
     #[arg(long, env = "BATON_PROCESSORS", default_value_t = 2)]
     pub processors: usize,
     /// Concurrent inbox insert statements (deliveries arriving meanwhile are group-committed).
-    #[arg(long, env = "BATON_INGEST_WRITERS", default_value_t = 2)]
+    #[arg(long, env = "BATON_INGEST_WRITERS", default_value_t = 1)]
     pub ingest_writers: usize,
     /// Seconds to finish in-flight requests and claimed work after SIGTERM.
     #[arg(long, env = "BATON_SHUTDOWN_TIMEOUT", default_value_t = 30)]

@@ -34,7 +34,7 @@ pub struct WriterConfig {
 impl Default for WriterConfig {
     fn default() -> Self {
         WriterConfig {
-            writers: 2,
+            writers: 1,
             max_rows: 512,
         }
     }
