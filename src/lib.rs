@@ -10,3 +10,4 @@ pub mod domain;
 pub mod edge;
 pub mod store;
 pub mod tools;
+pub mod twilio;

@@ -66,6 +66,9 @@ pub struct ServeArgs {
     /// Inbox processors in this process.
     #[arg(long, env = "BATON_PROCESSORS", default_value_t = 2)]
     pub processors: usize,
+    /// Outbound Twilio REST calls in flight at once (per process).
+    #[arg(long, env = "BATON_TWILIO_CONCURRENCY", default_value_t = 16)]
+    pub twilio_concurrency: usize,
     /// Concurrent inbox insert statements (deliveries arriving meanwhile are group-committed).
     #[arg(long, env = "BATON_INGEST_WRITERS", default_value_t = 1)]
     pub ingest_writers: usize,
@@ -100,6 +103,7 @@ pub struct Settings {
     pub http_workers: Option<usize>,
     pub processors: usize,
     pub ingest_writers: usize,
+    pub twilio_concurrency: usize,
     pub shutdown_timeout: Duration,
 }
 
@@ -234,6 +238,7 @@ impl Settings {
             http_workers: args.http_workers,
             processors: args.processors,
             ingest_writers: args.ingest_writers,
+            twilio_concurrency: args.twilio_concurrency.clamp(1, 256),
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
         })
     }

@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod configuration;
+pub mod dispatcher;
 pub mod processor;
 pub mod startup;
 pub mod telemetry;

@@ -2,11 +2,13 @@
 //! graceful shutdown (stop accepting, finish in-flight requests and claimed work, release leases).
 
 use super::configuration::Settings;
+use super::dispatcher::{Dispatcher, DispatcherConfig};
 use super::processor::{Processor, ProcessorConfig};
 use super::telemetry;
 use crate::edge::{self, signature::RequestValidator, AppState};
 use crate::store::writer::{InboxWriter, WriterConfig};
 use crate::store::{self, PoolSettings};
+use crate::twilio::TwilioClient;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, App, HttpMessage, HttpServer};
@@ -29,6 +31,8 @@ pub struct BuildOptions {
     /// Inbox processors to run in this process.
     pub processors: usize,
     pub processor: ProcessorConfig,
+    /// The outbox dispatcher, if this process sends Twilio calls.
+    pub dispatcher: Option<DispatcherConfig>,
 }
 
 impl BuildOptions {
@@ -37,6 +41,10 @@ impl BuildOptions {
             migrate: Some(Duration::from_secs(60)),
             processors: settings.processors,
             processor: ProcessorConfig::default(),
+            dispatcher: Some(DispatcherConfig {
+                concurrency: settings.twilio_concurrency,
+                ..DispatcherConfig::default()
+            }),
         }
     }
 }
@@ -84,13 +92,18 @@ impl Application {
         });
         let server = run_server(listener, state, settings)?;
         let shutdown = CancellationToken::new();
-        let workers = (0..options.processors)
+        let mut workers: Vec<JoinHandle<()>> = (0..options.processors)
             .map(|_| {
                 let processor =
                     Processor::new(pool.clone(), options.processor.clone(), wake.clone());
                 tokio::spawn(processor.run(shutdown.child_token()))
             })
             .collect();
+        if let Some(config) = options.dispatcher {
+            let client = twilio_client(settings)?;
+            let dispatcher = Dispatcher::new(pool.clone(), client, config, Arc::new(Notify::new()));
+            workers.push(tokio::spawn(dispatcher.run(shutdown.child_token())));
+        }
         Ok(Application {
             port,
             pool,
@@ -177,6 +190,22 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// The Twilio REST client for these settings (the first auth token signs outbound calls).
+pub fn twilio_client(settings: &Settings) -> anyhow::Result<TwilioClient> {
+    let token = settings
+        .auth_tokens
+        .first()
+        .cloned()
+        .context("TWILIO_AUTH_TOKEN is empty")?;
+    TwilioClient::new(
+        settings.account_sid.as_str(),
+        token,
+        settings.twilio_api_base_url.clone(),
+        Duration::from_secs(15),
+    )
+    .context("could not build the Twilio HTTP client")
 }
 
 async fn migrate_with_retry(pool: &PgPool, wait: Duration) -> anyhow::Result<()> {

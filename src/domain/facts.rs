@@ -569,7 +569,10 @@ mod tests {
         let json = serde_json::to_string(&stamp).unwrap();
         assert!(json.starts_with("[true,1700000000123,4,"), "{json}");
         assert_eq!(serde_json::from_str::<Stamp>(&json).unwrap(), stamp);
-        assert_ne!(stamp.tiebreak, Stamp::new(true, 1_700_000_000_123, 4, "tr:sid:EV2").tiebreak);
+        assert_ne!(
+            stamp.tiebreak,
+            Stamp::new(true, 1_700_000_000_123, 4, "tr:sid:EV2").tiebreak
+        );
     }
 
     proptest! {

@@ -3,4 +3,6 @@
 
 pub mod event;
 pub mod facts;
+pub mod outbound;
+pub mod retry;
 pub mod sid;

@@ -35,6 +35,10 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         }
         Err(_) => metrics::gauge!("baton_database_up").set(0.0),
     }
+    if let Ok((pending, dead)) = crate::store::outbox::counts(&state.pool).await {
+        metrics::gauge!("baton_outbox_pending").set(pending as f64);
+        metrics::gauge!("baton_outbox_dead").set(dead as f64);
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render())

@@ -3,6 +3,7 @@
 
 pub mod facts;
 pub mod inbox;
+pub mod outbox;
 pub mod writer;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

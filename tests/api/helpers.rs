@@ -57,6 +57,7 @@ pub struct AppOptions {
     pub database_url: Option<String>,
     pub migrate: bool,
     pub max_body_bytes: usize,
+    pub twilio_api_base_url: Option<url::Url>,
 }
 
 impl Default for AppOptions {
@@ -67,6 +68,7 @@ impl Default for AppOptions {
             database_url: None,
             migrate: true,
             max_body_bytes: 1024 * 1024,
+            twilio_api_base_url: None,
         }
     }
 }
@@ -84,13 +86,14 @@ pub fn settings(database_url: &str, options: &AppOptions) -> Settings {
             .map(|t| SecretString::from(t.clone()))
             .collect(),
         workspace_sid: Sid::parse(&sid("WS", 1)).expect("sid"),
-        twilio_api_base_url: None,
+        twilio_api_base_url: options.twilio_api_base_url.clone(),
         ops_token: SecretString::from("ops-token-0123456789abcdef".to_owned()),
         max_body_bytes: options.max_body_bytes,
         log_format: LogFormat::Text,
         http_workers: Some(1),
         processors: options.processors,
         ingest_writers: 2,
+        twilio_concurrency: 4,
         shutdown_timeout: Duration::from_secs(5),
     }
 }
@@ -117,6 +120,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
                 idle_poll: Duration::from_millis(20),
                 ..ProcessorConfig::default()
             },
+            dispatcher: None,
         },
     )
     .await

@@ -1,0 +1,204 @@
+//! The outbox dispatcher: sends due calls to Twilio under a concurrency limit, and moves each to
+//! `done`, a later retry (exponential backoff with full jitter, `Retry-After` honoured), or
+//! `dead` (shown to ops) — never silently dropped.
+
+use crate::domain::retry::{Decision, Outcome, RetryPolicy};
+use crate::store::outbox::{self, AttemptRecord, ClaimedCall, Next};
+use crate::store::StoreError;
+use crate::twilio::TwilioClient;
+use rand::Rng;
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct DispatcherConfig {
+    /// Calls in flight to Twilio at once (Twilio limits concurrent requests per account).
+    pub concurrency: usize,
+    /// How long a claimed call is ours before another dispatcher may take it. Longer than the
+    /// HTTP timeout, so a slow call is not sent twice.
+    pub lease: Duration,
+    /// How often to look for due calls when nothing wakes the dispatcher.
+    pub poll: Duration,
+    pub policy: RetryPolicy,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        DispatcherConfig {
+            concurrency: 16,
+            lease: Duration::from_secs(60),
+            poll: Duration::from_millis(200),
+            policy: RetryPolicy::default(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Dispatcher {
+    pool: PgPool,
+    client: TwilioClient,
+    config: DispatcherConfig,
+    id: Uuid,
+    permits: Arc<Semaphore>,
+    wake: Arc<Notify>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        pool: PgPool,
+        client: TwilioClient,
+        config: DispatcherConfig,
+        wake: Arc<Notify>,
+    ) -> Dispatcher {
+        Dispatcher {
+            permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
+            pool,
+            client,
+            config,
+            id: Uuid::new_v4(),
+            wake,
+        }
+    }
+
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// Runs until `shutdown`, then waits for the calls in flight and gives back its leases.
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!(dispatcher = %self.id, "outbox dispatcher started");
+        while !shutdown.is_cancelled() {
+            let sent = match self.dispatch_once().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox dispatch failed; backing off");
+                    0
+                }
+            };
+            if sent == 0 {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(self.config.poll) => {}
+                }
+            }
+        }
+        // Wait for in-flight calls: their outcome must be recorded, not lost.
+        let _ = self
+            .permits
+            .acquire_many(self.config.concurrency.max(1) as u32)
+            .await;
+        if let Err(e) = outbox::release_leases(&self.pool, self.id).await {
+            tracing::warn!(error = %e, "could not release outbox leases; they expire by themselves");
+        }
+        tracing::info!(dispatcher = %self.id, "outbox dispatcher stopped");
+    }
+
+    /// Claims as many due calls as there are free permits and starts sending them. Returns how
+    /// many were started.
+    pub async fn dispatch_once(&self) -> Result<usize, StoreError> {
+        let free = self.permits.available_permits();
+        if free == 0 {
+            // Wait for a slot rather than spin.
+            let _ = self.permits.acquire().await.map(drop);
+            return Ok(0);
+        }
+        let calls = outbox::claim_due(&self.pool, self.id, self.config.lease, free as i64).await?;
+        let n = calls.len();
+        for call in calls {
+            let Ok(permit) = self.permits.clone().acquire_owned().await else {
+                break;
+            };
+            let this = self.clone();
+            tokio::spawn(async move {
+                this.attempt(call).await;
+                drop(permit);
+            });
+        }
+        Ok(n)
+    }
+
+    /// Sends every due call and waits for the outcomes (tests, CLI).
+    pub async fn drain_due(&self) -> Result<usize, StoreError> {
+        let calls = outbox::claim_due(&self.pool, self.id, self.config.lease, 1000).await?;
+        let n = calls.len();
+        let mut handles = Vec::with_capacity(n);
+        for call in calls {
+            let Ok(permit) = self.permits.clone().acquire_owned().await else {
+                break;
+            };
+            let this = self.clone();
+            handles.push(tokio::spawn(async move {
+                this.attempt(call).await;
+                drop(permit);
+            }));
+        }
+        for h in handles {
+            let _ = h.await;
+        }
+        Ok(n)
+    }
+
+    async fn attempt(&self, call: ClaimedCall) {
+        let started_at = chrono::Utc::now();
+        let kind = call.kind;
+        let (outcome, record) = match self.client.send(&call.request).await {
+            Ok(response) => {
+                let outcome = response.outcome(|s, c| kind.already_done(s, c));
+                let error = response.error();
+                let record = AttemptRecord {
+                    started_at,
+                    http_status: Some(response.status),
+                    twilio_code: error.as_ref().and_then(|e| e.code),
+                    error: error.and_then(|e| e.message),
+                    response: serde_json::from_str(&response.body).ok(),
+                };
+                (outcome, record)
+            }
+            Err(e) => (
+                e.outcome(),
+                AttemptRecord {
+                    started_at,
+                    http_status: None,
+                    twilio_code: None,
+                    error: Some(e.to_string()),
+                    response: None,
+                },
+            ),
+        };
+        let jitter: f64 = rand::thread_rng().gen();
+        let decision =
+            self.config
+                .policy
+                .decide(call.budget_attempt.max(1) as u32, &outcome, jitter);
+        let next = match &decision {
+            Decision::Done => Next::Done,
+            Decision::RetryAfter(d) => Next::RetryAfter(*d),
+            Decision::Dead(reason) => Next::Dead(reason.clone()),
+        };
+        let label = match (&outcome, &decision) {
+            (_, Decision::Done) => "done",
+            (_, Decision::Dead(_)) => "dead",
+            (Outcome::RateLimited { .. }, _) => "rate_limited",
+            _ => "retry",
+        };
+        metrics::counter!("baton_outbox_attempts_total", "kind" => kind.as_str(), "result" => label).increment(1);
+        match &decision {
+            Decision::Dead(reason) => {
+                tracing::error!(outbox_id = call.id, kind = kind.as_str(), path = %call.request.path, %reason, "outbound Twilio call dead-lettered")
+            }
+            Decision::RetryAfter(d) => {
+                tracing::info!(outbox_id = call.id, kind = kind.as_str(), attempt = call.attempt, retry_in = ?d, ?outcome, "outbound Twilio call will be retried")
+            }
+            Decision::Done => {}
+        }
+        if let Err(e) = outbox::finish_attempt(&self.pool, self.id, &call, &record, &next).await {
+            // The lease will expire and the call be retried; Twilio-side idempotency covers it.
+            tracing::warn!(outbox_id = call.id, error = %e, "could not record an outbox attempt");
+        }
+    }
+}
