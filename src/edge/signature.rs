@@ -9,7 +9,6 @@
 
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use hmac::{Hmac, Mac};
-use percent_encoding::percent_decode;
 use secrecy::{ExposeSecret, SecretString};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -18,7 +17,6 @@ use subtle::{Choice, ConstantTimeEq};
 type HmacSha1 = Hmac<Sha1>;
 
 /// Query parameter Twilio adds to the URL when the body is JSON.
-const BODY_SHA256_KEY: &[u8] = b"bodySHA256";
 
 /// Validates Twilio webhook signatures against one or more auth tokens.
 pub struct RequestValidator {
@@ -176,30 +174,15 @@ fn replace_in_query(url: &str, from: &str, to: &str) -> String {
     }
 }
 
-/// Decoded `bodySHA256` values from the URL query (form decoding: `+` is a
-/// space, `%XX` decoded). Kept as bytes so odd input cannot fail decoding.
+/// Decoded `bodySHA256` values from the URL query (form decoding, as [`super::form`] does).
 fn body_sha256_values(url: &str) -> Vec<Vec<u8>> {
     let Some((start, end)) = query_range(url) else {
         return Vec::new();
     };
-    url.as_bytes()[start..end]
-        .split(|&b| b == b'&')
-        .filter_map(|segment| {
-            let (key, value) = match segment.iter().position(|&b| b == b'=') {
-                Some(i) => (&segment[..i], &segment[i + 1..]),
-                None => (segment, &[][..]),
-            };
-            (form_decode(key) == BODY_SHA256_KEY).then(|| form_decode(value))
-        })
+    super::form::query_values(&url[start..end], "bodySHA256")
+        .into_iter()
+        .map(String::into_bytes)
         .collect()
-}
-
-fn form_decode(raw: &[u8]) -> Vec<u8> {
-    let spaced: Vec<u8> = raw
-        .iter()
-        .map(|&b| if b == b'+' { b' ' } else { b })
-        .collect();
-    percent_decode(&spaced).collect()
 }
 
 /// The URL with its default port added (none present) or its port removed
