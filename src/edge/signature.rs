@@ -16,8 +16,6 @@ use subtle::{Choice, ConstantTimeEq};
 
 type HmacSha1 = Hmac<Sha1>;
 
-/// Query parameter Twilio adds to the URL when the body is JSON.
-
 /// Validates Twilio webhook signatures against one or more auth tokens.
 pub struct RequestValidator {
     tokens: Vec<SecretString>,
