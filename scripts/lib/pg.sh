@@ -397,6 +397,31 @@ _baton_pg_create_db() {
     fi
 }
 
+# Whether something accepts TCP connections on 127.0.0.1:$1.
+_baton_pg_port_busy() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# The port to start on: the one this cluster used last (if free), else the first free one
+# from $2 upwards.
+_baton_pg_free_port() {
+    local pgdir=$1 port=$2 saved i
+    saved=$(cat "$pgdir/port" 2>/dev/null) || saved=
+    if [[ $saved =~ ^[0-9]{1,5}$ ]] && ! _baton_pg_port_busy "$saved"; then
+        printf '%s\n' "$saved"
+        return 0
+    fi
+    for ((i = 0; i < 50; i++)); do
+        if ! _baton_pg_port_busy "$((port + i))"; then
+            ((i > 0)) && _baton_pg_log "port $port is taken; using $((port + i))"
+            printf '%s\n' "$((port + i))"
+            return 0
+        fi
+    done
+    _baton_pg_error "no free port in $port-$((port + 49)); set BATON_PG_PORT"
+    return 1
+}
+
 _baton_pg_ensure_locked() {
     local pgdir=$1 port=$2
     local datadir="$pgdir/data" bindir user ver running_port
@@ -428,6 +453,10 @@ _baton_pg_ensure_locked() {
 
     if _baton_pg_is_running "$bindir" "$user" "$datadir"; then
         running_port=$(sed -n 4p "$datadir/postmaster.pid" 2>/dev/null) || running_port=
+        # Without an explicit BATON_PG_PORT, a running cluster keeps whatever port it has.
+        if [[ -z ${BATON_PG_PORT:-} && -n $running_port ]]; then
+            port=$running_port
+        fi
         if [[ $running_port == "$port" ]]; then
             _baton_pg_log "private PostgreSQL already running on 127.0.0.1:$port ($datadir)"
         else
@@ -439,7 +468,13 @@ _baton_pg_ensure_locked() {
             _baton_pg_start "$bindir" "$user" "$pgdir" "$port" || return 1
         fi
     else
+        # Without an explicit BATON_PG_PORT, another checkout's cluster (or anything else) on
+        # the default port is no reason to fail: take the next free port and remember it.
+        if [[ -z ${BATON_PG_PORT:-} ]]; then
+            port=$(_baton_pg_free_port "$pgdir" "$port") || return 1
+        fi
         _baton_pg_start "$bindir" "$user" "$pgdir" "$port" || return 1
+        printf '%s\n' "$port" >"$pgdir/port" 2>/dev/null || true
     fi
 
     _baton_pg_create_db "$bindir" "$port" || return 1
