@@ -6,3 +6,4 @@ pub mod facts;
 pub mod outbound;
 pub mod retry;
 pub mod sid;
+pub mod transfer;
