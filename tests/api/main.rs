@@ -3,4 +3,5 @@
 mod cli;
 mod helpers;
 mod ingest;
+mod outbox;
 mod processor;

@@ -1,1 +1,497 @@
-//! Placeholder.
+//! # twilio-standin
+//!
+//! A stand-in for the Twilio REST APIs baton calls, so baton's tests replace Twilio **only at the
+//! HTTP boundary**: baton's real client talks HTTP to this server, with Twilio's real paths, form
+//! encoding, JSON shapes, error bodies and headers. One server answers all products (baton sets
+//! `TWILIO_API_BASE_URL` to [`StandIn::base_url`]), since their paths do not overlap.
+//!
+//! ## What it covers
+//!
+//! [`routes()`] is the complete list (and the contract test checks every entry against Twilio's
+//! OpenAPI specs in `shared/twilio-oai`):
+//!
+//! - **TaskRouter** `/v1/Workspaces/{WS}/…`: Tasks create (201) / fetch / update / delete (204)
+//!   with `ETag` (a version that goes up by one on every change) and `If-Match` (mismatch: 412,
+//!   code 20412); `AssignmentStatus` transitions as TaskRouter allows them (cancel from
+//!   pending/reserved, wrap up from assigned, complete from assigned/wrapping; anything else 400
+//!   code 20001 "…not in a state…"; unknown or deleted task 404 code 20404); `Reason` stored.
+//!   Reservations list/fetch/update under the Task and under the Worker (accepting assigns the
+//!   task and rescinds the others; wrapping/completing moves the task). Workers fetch/update
+//!   (`ActivitySid` must exist, else 400). TaskQueues and Workflows fetch; Activities list/fetch.
+//!   Events list with `StartDate`/`EndDate`/`Minutes` (default 15)/`EventType`/`TaskSid`/… filters,
+//!   `PageSize` ≤ 1000, cursor `PageToken`s, Twilio's `meta`; newest first.
+//! - **Conversations** `/v1/Conversations/…`: fetch/update (a `closed` conversation cannot be
+//!   reactivated: 400; closing it again is a 200 no-op), participants list/fetch/delete, scoped
+//!   webhooks create (repeated `Configuration.Filters`) / list / fetch / delete.
+//! - **Flex Interactions** `/v1/Interactions/…`: interaction fetch, channels list/fetch/update
+//!   (`Status=closed` wraps the channel's tasks, or completes them with `Routing={"status":
+//!   "closed"}`, and closes its conversation), invites create (creates the pending task) and list,
+//!   participants list/update (`closed` completes the participant's task and removes its
+//!   conversation participant; `wrapup` wraps it).
+//! - **IAM** `POST /v1/Accounts/{AC}/Tokens/validate` (JSON `{"token"}`), what
+//!   `twilio-flex-token-validator` calls to authenticate Flex users; tokens come from
+//!   [`StandIn::seed_flex_token`].
+//!
+//! Every request needs HTTP Basic `AccountSid:AuthToken` (else 401, code 20003, with
+//! `WWW-Authenticate: Basic realm="Twilio API"`). Parameters are validated as the spec declares
+//! them (enums, SID patterns, integer bounds, JSON objects, required): a violation is 400 / 20001
+//! naming the parameter. Unknown parameters are ignored, as Twilio ignores them. Errors always
+//! have Twilio's body `{"code", "message", "more_info", "status"}`.
+//!
+//! ## How baton's tests use it
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use twilio_standin::{Effect, SeedTask, SeedWorker, StandIn, StandInConfig, TaskStatus};
+//! let twilio = StandIn::start(StandInConfig::default()).await;
+//! let worker = twilio.seed_worker(SeedWorker::new("alice"));
+//! let task = twilio.seed_task(SeedTask::new().status(TaskStatus::Assigned).worker(&worker));
+//! // point baton at it: TWILIO_API_BASE_URL = twilio.base_url(), and the config's SIDs/token
+//! // … drive baton …
+//! let completions = twilio.effects().iter().filter(|e| e.completes_task(&task)).count();
+//! assert_eq!(completions, 1);
+//! assert!(twilio.requests().iter().all(|r| r.header("authorization").is_none()));
+//! # }
+//! ```
+//!
+//! [`StandIn::requests`] is the log of what arrived (method, path, query, form pairs with
+//! repeated keys, JSON body, selected headers — never `Authorization`, and the auth token is
+//! redacted anywhere else — the answer's status and code, the fault injected).
+//! [`StandIn::effects`] lists the state changes actually applied, so "exactly once" is an
+//! assertion on a list. `task()`, `conversation()`, `channel()` … show current state.
+//!
+//! ## Faults
+//!
+//! [`StandIn::set_faults`] sets probabilities per kind; one draw per eligible request from a
+//! generator seeded with [`StandInConfig::seed`] (re-seeded by every `set_faults`), so the same
+//! request sequence gets the same faults ([`Faults::sequence`] predicts them).
+//! [`StandIn::fail_next`] / [`StandIn::fault_next`] script failures for the next matching requests.
+//! Faults are decided after routing and authentication.
+//!
+//! | kind | client sees | effect applied? |
+//! |---|---|---|
+//! | [`FaultKind::RateLimited`] | 429, `Retry-After: <secs>`, code 20429 "Too Many Requests" | no |
+//! | [`FaultKind::ServerError`] | 500, code 20500 | no |
+//! | [`FaultKind::ServiceUnavailable`] | 503, code 20503 | no |
+//! | [`FaultKind::Timeout`] | nothing for `timeout_delay`, then the connection closes | no |
+//! | [`FaultKind::ConnectionReset`] | the connection closes at once, no answer | no |
+//! | [`FaultKind::ErrorAfterApply`] | 500, code 20500 ("500 after applying") | **yes** |
+//! | [`FaultKind::TimeoutAfterApply`] | like `Timeout` | **yes** |
+//! | [`FaultKind::Scripted`] (`fail_next`) | the given status and code | no |
+//!
+//! ## Choices where Twilio's behaviour is not documented
+//!
+//! - Closing an Interaction Channel that is already closed: 200, unchanged, no effect, and the
+//!   log notes warning 80906 — Twilio documents 80906 "Interaction not open" as a *warning*
+//!   (<https://www.twilio.com/docs/api/errors/80906>). [`RecloseChannel::Reject`] answers 400 /
+//!   80906 instead. An Invite on a closed channel is always 400 / 80906.
+//! - 412 uses code 20412 ("Precondition failed for Sync / TaskRouter updates", Twilio support).
+//!   The `ETag` value is the bare version number (Twilio's Flex templates `JSON.parse` it);
+//!   `If-Match` accepts it quoted or weak too.
+//! - Reactivating a closed conversation: 400 / 20001 (the state doc says it cannot be done; the
+//!   code is not documented).
+//! - The Events list is newest first; `PageToken` is a cursor, so events that arrive while paging
+//!   do not shift pages (Twilio's docs say not to rely on `Page` for this resource).
+//! - Invalid Flex tokens answer 200 `{"valid": false, "code": 20101 | 20104, "message": …}`
+//!   (the validator library rejects on `valid == false` and reports `message`).
+//! - A path SID with the wrong prefix or shape is 404, like an unknown one.
+//!
+//! The stand-in keeps no timers: conversation `Timers.*` are stored and shown, not fired; tasks do
+//! not time out and reservations are not created by routing (seed them, see
+//! [`StandIn::seed_reservation`]).
+
+mod conversations;
+mod ctx;
+mod effects;
+mod error;
+mod faults;
+mod flex;
+mod iam;
+mod log;
+mod model;
+mod paging;
+mod routes;
+mod seed;
+mod server;
+mod state;
+mod taskrouter;
+
+pub use effects::Effect;
+pub use error::{
+    ApiError, CODE_AUTHENTICATE, CODE_INTERACTION_NOT_OPEN, CODE_INTERNAL, CODE_INVALID,
+    CODE_METHOD_NOT_ALLOWED, CODE_NOT_FOUND, CODE_PRECONDITION_FAILED, CODE_TOO_MANY_REQUESTS,
+    CODE_UNAVAILABLE,
+};
+pub use faults::{FaultKind, Faults};
+pub use log::{LoggedRequest, LOGGED_HEADERS};
+pub use model::*;
+pub use routes::{routes, Api, Body, ParamKind, ParamSpec, RouteSpec, META_FIELDS};
+pub use seed::*;
+pub use state::RecloseChannel;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpServer};
+use faults::FaultEngine;
+use server::Shared;
+use state::{Settings, State};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// How to start a stand-in.
+#[derive(Debug, Clone)]
+pub struct StandInConfig {
+    /// `AC…`: the Basic auth user, and the `AccountSid` in every answer.
+    pub account_sid: String,
+    /// The Basic auth password.
+    pub auth_token: String,
+    /// `WS…`: the only workspace; other workspace SIDs in paths are 404.
+    pub workspace_sid: String,
+    pub workspace_name: String,
+    /// `IS…`: the Conversations service (`chat_service_sid`).
+    pub chat_service_sid: String,
+    /// `GO…`: the Flex instance (`flex_instance_sid` of validated tokens).
+    pub flex_instance_sid: String,
+    /// Seeds the fault generator and the SID generator.
+    pub seed: u64,
+    /// Random faults from the start (see [`StandIn::set_faults`]).
+    pub faults: Faults,
+    /// Append TaskRouter events (`task.created`, `task.completed`, `reservation.accepted`,
+    /// `worker.activity.update`, …) to the Events list as state changes. Off by default so a test
+    /// sees only the events it pushes.
+    pub generate_events: bool,
+    /// What closing an already-closed interaction channel answers.
+    pub reclose_channel: RecloseChannel,
+    /// actix worker threads.
+    pub workers: usize,
+    /// Most requests kept in the log (oldest dropped first); 0 keeps none.
+    pub log_limit: usize,
+}
+
+impl Default for StandInConfig {
+    fn default() -> Self {
+        StandInConfig {
+            account_sid: "AC00000000000000000000000000000001".into(),
+            auth_token: "0123456789abcdef0123456789abcdef".into(),
+            workspace_sid: "WS00000000000000000000000000000001".into(),
+            workspace_name: "baton-standin".into(),
+            chat_service_sid: "IS00000000000000000000000000000001".into(),
+            flex_instance_sid: "GO00000000000000000000000000000001".into(),
+            seed: 42,
+            faults: Faults::none(),
+            generate_events: false,
+            reclose_channel: RecloseChannel::Ok,
+            workers: 2,
+            log_limit: usize::MAX,
+        }
+    }
+}
+
+impl StandInConfig {
+    /// The default config with these credentials and workspace.
+    pub fn new(
+        account_sid: impl Into<String>,
+        auth_token: impl Into<String>,
+        workspace_sid: impl Into<String>,
+    ) -> Self {
+        StandInConfig {
+            account_sid: account_sid.into(),
+            auth_token: auth_token.into(),
+            workspace_sid: workspace_sid.into(),
+            ..StandInConfig::default()
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        for (value, prefix, what) in [
+            (&self.account_sid, "AC", "account_sid"),
+            (&self.workspace_sid, "WS", "workspace_sid"),
+            (&self.chat_service_sid, "IS", "chat_service_sid"),
+            (&self.flex_instance_sid, "GO", "flex_instance_sid"),
+        ] {
+            if !routes::is_sid(value, prefix) {
+                return Err(format!("{what} {value:?} is not a {prefix} SID"));
+            }
+        }
+        if self.auth_token.is_empty() {
+            return Err("auth_token is empty".into());
+        }
+        self.faults.validate()
+    }
+}
+
+/// A running stand-in. Dropping it stops the server.
+pub struct StandIn {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    handle: ServerHandle,
+}
+
+impl std::fmt::Debug for StandIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StandIn")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+type Started = std::io::Result<(SocketAddr, ServerHandle)>;
+
+impl StandIn {
+    /// Binds `127.0.0.1:0` and serves in the background (its own thread and actix runtime, so
+    /// it works from any test runtime). Panics if the config is invalid or nothing can bind.
+    pub async fn start(config: StandInConfig) -> StandIn {
+        match StandIn::start_at(config, SocketAddr::from(([127, 0, 0, 1], 0))).await {
+            Ok(standin) => standin,
+            Err(error) => panic!("twilio-standin: cannot start: {error}"),
+        }
+    }
+
+    /// Like [`StandIn::start`] on a given address, reporting failure.
+    pub async fn start_at(config: StandInConfig, addr: SocketAddr) -> std::io::Result<StandIn> {
+        let (tx, rx) = tokio::sync::oneshot::channel::<Started>();
+        let shared = StandIn::spawn(config, addr, move |started| {
+            let _ = tx.send(started);
+        })?;
+        let started = rx
+            .await
+            .map_err(|_| std::io::Error::other("twilio-standin server thread ended early"))?;
+        let (addr, handle) = started?;
+        Ok(StandIn {
+            shared,
+            addr,
+            handle,
+        })
+    }
+
+    /// [`StandIn::start_at`] for code without an async runtime.
+    pub fn start_blocking(config: StandInConfig, addr: SocketAddr) -> std::io::Result<StandIn> {
+        let (tx, rx) = std::sync::mpsc::channel::<Started>();
+        let shared = StandIn::spawn(config, addr, move |started| {
+            let _ = tx.send(started);
+        })?;
+        let started = rx
+            .recv()
+            .map_err(|_| std::io::Error::other("twilio-standin server thread ended early"))?;
+        let (addr, handle) = started?;
+        Ok(StandIn {
+            shared,
+            addr,
+            handle,
+        })
+    }
+
+    fn spawn(
+        config: StandInConfig,
+        addr: SocketAddr,
+        report: impl FnOnce(Started) + Send + 'static,
+    ) -> std::io::Result<Arc<Shared>> {
+        config
+            .validate()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let settings = Settings {
+            account_sid: config.account_sid.clone(),
+            auth_token: config.auth_token.clone(),
+            workspace_sid: config.workspace_sid.clone(),
+            workspace_name: config.workspace_name.clone(),
+            chat_service_sid: config.chat_service_sid.clone(),
+            flex_instance_sid: config.flex_instance_sid.clone(),
+            generate_events: config.generate_events,
+            reclose_channel: config.reclose_channel,
+            log_limit: config.log_limit,
+        };
+        let engine = FaultEngine::new(config.seed, config.faults.clone());
+        let shared = Arc::new(Shared::new(State::new(settings, config.seed, engine)));
+        let data = web::Data::from(shared.clone());
+        let workers = config.workers.max(1);
+        std::thread::Builder::new()
+            .name("twilio-standin".into())
+            .spawn(move || {
+                let system = actix_web::rt::System::new();
+                system.block_on(async move {
+                    let server = HttpServer::new(move || {
+                        App::new()
+                            .app_data(data.clone())
+                            .default_service(web::to(server::entry))
+                    })
+                    .workers(workers)
+                    .disable_signals()
+                    .shutdown_timeout(0)
+                    .bind(addr);
+                    let server = match server {
+                        Ok(server) => server,
+                        Err(error) => {
+                            report(Err(error));
+                            return;
+                        }
+                    };
+                    let bound = server.addrs().first().copied();
+                    let running = server.run();
+                    match bound {
+                        Some(bound) => report(Ok((bound, running.handle()))),
+                        None => {
+                            report(Err(std::io::Error::other("no address bound")));
+                            return;
+                        }
+                    }
+                    let _ = running.await;
+                });
+            })?;
+        Ok(shared)
+    }
+
+    /// `http://127.0.0.1:PORT`: the base for every Twilio product's paths.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn account_sid(&self) -> &str {
+        &self.shared.account_sid
+    }
+
+    pub fn auth_token(&self) -> &str {
+        &self.shared.auth_token
+    }
+
+    pub fn workspace_sid(&self) -> &str {
+        &self.shared.workspace_sid
+    }
+
+    /// The built-in workflow (`Assign to Anyone`).
+    pub fn default_workflow_sid(&self) -> String {
+        self.shared.lock().default_workflow_sid.clone()
+    }
+
+    /// The built-in queue (`Everyone`).
+    pub fn default_task_queue_sid(&self) -> String {
+        self.shared.lock().default_task_queue_sid.clone()
+    }
+
+    /// An activity's SID by friendly name (`Offline`, `Available` and `Unavailable` exist at
+    /// start).
+    pub fn activity_sid(&self, friendly_name: &str) -> Option<String> {
+        self.shared
+            .lock()
+            .activities
+            .iter()
+            .find(|a| a.friendly_name == friendly_name)
+            .map(|a| a.sid.clone())
+    }
+
+    // ---- inspecting ----
+
+    /// Every request received so far (up to `log_limit`), oldest first.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.shared.lock().log.iter().cloned().collect()
+    }
+
+    pub fn clear_requests(&self) {
+        self.shared.lock().log.clear();
+    }
+
+    /// Every state change applied so far, in order.
+    pub fn effects(&self) -> Vec<Effect> {
+        self.shared.lock().effects.clone()
+    }
+
+    pub fn clear_effects(&self) {
+        self.shared.lock().effects.clear();
+    }
+
+    pub fn task(&self, sid: &str) -> Option<TaskState> {
+        self.shared.lock().tasks.get(sid).cloned()
+    }
+
+    /// Every task, oldest first.
+    pub fn tasks(&self) -> Vec<TaskState> {
+        let mut tasks: Vec<TaskState> = self.shared.lock().tasks.values().cloned().collect();
+        tasks.sort_by(|a, b| a.date_created.cmp(&b.date_created).then(a.sid.cmp(&b.sid)));
+        tasks
+    }
+
+    pub fn reservation(&self, sid: &str) -> Option<ReservationState> {
+        self.shared.lock().reservations.get(sid).cloned()
+    }
+
+    pub fn worker(&self, sid: &str) -> Option<WorkerState> {
+        self.shared.lock().workers.get(sid).cloned()
+    }
+
+    /// A conversation by SID or unique name, with its participants and webhooks.
+    pub fn conversation(&self, sid_or_unique_name: &str) -> Option<ConversationState> {
+        let state = self.shared.lock();
+        let sid = state.conversation_sid(sid_or_unique_name)?;
+        state.conversations.get(&sid).cloned()
+    }
+
+    pub fn interaction(&self, sid: &str) -> Option<InteractionState> {
+        self.shared.lock().interactions.get(sid).cloned()
+    }
+
+    /// An interaction channel, with its participants and invites.
+    pub fn channel(&self, channel_sid: &str) -> Option<ChannelState> {
+        self.shared.lock().channels.get(channel_sid).cloned()
+    }
+
+    /// The Events list, in arrival order.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.shared
+            .lock()
+            .events
+            .iter()
+            .map(|e| e.value.clone())
+            .collect()
+    }
+
+    // ---- faults ----
+
+    /// Replaces the random faults and restarts their seeded draws. Panics if a probability is
+    /// outside 0.0–1.0 or they sum above 1.0.
+    pub fn set_faults(&self, faults: Faults) {
+        if let Err(problem) = faults.validate() {
+            panic!("twilio-standin set_faults: {problem}");
+        }
+        self.shared.lock().faults.set(faults);
+    }
+
+    /// The random faults in force.
+    pub fn faults(&self) -> Faults {
+        self.shared.lock().faults.faults().clone()
+    }
+
+    /// The next `times` requests with this method (`"*"`: any) whose path starts with
+    /// `path_prefix` get HTTP `status` with Twilio error `code`, unprocessed. A 429 carries
+    /// `Retry-After` (`Faults::retry_after_secs`).
+    pub fn fail_next(&self, method: &str, path_prefix: &str, times: usize, status: u16, code: u32) {
+        self.fault_next(
+            method,
+            path_prefix,
+            times,
+            FaultKind::Scripted { status, code },
+        );
+    }
+
+    /// Like [`StandIn::fail_next`] with any fault kind (e.g. `ErrorAfterApply`,
+    /// `ConnectionReset`).
+    pub fn fault_next(&self, method: &str, path_prefix: &str, times: usize, kind: FaultKind) {
+        self.shared
+            .lock()
+            .faults
+            .script(method, path_prefix, times, kind);
+    }
+
+    /// Drops scripted failures not yet used.
+    pub fn clear_scripted_faults(&self) {
+        self.shared.lock().faults.clear_scripted();
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        // Sends the stop command now; the returned future only waits for completion.
+        drop(self.handle.stop(false));
+    }
+}

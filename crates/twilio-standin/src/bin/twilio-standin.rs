@@ -1,0 +1,158 @@
+//! `twilio-standin`: the Twilio stand-in as a process, for load runs.
+//!
+//! ```text
+//! twilio-standin --listen 127.0.0.1:4010 --account-sid AC… --auth-token … --workspace-sid WS… \
+//!     [--seed 42] [--rate-limit 0.01 --retry-after 1] [--server-error 0.01] [--unavailable 0.01] \
+//!     [--timeout 0.001 --timeout-after-apply 0.001 --timeout-delay-ms 10000] [--reset 0.001] \
+//!     [--error-after-apply 0.01] [--fault-path-prefix /v1/Workspaces] [--fault-methods POST,DELETE] \
+//!     [--generate-events] [--reject-reclose] [--workers 4] [--log-limit 10000]
+//! ```
+//!
+//! It prints `twilio-standin listening on http://ADDR` and serves until Ctrl-C / SIGTERM.
+
+use clap::Parser;
+use std::net::SocketAddr;
+use std::time::Duration;
+use twilio_standin::{Faults, RecloseChannel, StandIn, StandInConfig};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "twilio-standin",
+    about = "A stand-in for the Twilio REST APIs baton calls"
+)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "STANDIN_LISTEN", default_value = "127.0.0.1:4010")]
+    listen: SocketAddr,
+    #[arg(
+        long,
+        env = "TWILIO_ACCOUNT_SID",
+        default_value = "AC00000000000000000000000000000001"
+    )]
+    account_sid: String,
+    #[arg(
+        long,
+        env = "TWILIO_AUTH_TOKEN",
+        hide_env_values = true,
+        default_value = "0123456789abcdef0123456789abcdef"
+    )]
+    auth_token: String,
+    #[arg(
+        long,
+        env = "TWILIO_WORKSPACE_SID",
+        default_value = "WS00000000000000000000000000000001"
+    )]
+    workspace_sid: String,
+    /// Seed of the fault and SID generators.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Probability of 429 + Retry-After (code 20429), not processed.
+    #[arg(long, default_value_t = 0.0)]
+    rate_limit: f64,
+    /// Retry-After seconds on a 429.
+    #[arg(long, default_value_t = 1)]
+    retry_after: u64,
+    /// Probability of 500 (code 20500) before processing.
+    #[arg(long, default_value_t = 0.0)]
+    server_error: f64,
+    /// Probability of 503 (code 20503) before processing.
+    #[arg(long, default_value_t = 0.0)]
+    unavailable: f64,
+    /// Probability of holding the request for --timeout-delay-ms then dropping it, unprocessed.
+    #[arg(long, default_value_t = 0.0)]
+    timeout: f64,
+    /// Probability of processing, then holding and dropping the connection.
+    #[arg(long, default_value_t = 0.0)]
+    timeout_after_apply: f64,
+    #[arg(long, default_value_t = 10_000)]
+    timeout_delay_ms: u64,
+    /// Probability of dropping the connection at once, unprocessed.
+    #[arg(long, default_value_t = 0.0)]
+    reset: f64,
+    /// Probability of processing, then answering 500 (code 20500).
+    #[arg(long, default_value_t = 0.0)]
+    error_after_apply: f64,
+    /// Only requests under this path prefix draw faults.
+    #[arg(long)]
+    fault_path_prefix: Option<String>,
+    /// Only these methods draw faults, e.g. `POST,DELETE` (default: all).
+    #[arg(long, value_delimiter = ',')]
+    fault_methods: Vec<String>,
+    /// Append TaskRouter events to the Events list as state changes.
+    #[arg(long)]
+    generate_events: bool,
+    /// Closing a closed interaction channel answers 400 / 80906 instead of 200.
+    #[arg(long)]
+    reject_reclose: bool,
+    /// actix worker threads.
+    #[arg(long, default_value_t = 4)]
+    workers: usize,
+    /// Requests kept in the in-memory log.
+    #[arg(long, default_value_t = 10_000)]
+    log_limit: usize,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args = Args::parse();
+    let config = StandInConfig {
+        account_sid: args.account_sid,
+        auth_token: args.auth_token,
+        workspace_sid: args.workspace_sid,
+        seed: args.seed,
+        faults: Faults {
+            rate_limit: args.rate_limit,
+            retry_after_secs: args.retry_after,
+            server_error: args.server_error,
+            unavailable: args.unavailable,
+            timeout: args.timeout,
+            timeout_after_apply: args.timeout_after_apply,
+            timeout_delay: Duration::from_millis(args.timeout_delay_ms),
+            reset: args.reset,
+            error_after_apply: args.error_after_apply,
+            path_prefix: args.fault_path_prefix,
+            methods: args.fault_methods,
+        },
+        generate_events: args.generate_events,
+        reclose_channel: if args.reject_reclose {
+            RecloseChannel::Reject
+        } else {
+            RecloseChannel::Ok
+        },
+        workers: args.workers,
+        log_limit: args.log_limit,
+        ..StandInConfig::default()
+    };
+    let standin = match StandIn::start_at(config, args.listen).await {
+        Ok(standin) => standin,
+        Err(error) => {
+            eprintln!("twilio-standin: {error}");
+            std::process::exit(1);
+        }
+    };
+    println!("twilio-standin listening on {}", standin.base_url());
+    wait_for_shutdown().await;
+    drop(standin);
+}
+
+async fn wait_for_shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
