@@ -229,6 +229,7 @@ impl Processor {
                 facts::merge_worker(fact, &obs);
             }
         }
+        store::facts::save_task_attributes(&mut tx, tasks.values_mut()).await?;
         store::facts::save(&mut tx, tasks.values()).await?;
         store::facts::save(&mut tx, reservations.values()).await?;
         store::facts::save(&mut tx, workers.values()).await?;

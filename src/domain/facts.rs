@@ -74,7 +74,13 @@ pub struct TaskFact {
     pub task_sid: String,
     pub workspace_sid: Option<String>,
     pub assignment_status: Option<String>,
+    /// Stored apart (`task_attributes`); `None` after a load until a merge sets it, since the
+    /// register's stamp in `versions` is all the merge needs.
+    #[serde(default)]
     pub attributes: Option<Value>,
+    /// Storage bookkeeping: a hash of the attributes last stored (see `store::facts`).
+    #[serde(default)]
+    pub attributes_hash: Option<i64>,
     pub task_queue_sid: Option<String>,
     pub workflow_sid: Option<String>,
     pub task_channel: Option<String>,
@@ -125,6 +131,7 @@ impl TaskFact {
             workspace_sid: None,
             assignment_status: None,
             attributes: None,
+            attributes_hash: None,
             task_queue_sid: None,
             workflow_sid: None,
             task_channel: None,

@@ -25,7 +25,7 @@ impl FactTable for TaskFact {
     const COLUMNS: &'static [&'static str] = &[
         "workspace_sid",
         "assignment_status",
-        "attributes",
+        "attributes_hash",
         "task_queue_sid",
         "workflow_sid",
         "task_channel",
@@ -153,6 +153,67 @@ pub async fn save<'a, T: FactTable + 'a>(
     );
     sqlx::query(&update).bind(rows).execute(&mut **tx).await?;
     Ok(())
+}
+
+/// Writes the attributes of tasks whose attributes register changed in this transaction (the
+/// `attributes` of a fact loaded by [`lock_and_load`] is `None` until a merge sets it), skipping
+/// those equal to what is stored (same hash). Call before [`save`], which stores the hashes.
+pub async fn save_task_attributes<'a>(
+    tx: &mut Transaction<'_, Postgres>,
+    facts: impl IntoIterator<Item = &'a mut TaskFact>,
+) -> Result<(), StoreError> {
+    let mut sids = Vec::new();
+    let mut values = Vec::new();
+    for fact in facts {
+        let Some(attributes) = &fact.attributes else {
+            continue;
+        };
+        let hash = attributes_hash(attributes);
+        if fact.attributes_hash == Some(hash) {
+            continue;
+        }
+        fact.attributes_hash = Some(hash);
+        sids.push(fact.task_sid.clone());
+        values.push(attributes.clone());
+    }
+    if sids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO task_attributes (task_sid, attributes)
+         SELECT * FROM unnest($1::text[], $2::jsonb[])
+         ON CONFLICT (task_sid) DO UPDATE SET attributes = excluded.attributes, updated_at = now()",
+    )
+    .bind(&sids)
+    .bind(&values)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A stable hash of attributes (serde_json maps are sorted, so equal values serialize equally).
+fn attributes_hash(attributes: &serde_json::Value) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(attributes.to_string().as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
+}
+
+/// Reads one task with its attributes.
+pub async fn fetch_task(
+    pool: &sqlx::PgPool,
+    task_sid: &str,
+) -> Result<Option<TaskFact>, StoreError> {
+    let Some(mut fact) = fetch::<TaskFact>(pool, task_sid).await? else {
+        return Ok(None);
+    };
+    fact.attributes =
+        sqlx::query_scalar("SELECT attributes FROM task_attributes WHERE task_sid = $1")
+            .bind(task_sid)
+            .fetch_optional(pool)
+            .await?;
+    Ok(Some(fact))
 }
 
 /// Reads one fact (for the API and tests).

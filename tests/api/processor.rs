@@ -71,7 +71,7 @@ async fn reversed_delivery_converges_to_the_latest_state() {
         );
         drain(&p).await;
     }
-    let t: TaskFact = store::facts::fetch(&app.pool, &task)
+    let t: TaskFact = store::facts::fetch_task(&app.pool, &task)
         .await
         .unwrap()
         .expect("task fact");
@@ -80,6 +80,7 @@ async fn reversed_delivery_converges_to_the_latest_state() {
     assert_eq!(t.event_count, 7);
     assert_eq!(t.first_event_ms, Some(1_763_600_000_000));
     assert_eq!(t.task_queue_sid.as_deref(), Some(sid("WQ", 1).as_str()));
+    assert_eq!(t.attributes.as_ref().unwrap()["channelType"], "sms");
     let r: ReservationFact = store::facts::fetch(&app.pool, &sid("WR", 1))
         .await
         .unwrap()
@@ -100,6 +101,41 @@ async fn reversed_delivery_converges_to_the_latest_state() {
 }
 
 #[tokio::test]
+async fn attributes_follow_the_newest_event_and_a_late_older_one_does_not_win() {
+    let app = spawn_app().await;
+    let task = sid("WT", 25);
+    let with_attributes = |ms: i64, attributes: &str| {
+        let mut p = task_callback("task.updated", &task, "assigned", ms);
+        for (k, v) in p.iter_mut() {
+            if k == "TaskAttributes" {
+                *v = attributes.to_owned();
+            }
+        }
+        p
+    };
+    let p = processor(&app.pool, 100);
+    for params in [
+        with_attributes(1_763_600_000_000, r#"{"step":1}"#),
+        with_attributes(1_763_600_002_000, r#"{"step":3}"#),
+        with_attributes(1_763_600_001_000, r#"{"step":2}"#),
+    ] {
+        assert_eq!(
+            app.post_signed_form("/webhooks/taskrouter", &params)
+                .await
+                .status(),
+            204
+        );
+        drain(&p).await;
+    }
+    let t: TaskFact = store::facts::fetch_task(&app.pool, &task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.attributes, Some(serde_json::json!({"step": 3})));
+    assert_eq!(t.event_count, 3);
+}
+
+#[tokio::test]
 async fn a_running_server_processes_what_it_stores() {
     let app = spawn_app_with(AppOptions {
         processors: 1,
@@ -117,7 +153,7 @@ async fn a_running_server_processes_what_it_stores() {
     }
     let mut fact: Option<TaskFact> = None;
     for _ in 0..200 {
-        fact = store::facts::fetch(&app.pool, &task).await.unwrap();
+        fact = store::facts::fetch_task(&app.pool, &task).await.unwrap();
         if fact.as_ref().is_some_and(|f| f.event_count == 7) {
             break;
         }
@@ -211,7 +247,7 @@ async fn an_expired_lease_is_reclaimed_and_the_old_owner_cannot_finish() {
         .await
         .unwrap();
     assert!(owned.is_empty());
-    let t: TaskFact = store::facts::fetch(&app.pool, &task)
+    let t: TaskFact = store::facts::fetch_task(&app.pool, &task)
         .await
         .unwrap()
         .unwrap();
