@@ -74,7 +74,8 @@ CREATE INDEX inbox_progress_dead ON inbox_progress (event_id) WHERE dead_at IS N
 
 -- Latest known state of each TaskRouter task, reservation and worker, merged from events in
 -- event-time order (a late, older event never overwrites newer state). `versions` holds, per
--- field, the stamp of the event that set it: (terminal, event time, lifecycle rank, event key).
+-- field, the stamp of the event that set it — (terminal, event time, lifecycle rank, event-key
+-- hash) — as compact text `field=t,ms,rank,hash;…`, since it is rewritten with every event.
 CREATE TABLE tasks (
     task_sid               text PRIMARY KEY,
     workspace_sid          text,
@@ -89,7 +90,7 @@ CREATE TABLE tasks (
     canceled_reason        text,
     completed_reason       text,
     last_event_type        text,
-    versions               jsonb       NOT NULL DEFAULT '{}',
+    versions               text        NOT NULL DEFAULT '',
     first_event_ms         bigint,
     last_event_ms          bigint,
     deleted                boolean     NOT NULL DEFAULT false,
@@ -113,7 +114,7 @@ CREATE TABLE reservations (
     task_queue_sid         text,
     workflow_sid           text,
     status                 text,
-    versions               jsonb       NOT NULL DEFAULT '{}',
+    versions               text        NOT NULL DEFAULT '',
     first_event_ms         bigint,
     last_event_ms          bigint,
     event_count            bigint      NOT NULL DEFAULT 0,
@@ -128,7 +129,7 @@ CREATE TABLE workers (
     activity_name          text,
     previous_activity_sid  text,
     attributes             jsonb,
-    versions               jsonb       NOT NULL DEFAULT '{}',
+    versions               text        NOT NULL DEFAULT '',
     first_event_ms         bigint,
     last_event_ms          bigint,
     deleted                boolean     NOT NULL DEFAULT false,
