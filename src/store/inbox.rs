@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
+use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -65,8 +66,13 @@ pub async fn insert_returning_keys(
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    // One JSON document for the whole batch: one parameter, one statement, one commit.
-    let rows = serde_json::to_string(events).map_err(|e| StoreError::Decode(e.to_string()))?;
+    // One statement for the whole batch (one commit), columns as typed arrays.
+    let text = |f: fn(&NewInboxEvent) -> Option<&String>| -> Vec<Option<&str>> {
+        events.iter().map(|e| f(e).map(String::as_str)).collect()
+    };
+    let json = |f: fn(&NewInboxEvent) -> Option<&RawValue>| -> Vec<Option<Json<&RawValue>>> {
+        events.iter().map(|e| f(e).map(Json)).collect()
+    };
     let inserted: Vec<String> = sqlx::query_scalar(
         r#"
         WITH stored AS (
@@ -75,24 +81,42 @@ pub async fn insert_returning_keys(
             workspace_sid, task_sid, reservation_sid, worker_sid, task_queue_sid, workflow_sid,
             conversation_sid, task_attributes, task_assignment_status, event_time_ms, event, params,
             interpret_error)
-        SELECT
-            event_key, natural_key, source, event_type, resource_type, resource_sid, account_sid,
-            workspace_sid, task_sid, reservation_sid, worker_sid, task_queue_sid, workflow_sid,
-            conversation_sid, task_attributes, task_assignment_status, event_time_ms, event, params,
-            interpret_error
-        FROM jsonb_to_recordset($1::jsonb) AS x(
-            event_key text, natural_key text, source text, event_type text, resource_type text,
-            resource_sid text, account_sid text, workspace_sid text, task_sid text,
-            reservation_sid text, worker_sid text, task_queue_sid text, workflow_sid text,
-            conversation_sid text, task_attributes jsonb, task_assignment_status text,
-            event_time_ms bigint, event jsonb, params jsonb, interpret_error text)
+        SELECT * FROM UNNEST(
+            $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+            $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+            $14::text[], $15::jsonb[], $16::text[], $17::int8[], $18::jsonb[], $19::jsonb[],
+            $20::text[])
         ON CONFLICT DO NOTHING
         RETURNING id, event_key),
         progress AS (INSERT INTO inbox_progress (event_id) SELECT id FROM stored)
         SELECT event_key FROM stored
         "#,
     )
-    .bind(rows)
+    .bind(
+        events
+            .iter()
+            .map(|e| e.event_key.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(text(|e| e.natural_key.as_ref()))
+    .bind(events.iter().map(|e| e.source).collect::<Vec<_>>())
+    .bind(text(|e| e.event_type.as_ref()))
+    .bind(text(|e| e.resource_type.as_ref()))
+    .bind(text(|e| e.resource_sid.as_ref()))
+    .bind(text(|e| e.account_sid.as_ref()))
+    .bind(text(|e| e.workspace_sid.as_ref()))
+    .bind(text(|e| e.task_sid.as_ref()))
+    .bind(text(|e| e.reservation_sid.as_ref()))
+    .bind(text(|e| e.worker_sid.as_ref()))
+    .bind(text(|e| e.task_queue_sid.as_ref()))
+    .bind(text(|e| e.workflow_sid.as_ref()))
+    .bind(text(|e| e.conversation_sid.as_ref()))
+    .bind(json(|e| e.task_attributes.as_deref()))
+    .bind(text(|e| e.task_assignment_status.as_ref()))
+    .bind(events.iter().map(|e| e.event_time_ms).collect::<Vec<_>>())
+    .bind(json(|e| Some(&*e.event)))
+    .bind(json(|e| Some(&*e.params)))
+    .bind(text(|e| e.interpret_error.as_ref()))
     .fetch_all(pool)
     .await?;
     Ok(inserted)
