@@ -25,8 +25,10 @@ CREATE TABLE inbox_events (
     task_attributes        jsonb,
     task_assignment_status text,
     event_time_ms          bigint,
-    -- The typed event as the edge parsed it (task attributes live in their own column).
-    event                  jsonb       NOT NULL,
+    -- The typed event as the edge parsed it (task attributes live in their own column). `json`,
+    -- not `jsonb`: baton reads it whole and never queries inside it, and building JSONB costs
+    -- ingest throughput.
+    event                  json        NOT NULL,
     -- The raw parameters exactly as received (form: key -> value, or key -> [values] when repeated;
     -- Event Streams: the CloudEvent object).
     params                 jsonb       NOT NULL,

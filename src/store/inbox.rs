@@ -84,7 +84,7 @@ pub async fn insert_returning_keys(
         SELECT * FROM UNNEST(
             $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
             $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-            $14::text[], $15::jsonb[], $16::text[], $17::int8[], $18::jsonb[], $19::jsonb[],
+            $14::text[], $15::jsonb[], $16::text[], $17::int8[], $18::text[]::json[], $19::jsonb[],
             $20::text[])
         ON CONFLICT DO NOTHING
         RETURNING id, event_key),
@@ -114,7 +114,7 @@ pub async fn insert_returning_keys(
     .bind(json(|e| e.task_attributes.as_deref()))
     .bind(text(|e| e.task_assignment_status.as_ref()))
     .bind(events.iter().map(|e| e.event_time_ms).collect::<Vec<_>>())
-    .bind(json(|e| Some(&*e.event)))
+    .bind(events.iter().map(|e| e.event.get()).collect::<Vec<_>>())
     .bind(json(|e| Some(&*e.params)))
     .bind(text(|e| e.interpret_error.as_ref()))
     .fetch_all(pool)
