@@ -64,7 +64,7 @@ pub struct ServeArgs {
     #[arg(long, env = "BATON_HTTP_WORKERS")]
     pub http_workers: Option<usize>,
     /// Inbox processors in this process.
-    #[arg(long, env = "BATON_PROCESSORS", default_value_t = 2)]
+    #[arg(long, env = "BATON_PROCESSORS", default_value_t = 1)]
     pub processors: usize,
     /// Outbound Twilio REST calls in flight at once (per process).
     #[arg(long, env = "BATON_TWILIO_CONCURRENCY", default_value_t = 16)]
