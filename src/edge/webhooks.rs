@@ -58,7 +58,7 @@ pub async fn event_streams(
     )?;
     let body = read_body(&req, payload, state.max_body_bytes).await?;
     let url = public_url(&req, &state);
-    let signature = signature(&req, &state)?;
+    let signature = signature(&req)?;
     if !state.validator.validate_json(&url, &body, signature) {
         return Err(signature_failure(&req));
     }
@@ -84,7 +84,7 @@ async fn signed_form(
     let pairs =
         parse_form(&body, MAX_FORM_PARAMS).map_err(|e| EdgeError::Malformed(e.to_string()))?;
     let url = public_url(req, state);
-    let signature = signature(req, state)?;
+    let signature = signature(req)?;
     if !state.validator.validate_form(&url, &pairs, signature) {
         return Err(signature_failure(req));
     }
@@ -151,7 +151,7 @@ fn public_url(req: &HttpRequest, state: &AppState) -> String {
     format!("{}{}", state.public_base, path_and_query)
 }
 
-fn signature<'r>(req: &'r HttpRequest, _state: &AppState) -> Result<&'r str, EdgeError> {
+fn signature(req: &HttpRequest) -> Result<&str, EdgeError> {
     match req.headers().get("X-Twilio-Signature").map(|v| v.to_str()) {
         Some(Ok(sig)) if !sig.is_empty() => Ok(sig),
         _ => Err(signature_failure_missing(req)),
