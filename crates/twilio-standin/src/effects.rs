@@ -1,6 +1,11 @@
 //! State changes the stand-in actually applied, in order. A request answered with an error (or a
 //! fault injected before processing) applies none; a no-op request (closing what is already
-//! closed) applies none either. Tests use this to assert "exactly once".
+//! closed) applies none either. Tests use this to assert "exactly once". The control methods
+//! that play TaskRouter ([`StandIn::offer`], [`StandIn::accept`], …) record theirs too: they are
+//! changes Twilio made, told apart from baton's by when the test made them.
+//!
+//! [`StandIn::offer`]: crate::StandIn::offer
+//! [`StandIn::accept`]: crate::StandIn::accept
 
 use serde::Serialize;
 
@@ -29,6 +34,13 @@ pub enum Effect {
     },
     TaskDeleted {
         task_sid: String,
+    },
+    /// A pending reservation was created: [`StandIn::offer`](crate::StandIn::offer) or an
+    /// automatic offer (`auto_offer`).
+    ReservationCreated {
+        reservation_sid: String,
+        task_sid: String,
+        worker_sid: String,
     },
     ReservationStatusChanged {
         reservation_sid: String,
@@ -100,6 +112,7 @@ impl Effect {
             Effect::TaskUpdated { .. } => "task_updated",
             Effect::TaskStatusChanged { .. } => "task_status_changed",
             Effect::TaskDeleted { .. } => "task_deleted",
+            Effect::ReservationCreated { .. } => "reservation_created",
             Effect::ReservationStatusChanged { .. } => "reservation_status_changed",
             Effect::WorkerActivityChanged { .. } => "worker_activity_changed",
             Effect::WorkerUpdated { .. } => "worker_updated",

@@ -349,7 +349,7 @@ pub(crate) fn create_invite(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         task_sid: task_sid.clone(),
         invite_sid: Some(invite_sid.clone()),
     });
-    ctx.state.emit_task(now, "task.created", &task_sid);
+    let offer = crate::play::task_created(ctx.state, &task_sid, now);
 
     let epoch = now.timestamp();
     let routing_out = json!({
@@ -394,6 +394,9 @@ pub(crate) fn create_invite(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         invite_sid,
         task_sid,
     });
+    if let Some(offer) = offer {
+        offer.make(ctx.state, now);
+    }
     Ok(Reply::json(200, body))
 }
 

@@ -28,6 +28,8 @@
 //!   "closed"}`, and closes its conversation), invites create (creates the pending task) and list,
 //!   participants list/update (`closed` completes the participant's task and removes its
 //!   conversation participant; `wrapup` wraps it).
+//! - **TaskRouter events and routing**: signed event callbacks and the control methods that
+//!   stand in for agents and timers (next section).
 //! - **IAM** `POST /v1/Accounts/{AC}/Tokens/validate` (JSON `{"token"}`), what
 //!   `twilio-flex-token-validator` calls to authenticate Flex users; tokens come from
 //!   [`StandIn::seed_flex_token`].
@@ -37,6 +39,63 @@
 //! them (enums, SID patterns, integer bounds, JSON objects, required): a violation is 400 / 20001
 //! naming the parameter. Unknown parameters are ignored, as Twilio ignores them. Errors always
 //! have Twilio's body `{"code", "message", "more_info", "status"}`.
+//!
+//! ## Playing TaskRouter
+//!
+//! Every state change TaskRouter would announce produces one event, built once
+//! (`state::State::emit`) and used twice: appended to the Events list when
+//! [`StandInConfig::generate_events`] is on, and POSTed to the Workspace `EventCallbackUrl`
+//! when one is set ([`StandInConfig::callback_url`], [`StandIn::set_callback_url`]).
+//!
+//! - **Callbacks** are form-encoded with TaskRouter's parameters: the envelope (`AccountSid`,
+//!   `WorkspaceSid`, `WorkspaceName`, `Sid`, `EventType`, `EventDescription`, `ResourceType`,
+//!   `ResourceSid`, `Timestamp` in epoch seconds, `TimestampMs`), then the event's groups: task
+//!   events the Task fields (`TaskSid`, `TaskAttributes`, `TaskAssignmentStatus`, `TaskAge`,
+//!   `TaskPriority`, `TaskDateCreated`, `TaskChannelSid`, `TaskChannelUniqueName`,
+//!   `TaskCanceledReason` / `TaskCompletedReason` once set, `WorkflowSid`, `WorkflowName`) and,
+//!   except `task.created`, which precedes routing, `TaskQueueSid`, `TaskQueueName`,
+//!   `TaskQueueTargetExpression`, `TaskQueueEnteredDate`; reservation events those plus the
+//!   Worker fields (`WorkerSid`, `WorkerName`, `WorkerAttributes`, `WorkerActivitySid`,
+//!   `WorkerActivityName`) and `ReservationSid`; worker events the Worker fields
+//!   (`worker.activity.update` adds `WorkerPreviousActivitySid`/`Name` and
+//!   `WorkerTimeInPreviousActivity`/`Ms`). Each carries `X-Twilio-Signature` (HMAC-SHA1 of the
+//!   URL and the sorted parameters with the auth token), `I-Twilio-Idempotency-Token` (one per
+//!   event, repeated on retries and redeliveries) and `User-Agent: TwilioProxy/1.1`. Every
+//!   event gets its own millisecond, later than the one before.
+//! - **Delivery** is asynchronous, one at a time, in the order produced; failures are retried
+//!   per [`CallbackRetry`]. [`StandIn::callbacks`] records every delivery with its attempts;
+//!   [`StandIn::settle`] waits until nothing deliverable is left. [`StandIn::hold_callbacks`],
+//!   [`StandIn::release_callbacks`] ([`Release`]: in order, reversed, shuffled, duplicated) and
+//!   [`StandIn::redeliver`] make the late, reordered and repeated deliveries baton must absorb.
+//! - **What produces events**: `CreateTask` and Invites (`task.created`, then
+//!   `task-queue.entered` when the task has a queue), task updates (`task.updated` when the
+//!   attributes change; `task.canceled`, `task.wrapup`, `task.completed`, with the
+//!   reservations' `reservation.canceled` / `.wrapup` / `.completed` before them), task delete
+//!   (`task.deleted`), reservation updates, worker updates (`worker.activity.update`,
+//!   `worker.attributes.update`), closing interaction channels and participants (through the
+//!   task changes they make), and the control methods:
+//!
+//! | call | what changes | events, in order |
+//! |---|---|---|
+//! | [`StandIn::offer`] | new pending reservation; task `reserved` | `reservation.created` |
+//! | [`StandIn::accept`] | task `assigned`; reservation `accepted`; other pending ones `rescinded` | `reservation.accepted`, `reservation.rescinded`… |
+//! | [`StandIn::reject`] | reservation `rejected`; task `pending` if nothing else is pending | `reservation.rejected` |
+//! | [`StandIn::time_out_reservation`] | reservation `timeout`; task as on reject | `reservation.timeout` |
+//! | [`StandIn::time_out_task`] | pending reservations `canceled`; task `canceled`, reason `Task TTL Exceeded` | `reservation.canceled`…, `task.canceled` |
+//! | [`StandIn::wrap_up`] | accepted reservation and task `wrapping` | `reservation.wrapup`, `task.wrapup` |
+//! | [`StandIn::complete`] | reservation and task `completed` | `reservation.completed`, `task.completed` |
+//!
+//! **Automatic offers** ([`StandInConfig::auto_offer`], [`StandIn::set_auto_offer`]) are the
+//! whole routing engine: when a task is created (the offer follows the creating request's
+//! answer, which still shows the task `pending`, as TaskRouter routes after answering), a
+//! worker SID it is aimed at (attributes
+//! `transferTargetSid`, `targetSid` or `baton.target_sid`, else an Invite's `worker_sid` /
+//! `RoutingTarget`) gets the offer at once, available or not; a queue SID there makes the task
+//! enter that queue; otherwise a task with a queue is offered to the first seeded worker whose
+//! activity is available and whom the attributes do not exclude (`workerSidsInConversation`;
+//! `ignoreAgent` / `ignoreWorkerContactUri` matched against the worker's SID, friendly name and
+//! `contact_uri`). Target expressions, capacity and re-offers after a reject or timeout are not
+//! played; `workflow.*` events are not produced.
 //!
 //! ## How baton's tests use it
 //!
@@ -51,6 +110,25 @@
 //! let completions = twilio.effects().iter().filter(|e| e.completes_task(&task)).count();
 //! assert_eq!(completions, 1);
 //! assert!(twilio.requests().iter().all(|r| r.header("authorization").is_none()));
+//! # }
+//! ```
+//!
+//! Playing the TaskRouter side of a transfer:
+//!
+//! ```no_run
+//! # async fn demo(baton_url: &str, new_task: &str) {
+//! use twilio_standin::{Release, SeedWorker, StandIn, StandInConfig};
+//! let twilio = StandIn::start(StandInConfig::default()).await;
+//! let bob = twilio.seed_worker(SeedWorker::new("bob"));
+//! // … start baton, then:
+//! twilio.set_callback_url(Some(format!("{baton_url}/webhooks/taskrouter")));
+//! // … baton creates `new_task` (task.created and task-queue.entered go to baton) …
+//! let reservation = twilio.offer(new_task, &bob); // reservation.created
+//! twilio.hold_callbacks(true);
+//! twilio.accept(&reservation); // reservation.accepted, held
+//! twilio.release_callbacks(Release::Duplicated); // baton gets it twice
+//! twilio.settle().await;
+//! assert!(twilio.callbacks().iter().all(|c| c.status() == Some(204)));
 //! # }
 //! ```
 //!
@@ -96,10 +174,30 @@
 //!   (the validator library rejects on `valid == false` and reports `message`).
 //! - A path SID with the wrong prefix or shape is 404, like an unknown one.
 //!
-//! The stand-in keeps no timers: conversation `Timers.*` are stored and shown, not fired; tasks do
-//! not time out and reservations are not created by routing (seed them, see
-//! [`StandIn::seed_reservation`]).
+//! - Event callbacks are plain HTTP (the stand-in has no TLS client): point them at baton's
+//!   listen address and give baton a `BATON_PUBLIC_URL` equal to it, so the URL signed is the
+//!   URL baton rebuilds.
+//! - Callback retries: TaskRouter documents none beyond connection overrides (by default one
+//!   retry, on a failed connection only: [`CallbackRetry::twilio_default`]). The stand-in's
+//!   default retries a failed connection, no answer or a 5xx three times, 10 ms apart and
+//!   doubling, so a briefly busy baton does not lose an event in a test.
+//! - `I-Twilio-Idempotency-Token` is one value per event, repeated on retries and redeliveries.
+//! - `task.created` has no `TaskQueueSid` (the reference lists the Task group and `WorkflowSid`
+//!   only); `task-queue.entered` follows with it. A reservation's events come before the task
+//!   event of the same change (`reservation.completed`, then `task.completed`), and
+//!   `reservation.accepted` already says the task is `assigned`.
+//! - `task.canceled`'s `EventDescription` is the cancel reason when there is one (Twilio's spec:
+//!   a TTL cancel "will fire with description `Task TTL Exceeded`").
+//! - `ResourceType` is lower case (`task`, `reservation`, `worker`), as in the Event resource
+//!   example of the OpenAPI spec.
+//!
+//! The stand-in keeps no timers: conversation `Timers.*` are stored and shown, not fired; tasks
+//! and reservations time out when a test says so ([`StandIn::time_out_task`],
+//! [`StandIn::time_out_reservation`]); reservations exist because a test offered them
+//! ([`StandIn::offer`]), an automatic offer made them when the task was created
+//! ([`StandInConfig::auto_offer`]), or a seed did ([`StandIn::seed_reservation`]).
 
+mod callbacks;
 mod conversations;
 mod ctx;
 mod effects;
@@ -110,12 +208,17 @@ mod iam;
 mod log;
 mod model;
 mod paging;
+mod play;
 mod routes;
 mod seed;
 mod server;
 mod state;
 mod taskrouter;
 
+pub use callbacks::{
+    AttemptOutcome, Callback, CallbackRetry, DeliveredCallback, Release, CALLBACK_USER_AGENT,
+    SETTLE_TIMEOUT,
+};
 pub use effects::Effect;
 pub use error::{
     ApiError, CODE_AUTHENTICATE, CODE_INTERACTION_NOT_OPEN, CODE_INTERNAL, CODE_INVALID,
@@ -125,12 +228,14 @@ pub use error::{
 pub use faults::{FaultKind, Faults};
 pub use log::{LoggedRequest, LOGGED_HEADERS};
 pub use model::*;
+pub use play::TASK_TTL_EXCEEDED;
 pub use routes::{routes, Api, Body, ParamKind, ParamSpec, RouteSpec, META_FIELDS};
 pub use seed::*;
 pub use state::RecloseChannel;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
+use callbacks::CallbackQueue;
 use faults::FaultEngine;
 use server::Shared;
 use state::{Settings, State};
@@ -157,13 +262,22 @@ pub struct StandInConfig {
     pub faults: Faults,
     /// Append TaskRouter events (`task.created`, `task.completed`, `reservation.accepted`,
     /// `worker.activity.update`, …) to the Events list as state changes. Off by default so a test
-    /// sees only the events it pushes.
+    /// sees only the events it pushes. Callbacks do not depend on it.
     pub generate_events: bool,
+    /// The Workspace `EventCallbackUrl`: every TaskRouter event is POSTed there, signed (see
+    /// [`StandIn::set_callback_url`], which sets it later, once baton listens).
+    pub callback_url: Option<String>,
+    /// Which failed callback deliveries are retried, and how fast.
+    pub callback_retry: CallbackRetry,
+    /// Offer each new task to a worker at once (see "Playing TaskRouter" above). Off by default:
+    /// tests call [`StandIn::offer`].
+    pub auto_offer: bool,
     /// What closing an already-closed interaction channel answers.
     pub reclose_channel: RecloseChannel,
     /// actix worker threads.
     pub workers: usize,
-    /// Most requests kept in the log (oldest dropped first); 0 keeps none.
+    /// Most requests kept in the log, and most callback deliveries kept in
+    /// [`StandIn::callbacks`] (oldest dropped first); 0 keeps none.
     pub log_limit: usize,
 }
 
@@ -179,6 +293,9 @@ impl Default for StandInConfig {
             seed: 42,
             faults: Faults::none(),
             generate_events: false,
+            callback_url: None,
+            callback_retry: CallbackRetry::default(),
+            auto_offer: false,
             reclose_channel: RecloseChannel::Ok,
             workers: 2,
             log_limit: usize::MAX,
@@ -214,6 +331,9 @@ impl StandInConfig {
         }
         if self.auth_token.is_empty() {
             return Err("auth_token is empty".into());
+        }
+        if let Some(url) = &self.callback_url {
+            callbacks::check_url(url)?;
         }
         self.faults.validate()
     }
@@ -296,18 +416,33 @@ impl StandIn {
             chat_service_sid: config.chat_service_sid.clone(),
             flex_instance_sid: config.flex_instance_sid.clone(),
             generate_events: config.generate_events,
+            auto_offer: config.auto_offer,
             reclose_channel: config.reclose_channel,
             log_limit: config.log_limit,
         };
         let engine = FaultEngine::new(config.seed, config.faults.clone());
-        let shared = Arc::new(Shared::new(State::new(settings, config.seed, engine)));
+        let callbacks = CallbackQueue::new(
+            config.auth_token.clone(),
+            config.callback_url.clone(),
+            config.callback_retry.clone(),
+            config.log_limit,
+        );
+        let shared = Arc::new(Shared::new(State::new(
+            settings,
+            config.seed,
+            engine,
+            callbacks,
+        )));
         let data = web::Data::from(shared.clone());
+        let deliverer = shared.clone();
         let workers = config.workers.max(1);
         std::thread::Builder::new()
             .name("twilio-standin".into())
             .spawn(move || {
                 let system = actix_web::rt::System::new();
                 system.block_on(async move {
+                    // Callbacks go out from this runtime; the task ends with it.
+                    actix_web::rt::spawn(callbacks::deliver(deliverer));
                     let server = HttpServer::new(move || {
                         App::new()
                             .app_data(data.clone())

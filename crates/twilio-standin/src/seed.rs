@@ -495,6 +495,7 @@ impl StandIn {
                 date_status_changed: now,
             },
         );
+        state.worker_order.push(sid.clone());
         sid
     }
 

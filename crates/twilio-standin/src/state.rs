@@ -1,7 +1,9 @@
 //! The stand-in's in-memory Twilio: resources, effects, request log, fault engine, and the
 //! state transitions shared by several endpoints.
 
+use crate::callbacks::CallbackQueue;
 use crate::effects::Effect;
+use crate::error::ApiError;
 use crate::faults::FaultEngine;
 use crate::log::LoggedRequest;
 use crate::model::*;
@@ -33,6 +35,8 @@ pub(crate) struct Settings {
     pub chat_service_sid: String,
     pub flex_instance_sid: String,
     pub generate_events: bool,
+    /// Offer new tasks to a worker at once (see `play::route_new_task`); can be changed later.
+    pub auto_offer: bool,
     pub reclose_channel: RecloseChannel,
     pub log_limit: usize,
 }
@@ -45,15 +49,27 @@ pub(crate) struct EventRecord {
     pub value: Value,
 }
 
+/// Callback parameters of an event beyond its envelope, in the order sent.
+pub(crate) type Fields = Vec<(&'static str, String)>;
+
 pub(crate) struct State {
     pub settings: Settings,
     rng: StdRng,
+    /// Event SIDs and idempotency tokens come from their own generator, so whether events are
+    /// produced does not change the SIDs of tasks, reservations, ….
+    event_rng: StdRng,
+    /// The `TimestampMs` of the last event: each event gets a later millisecond, so the order
+    /// of `TimestampMs` is the order the events were produced in.
+    last_event_ms: i64,
+    pub callbacks: CallbackQueue,
     pub tasks: HashMap<String, TaskState>,
     /// Interaction channel SID → tasks whose attributes named it (`flexInteractionChannelSid`)
     /// at some point; checked against current attributes when used.
     tasks_by_channel: HashMap<String, Vec<String>>,
     pub reservations: HashMap<String, ReservationState>,
     pub workers: HashMap<String, WorkerState>,
+    /// Worker SIDs in the order they were seeded (automatic offers pick the first that fits).
+    pub worker_order: Vec<String>,
     pub activities: Vec<ActivityState>,
     pub queues: HashMap<String, TaskQueueState>,
     pub workflows: Vec<WorkflowState>,
@@ -72,6 +88,22 @@ pub(crate) struct State {
     pub default_task_queue_sid: String,
 }
 
+/// `TaskQueueSid` → `task_queue_sid`: callback parameter names as Events list `event_data` keys.
+fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Twilio's date format: `2014-05-14T18:50:02Z`.
 pub(crate) fn fmt_date(dt: DateTime<Utc>) -> String {
     dt.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -83,16 +115,25 @@ pub(crate) fn opt_date(dt: Option<DateTime<Utc>>) -> Value {
 }
 
 impl State {
-    pub(crate) fn new(settings: Settings, seed: u64, faults: FaultEngine) -> State {
+    pub(crate) fn new(
+        settings: Settings,
+        seed: u64,
+        faults: FaultEngine,
+        callbacks: CallbackQueue,
+    ) -> State {
         let now = Utc::now();
         // SIDs come from their own generator (seed-derived) so a run is reproducible.
         let mut state = State {
             settings,
             rng: StdRng::seed_from_u64(seed ^ 0x5349_445f_5345_4544),
+            event_rng: StdRng::seed_from_u64(seed ^ 0x4556_454e_545f_5349),
+            last_event_ms: 0,
+            callbacks,
             tasks: HashMap::new(),
             tasks_by_channel: HashMap::new(),
             reservations: HashMap::new(),
             workers: HashMap::new(),
+            worker_order: Vec::new(),
             activities: Vec::new(),
             queues: HashMap::new(),
             workflows: Vec::new(),
@@ -269,7 +310,15 @@ impl State {
         });
     }
 
-    /// Records a TaskRouter event for a state change, when `generate_events` is on.
+    /// Whether events are wanted at all: for the Events list (`generate_events`) or for
+    /// callbacks (a callback URL is set). When not, nothing is built.
+    pub(crate) fn emitting(&self) -> bool {
+        self.settings.generate_events || self.callbacks.enabled()
+    }
+
+    /// The one place TaskRouter events are produced. The callback parameters are the truth:
+    /// the envelope every event has (§2.2 of the protocol notes), then `fields`; the Events list
+    /// entry is built from the same parameters (`event_data` has their snake_case names).
     pub(crate) fn emit(
         &mut self,
         now: DateTime<Utc>,
@@ -277,13 +326,64 @@ impl State {
         resource_type: &str,
         resource_sid: &str,
         description: String,
-        event_data: Value,
+        fields: Fields,
     ) {
-        if !self.settings.generate_events {
+        if !self.emitting() {
             return;
         }
-        let sid = self.sid("EV");
-        let ws = self.settings.workspace_sid.clone();
+        let ms = now.timestamp_millis().max(self.last_event_ms + 1);
+        self.last_event_ms = ms;
+        let date = DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(now);
+        let sid = format!("EV{:032x}", self.event_rng.gen::<u128>());
+        let settings = &self.settings;
+        let params: Vec<(String, String)> = [
+            ("AccountSid", settings.account_sid.clone()),
+            ("WorkspaceSid", settings.workspace_sid.clone()),
+            ("WorkspaceName", settings.workspace_name.clone()),
+            ("Sid", sid.clone()),
+            ("EventType", event_type.to_owned()),
+            ("EventDescription", description.clone()),
+            ("ResourceType", resource_type.to_owned()),
+            ("ResourceSid", resource_sid.to_owned()),
+            ("Timestamp", (ms / 1000).to_string()),
+            ("TimestampMs", ms.to_string()),
+        ]
+        .into_iter()
+        .chain(fields)
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        if self.settings.generate_events {
+            let value = self.event_value(
+                &sid,
+                date,
+                event_type,
+                resource_type,
+                resource_sid,
+                &description,
+                &params,
+            );
+            self.push_event_value(ms, value);
+        }
+        if self.callbacks.enabled() {
+            let token = format!("{:032x}", self.event_rng.gen::<u128>());
+            self.callbacks
+                .enqueue(sid, event_type.to_owned(), params, token);
+        }
+    }
+
+    /// The Events list resource for an event whose callback parameters are `params`.
+    #[allow(clippy::too_many_arguments)]
+    fn event_value(
+        &self,
+        sid: &str,
+        date: DateTime<Utc>,
+        event_type: &str,
+        resource_type: &str,
+        resource_sid: &str,
+        description: &str,
+        params: &[(String, String)],
+    ) -> Value {
+        let ws = &self.settings.workspace_sid;
         let resource_path = match resource_type {
             "task" => format!("Tasks/{resource_sid}"),
             "worker" => format!("Workers/{resource_sid}"),
@@ -297,15 +397,31 @@ impl State {
             }
             _ => String::new(),
         };
-        let value = json!({
+        // The envelope is the resource's own fields; the rest (and the workspace) is event_data.
+        let envelope = [
+            "AccountSid",
+            "Sid",
+            "EventType",
+            "EventDescription",
+            "ResourceType",
+            "ResourceSid",
+            "Timestamp",
+            "TimestampMs",
+        ];
+        let event_data: serde_json::Map<String, Value> = params
+            .iter()
+            .filter(|(k, _)| !envelope.contains(&k.as_str()))
+            .map(|(k, v)| (snake_case(k), Value::String(v.clone())))
+            .collect();
+        json!({
             "account_sid": self.settings.account_sid,
             "actor_sid": self.settings.account_sid,
             "actor_type": "account",
             "actor_url": format!("https://api.twilio.com/2010-04-01/Accounts/{}", self.settings.account_sid),
             "description": description,
             "event_data": event_data,
-            "event_date": fmt_date(now),
-            "event_date_ms": now.timestamp_millis(),
+            "event_date": fmt_date(date),
+            "event_date_ms": date.timestamp_millis(),
             "event_type": event_type,
             "resource_sid": resource_sid,
             "resource_type": resource_type,
@@ -315,34 +431,178 @@ impl State {
             "source_ip_address": "127.0.0.1",
             "url": format!("https://taskrouter.twilio.com/v1/Workspaces/{ws}/Events/{sid}"),
             "workspace_sid": ws,
-        });
-        self.push_event_value(now.timestamp_millis(), value);
-    }
-
-    fn task_event_data(&self, task: &TaskState) -> Value {
-        json!({
-            "task_sid": task.sid,
-            "task_attributes": task.attributes,
-            "task_assignment_status": task.assignment_status.as_str(),
-            "task_priority": task.priority.to_string(),
-            "task_queue_sid": task.task_queue_sid,
-            "workflow_sid": task.workflow_sid,
-            "task_channel_unique_name": task.task_channel_unique_name,
-            "workspace_sid": self.settings.workspace_sid,
-            "workspace_name": self.settings.workspace_name,
         })
     }
 
+    /// The Task field group (`TaskSid`, `TaskAttributes`, `TaskAge`, `TaskPriority`,
+    /// `TaskAssignmentStatus`, the canceled/completed reason once there is one) with the
+    /// TaskChannel and Workflow fields real payloads carry; `queue` adds `TaskQueueSid` and its
+    /// name, which every task event has except `task.created` (it precedes routing).
+    fn task_fields(&self, task: &TaskState, now: DateTime<Utc>, queue: bool) -> Fields {
+        let mut fields: Fields = vec![
+            ("TaskSid", task.sid.clone()),
+            ("TaskAttributes", task.attributes.clone()),
+            (
+                "TaskAssignmentStatus",
+                task.assignment_status.as_str().to_owned(),
+            ),
+            (
+                "TaskAge",
+                (now - task.date_created).num_seconds().max(0).to_string(),
+            ),
+            ("TaskPriority", task.priority.to_string()),
+            ("TaskDateCreated", task.date_created.timestamp().to_string()),
+            ("TaskChannelSid", task.task_channel_sid.clone()),
+            (
+                "TaskChannelUniqueName",
+                task.task_channel_unique_name.clone(),
+            ),
+        ];
+        match (task.assignment_status, &task.reason) {
+            (TaskStatus::Canceled, Some(reason)) => {
+                fields.push(("TaskCanceledReason", reason.clone()));
+            }
+            (TaskStatus::Completed, Some(reason)) => {
+                fields.push(("TaskCompletedReason", reason.clone()));
+            }
+            _ => {}
+        }
+        if queue {
+            if let Some(q) = task.task_queue_sid.as_deref() {
+                fields.push(("TaskQueueSid", q.to_owned()));
+                if let Some(queue) = self.queues.get(q) {
+                    fields.push(("TaskQueueName", queue.friendly_name.clone()));
+                    fields.push(("TaskQueueTargetExpression", queue.target_workers.clone()));
+                }
+                if let Some(entered) = task.task_queue_entered_date {
+                    fields.push(("TaskQueueEnteredDate", entered.timestamp().to_string()));
+                }
+            }
+        }
+        if let Some(w) = task.workflow_sid.as_deref() {
+            fields.push(("WorkflowSid", w.to_owned()));
+            if let Some(workflow) = self.workflow(w) {
+                fields.push(("WorkflowName", workflow.friendly_name.clone()));
+            }
+        }
+        fields
+    }
+
+    /// The Worker field group (`WorkerSid`, `WorkerName`, `WorkerAttributes`, and the activity
+    /// the worker is in now).
+    fn worker_fields(&self, worker: &WorkerState) -> Fields {
+        let activity_name = self
+            .activity(&worker.activity_sid)
+            .map(|a| a.friendly_name.clone())
+            .unwrap_or_default();
+        vec![
+            ("WorkerSid", worker.sid.clone()),
+            ("WorkerName", worker.friendly_name.clone()),
+            ("WorkerAttributes", worker.attributes.clone()),
+            ("WorkerActivitySid", worker.activity_sid.clone()),
+            ("WorkerActivityName", activity_name),
+        ]
+    }
+
+    /// A `task.*` or `task-queue.*` event about the task as it is now.
     pub(crate) fn emit_task(&mut self, now: DateTime<Utc>, event_type: &str, task_sid: &str) {
-        if !self.settings.generate_events {
+        if !self.emitting() {
             return;
         }
         let Some(task) = self.tasks.get(task_sid) else {
             return;
         };
-        let data = self.task_event_data(task);
-        let description = format!("Task {task_sid} {}", event_type.trim_start_matches("task."));
-        self.emit(now, event_type, "task", task_sid, description, data);
+        let fields = self.task_fields(task, now, event_type != "task.created");
+        let description = match event_type {
+            "task-queue.entered" => {
+                let queue = task
+                    .task_queue_sid
+                    .as_deref()
+                    .and_then(|q| self.queues.get(q))
+                    .map(|q| q.friendly_name.clone())
+                    .unwrap_or_default();
+                format!("Task {task_sid} entered TaskQueue {queue}")
+            }
+            // TaskRouter describes a TTL cancel as "Task TTL Exceeded": the reason itself.
+            "task.canceled" => task
+                .reason
+                .clone()
+                .unwrap_or_else(|| format!("Task {task_sid} canceled")),
+            other => format!("Task {task_sid} {}", other.trim_start_matches("task.")),
+        };
+        self.emit(now, event_type, "task", task_sid, description, fields);
+    }
+
+    /// A `reservation.*` event: the Task and Worker groups, `ReservationSid`, queue, workflow.
+    pub(crate) fn emit_reservation(
+        &mut self,
+        now: DateTime<Utc>,
+        event_type: &str,
+        reservation_sid: &str,
+    ) {
+        if !self.emitting() {
+            return;
+        }
+        let Some(reservation) = self.reservations.get(reservation_sid) else {
+            return;
+        };
+        let Some(task) = self.tasks.get(&reservation.task_sid) else {
+            return;
+        };
+        let mut fields = self.task_fields(task, now, true);
+        if let Some(worker) = self.workers.get(&reservation.worker_sid) {
+            fields.extend(self.worker_fields(worker));
+        }
+        fields.push(("ReservationSid", reservation_sid.to_owned()));
+        let description = match event_type {
+            "reservation.created" => format!(
+                "Reservation {reservation_sid} created for Worker {}",
+                reservation.worker_sid
+            ),
+            _ => format!(
+                "Reservation {reservation_sid} {}",
+                reservation.status.as_str()
+            ),
+        };
+        self.emit(
+            now,
+            event_type,
+            "reservation",
+            reservation_sid,
+            description,
+            fields,
+        );
+    }
+
+    /// A `worker.*` event about the worker as it is now, with `extra` fields.
+    fn emit_worker(
+        &mut self,
+        now: DateTime<Utc>,
+        event_type: &str,
+        worker_sid: &str,
+        description: String,
+        extra: Fields,
+    ) {
+        if !self.emitting() {
+            return;
+        }
+        let Some(worker) = self.workers.get(worker_sid) else {
+            return;
+        };
+        let mut fields = self.worker_fields(worker);
+        fields.extend(extra);
+        self.emit(now, event_type, "worker", worker_sid, description, fields);
+    }
+
+    /// `worker.attributes.update` after a worker's attributes changed.
+    pub(crate) fn emit_worker_attributes(&mut self, now: DateTime<Utc>, worker_sid: &str) {
+        self.emit_worker(
+            now,
+            "worker.attributes.update",
+            worker_sid,
+            format!("Worker {worker_sid} attributes updated"),
+            Vec::new(),
+        );
     }
 
     // ---- shared transitions ----
@@ -436,25 +696,112 @@ impl State {
             from: from.as_str().into(),
             to: to.as_str().into(),
         });
-        if self.settings.generate_events {
-            let data = json!({
-                "reservation_sid": reservation_sid,
-                "task_sid": task_sid,
-                "worker_sid": worker_sid,
-                "workspace_sid": self.settings.workspace_sid,
-            });
-            let event_type = match to {
-                ReservationStatus::Wrapping => "reservation.wrapup".to_owned(),
-                other => format!("reservation.{}", other.as_str()),
-            };
-            self.emit(
-                now,
-                &event_type,
-                "reservation",
-                reservation_sid,
-                format!("Reservation {reservation_sid} {}", to.as_str()),
-                data,
-            );
+        let event_type = match to {
+            ReservationStatus::Wrapping => "reservation.wrapup".to_owned(),
+            other => format!("reservation.{}", other.as_str()),
+        };
+        self.emit_reservation(now, &event_type, reservation_sid);
+    }
+
+    /// Whether a reservation may go from `from` to `to`.
+    fn reservation_allowed(from: ReservationStatus, to: ReservationStatus) -> bool {
+        use ReservationStatus::*;
+        match from {
+            Pending => matches!(to, Accepted | Rejected | Timeout | Canceled | Rescinded),
+            Accepted => matches!(to, Wrapping | Completed),
+            Wrapping => to == Completed,
+            _ => false,
+        }
+    }
+
+    /// A reservation moving to `to` as TaskRouter moves it, for the REST update and the control
+    /// methods alike: accepting assigns the task (then `reservation.accepted`, whose task fields
+    /// say `assigned`) and rescinds the task's other pending reservations; wrapping and
+    /// completing move an assigned task along; any other end of a pending reservation frees a
+    /// reserved task that has no pending reservation left.
+    pub(crate) fn change_reservation(
+        &mut self,
+        reservation_sid: &str,
+        to: ReservationStatus,
+        now: DateTime<Utc>,
+    ) -> Result<(), ApiError> {
+        let Some(reservation) = self.reservations.get(reservation_sid).cloned() else {
+            return Err(ApiError::invalid(format!(
+                "Reservation {reservation_sid} does not exist"
+            )));
+        };
+        if !State::reservation_allowed(reservation.status, to) {
+            return Err(ApiError::invalid(format!(
+                "Reservation {reservation_sid} is not in a state that allows ReservationStatus {to} (reservation_status is {})",
+                reservation.status
+            )));
+        }
+        let task_sid = reservation.task_sid;
+        let Some(task_status) = self.tasks.get(&task_sid).map(|t| t.assignment_status) else {
+            return Err(ApiError::invalid(format!(
+                "Task {task_sid} of reservation {reservation_sid} does not exist"
+            )));
+        };
+        if to == ReservationStatus::Accepted && task_status != TaskStatus::Reserved {
+            return Err(ApiError::invalid(format!(
+                "Cannot accept reservation {reservation_sid}: task {task_sid} is not in a state that allows it (assignment_status is {task_status})"
+            )));
+        }
+        match to {
+            ReservationStatus::Accepted => {
+                self.move_task(&task_sid, TaskStatus::Assigned, None, now);
+                self.set_reservation_status(reservation_sid, to, now);
+                let others = self
+                    .tasks
+                    .get(&task_sid)
+                    .map(|t| t.reservations.clone())
+                    .unwrap_or_default();
+                for wr in others {
+                    let pending = self
+                        .reservations
+                        .get(&wr)
+                        .is_some_and(|r| r.status == ReservationStatus::Pending);
+                    if pending {
+                        self.set_reservation_status(&wr, ReservationStatus::Rescinded, now);
+                    }
+                }
+            }
+            ReservationStatus::Wrapping => {
+                self.set_reservation_status(reservation_sid, to, now);
+                if task_status == TaskStatus::Assigned {
+                    self.move_task(&task_sid, TaskStatus::Wrapping, None, now);
+                }
+            }
+            ReservationStatus::Completed => {
+                self.set_reservation_status(reservation_sid, to, now);
+                if matches!(task_status, TaskStatus::Assigned | TaskStatus::Wrapping) {
+                    self.move_task(&task_sid, TaskStatus::Completed, None, now);
+                }
+            }
+            _ => {
+                self.set_reservation_status(reservation_sid, to, now);
+                self.release_task(&task_sid, now);
+            }
+        }
+        Ok(())
+    }
+
+    /// After a reservation stops being pending: a reserved task with no pending reservation left
+    /// goes back to pending.
+    pub(crate) fn release_task(&mut self, task_sid: &str, now: DateTime<Utc>) {
+        let Some(task) = self.tasks.get(task_sid) else {
+            return;
+        };
+        if task.assignment_status != TaskStatus::Reserved {
+            return;
+        }
+        let any_pending = task.reservations.iter().any(|wr| {
+            self.reservations
+                .get(wr)
+                .is_some_and(|r| r.status == ReservationStatus::Pending)
+        });
+        if !any_pending {
+            self.move_task(task_sid, TaskStatus::Pending, None, now);
         }
     }
 
@@ -472,32 +819,38 @@ impl State {
         if worker.activity_sid == activity_sid {
             return false;
         }
+        let since = worker.date_status_changed;
         let from = std::mem::replace(&mut worker.activity_sid, activity_sid.to_owned());
         worker.date_status_changed = now;
         worker.date_updated = now;
         self.effect(Effect::WorkerActivityChanged {
             worker_sid: worker_sid.to_owned(),
-            from_activity_sid: from,
+            from_activity_sid: from.clone(),
             to_activity_sid: activity_sid.to_owned(),
         });
-        if self.settings.generate_events {
-            let name = self
-                .activity(activity_sid)
-                .map(|a| a.friendly_name.clone())
-                .unwrap_or_default();
-            let data = json!({
-                "worker_sid": worker_sid,
-                "worker_activity_sid": activity_sid,
-                "worker_activity_name": name,
-                "workspace_sid": self.settings.workspace_sid,
-            });
-            self.emit(
+        if self.emitting() {
+            let name_of = |sid: &str| {
+                self.activity(sid)
+                    .map(|a| a.friendly_name.clone())
+                    .unwrap_or_default()
+            };
+            let (name, previous_name) = (name_of(activity_sid), name_of(&from));
+            let in_previous_ms = (now - since).num_milliseconds().max(0);
+            let extra = vec![
+                ("WorkerPreviousActivitySid", from),
+                ("WorkerPreviousActivityName", previous_name),
+                (
+                    "WorkerTimeInPreviousActivity",
+                    (in_previous_ms / 1000).to_string(),
+                ),
+                ("WorkerTimeInPreviousActivityMs", in_previous_ms.to_string()),
+            ];
+            self.emit_worker(
                 now,
                 "worker.activity.update",
-                "worker",
                 worker_sid,
                 format!("Worker {worker_sid} updated to {name} Activity"),
-                data,
+                extra,
             );
         }
         true

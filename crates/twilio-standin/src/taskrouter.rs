@@ -295,13 +295,17 @@ pub(crate) fn create_task(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         task_sid: sid.clone(),
         invite_sid: None,
     });
-    ctx.state.emit_task(now, "task.created", &sid);
+    let offer = crate::play::task_created(ctx.state, &sid, now);
     let task = ctx
         .state
         .tasks
         .get(&sid)
         .ok_or_else(|| ApiError::bug("created task vanished"))?;
-    Ok(Reply::json(201, task_json(ctx.state, task, ctx.base, now)).with_etag(task.version))
+    let reply = Reply::json(201, task_json(ctx.state, task, ctx.base, now)).with_etag(task.version);
+    if let Some(offer) = offer {
+        offer.make(ctx.state, now);
+    }
+    Ok(reply)
 }
 
 fn find_task<'s>(ctx: &'s Ctx<'_>, sid: &str) -> Result<&'s TaskState, ApiError> {
@@ -457,36 +461,6 @@ pub(crate) fn fetch_reservation(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     ))
 }
 
-fn reservation_allowed(from: ReservationStatus, to: ReservationStatus) -> bool {
-    use ReservationStatus::*;
-    match from {
-        Pending => matches!(to, Accepted | Rejected | Timeout | Canceled | Rescinded),
-        Accepted => matches!(to, Wrapping | Completed),
-        Wrapping => to == Completed,
-        _ => false,
-    }
-}
-
-/// After a reservation stops being pending: a reserved task with no pending reservation left
-/// goes back to pending.
-fn release_task(state: &mut State, task_sid: &str, now: DateTime<Utc>) {
-    let Some(task) = state.tasks.get(task_sid) else {
-        return;
-    };
-    if task.assignment_status != TaskStatus::Reserved {
-        return;
-    }
-    let any_pending = task.reservations.iter().any(|wr| {
-        state
-            .reservations
-            .get(wr)
-            .is_some_and(|r| r.status == ReservationStatus::Pending)
-    });
-    if !any_pending {
-        state.move_task(task_sid, TaskStatus::Pending, None, now);
-    }
-}
-
 pub(crate) fn update_reservation(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let reservation = find_reservation(ctx)?;
     let now = ctx.now;
@@ -501,62 +475,10 @@ pub(crate) fn update_reservation(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         }
     }
     if let Some(to) = to {
-        if !reservation_allowed(reservation.status, to) {
-            return Err(ApiError::invalid(format!(
-                "Reservation {} is not in a state that allows ReservationStatus {to} (reservation_status is {})",
-                reservation.sid, reservation.status
-            )));
+        if !ctx.state.tasks.contains_key(&reservation.task_sid) {
+            return Err(ctx.not_found());
         }
-        let task_status = ctx
-            .state
-            .tasks
-            .get(&reservation.task_sid)
-            .map(|t| t.assignment_status)
-            .ok_or_else(|| ctx.not_found())?;
-        if to == ReservationStatus::Accepted && task_status != TaskStatus::Reserved {
-            return Err(ApiError::invalid(format!(
-                "Cannot accept reservation {}: task {} is not in a state that allows it (assignment_status is {task_status})",
-                reservation.sid, reservation.task_sid
-            )));
-        }
-        ctx.state.set_reservation_status(&reservation.sid, to, now);
-        let task_sid = reservation.task_sid.clone();
-        match to {
-            ReservationStatus::Accepted => {
-                ctx.state
-                    .move_task(&task_sid, TaskStatus::Assigned, None, now);
-                let others: Vec<String> = ctx
-                    .state
-                    .tasks
-                    .get(&task_sid)
-                    .map(|t| t.reservations.clone())
-                    .unwrap_or_default();
-                for wr in others {
-                    let pending = ctx
-                        .state
-                        .reservations
-                        .get(&wr)
-                        .is_some_and(|r| r.status == ReservationStatus::Pending);
-                    if pending {
-                        ctx.state
-                            .set_reservation_status(&wr, ReservationStatus::Rescinded, now);
-                    }
-                }
-            }
-            ReservationStatus::Wrapping => {
-                if task_status == TaskStatus::Assigned {
-                    ctx.state
-                        .move_task(&task_sid, TaskStatus::Wrapping, None, now);
-                }
-            }
-            ReservationStatus::Completed => {
-                if matches!(task_status, TaskStatus::Assigned | TaskStatus::Wrapping) {
-                    ctx.state
-                        .move_task(&task_sid, TaskStatus::Completed, None, now);
-                }
-            }
-            _ => release_task(ctx.state, &task_sid, now),
-        }
+        ctx.state.change_reservation(&reservation.sid, to, now)?;
     }
     if let Some(wa) = activity {
         ctx.state
@@ -617,10 +539,14 @@ pub(crate) fn update_worker(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         }
     }
     if !changed.is_empty() {
+        let attributes_changed = changed.iter().any(|c| c == "Attributes");
         ctx.state.effect(Effect::WorkerUpdated {
             worker_sid: sid.clone(),
             changed,
         });
+        if attributes_changed {
+            ctx.state.emit_worker_attributes(now, &sid);
+        }
     }
     if let Some(wa) = &activity {
         ctx.state.set_worker_activity(&sid, wa, now);
@@ -635,7 +561,7 @@ pub(crate) fn update_worker(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
             for (wr, task) in pending {
                 ctx.state
                     .set_reservation_status(&wr, ReservationStatus::Rejected, now);
-                release_task(ctx.state, &task, now);
+                ctx.state.release_task(&task, now);
             }
         }
     }

@@ -529,5 +529,8 @@ async fn generated_events_follow_state_changes() {
         .iter()
         .map(|e| e["event_type"].as_str().unwrap())
         .collect();
-    assert_eq!(types, ["task.canceled", "task.created"]);
+    assert_eq!(
+        types,
+        ["task.canceled", "task-queue.entered", "task.created"]
+    );
 }

@@ -5,7 +5,8 @@
 //!     [--seed 42] [--rate-limit 0.01 --retry-after 1] [--server-error 0.01] [--unavailable 0.01] \
 //!     [--timeout 0.001 --timeout-after-apply 0.001 --timeout-delay-ms 10000] [--reset 0.001] \
 //!     [--error-after-apply 0.01] [--fault-path-prefix /v1/Workspaces] [--fault-methods POST,DELETE] \
-//!     [--generate-events] [--reject-reclose] [--workers 4] [--log-limit 10000]
+//!     [--generate-events] [--callback-url http://127.0.0.1:8080/webhooks/taskrouter] \
+//!     [--auto-offer] [--reject-reclose] [--workers 4] [--log-limit 10000]
 //! ```
 //!
 //! It prints `twilio-standin listening on http://ADDR` and serves until Ctrl-C / SIGTERM.
@@ -81,6 +82,14 @@ struct Args {
     /// Append TaskRouter events to the Events list as state changes.
     #[arg(long)]
     generate_events: bool,
+    /// The Workspace EventCallbackUrl: every TaskRouter event is POSTed there, signed with the
+    /// auth token (plain http).
+    #[arg(long, env = "STANDIN_CALLBACK_URL")]
+    callback_url: Option<String>,
+    /// Offer each new task at once to the worker its attributes name, or to the first available
+    /// worker.
+    #[arg(long)]
+    auto_offer: bool,
     /// Closing a closed interaction channel answers 400 / 80906 instead of 200.
     #[arg(long)]
     reject_reclose: bool,
@@ -114,6 +123,8 @@ async fn main() {
             methods: args.fault_methods,
         },
         generate_events: args.generate_events,
+        callback_url: args.callback_url,
+        auto_offer: args.auto_offer,
         reclose_channel: if args.reject_reclose {
             RecloseChannel::Reject
         } else {

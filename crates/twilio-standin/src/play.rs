@@ -1,0 +1,349 @@
+//! Playing TaskRouter: what happens to a new task, and the control methods a test calls instead
+//! of an agent clicking in Flex ([`StandIn::offer`], [`StandIn::accept`], …). There is no
+//! routing engine and no timer: a reservation exists because a test offered one (or
+//! `auto_offer` did, once, when the task was created), and a task times out because a test said
+//! so. Every change goes through the same transitions as the REST API, so it records the same
+//! effects and produces the same events (Events list and callbacks).
+
+use crate::effects::Effect;
+use crate::model::*;
+use crate::state::State;
+use crate::StandIn;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+/// The reason (and `task.canceled` description) TaskRouter gives a task whose TTL ran out.
+pub const TASK_TTL_EXCEEDED: &str = "Task TTL Exceeded";
+
+/// The automatic offer of a new task, made once the creating request has built its answer:
+/// TaskRouter routes after `CreateTask` returns, so the answer still shows a pending task.
+#[must_use = "make the offer after building the answer"]
+pub(crate) struct NewTaskOffer {
+    task_sid: String,
+    worker_sid: String,
+}
+
+impl NewTaskOffer {
+    pub(crate) fn make(self, state: &mut State, now: DateTime<Utc>) {
+        // Cannot fail: nothing happened to the new task in between, and the worker exists.
+        let _ = offer(state, &self.task_sid, &self.worker_sid, now);
+    }
+}
+
+/// A task was just created (REST `CreateTask` or an Invite): `task.created`, then
+/// `task-queue.entered` when it has a queue; with `auto_offer`, the offer to make next.
+pub(crate) fn task_created(
+    state: &mut State,
+    task_sid: &str,
+    now: DateTime<Utc>,
+) -> Option<NewTaskOffer> {
+    state.emit_task(now, "task.created", task_sid);
+    let target = if state.settings.auto_offer {
+        routing_target(state, task_sid)
+    } else {
+        None
+    };
+    // A task aimed at a queue enters that queue (what the Flex transfer workflows' filters do).
+    if let Some(Target::Queue(queue)) = &target {
+        if let Some(task) = state.tasks.get_mut(task_sid) {
+            task.task_queue_sid = Some(queue.clone());
+        }
+    }
+    let queue = state
+        .tasks
+        .get(task_sid)
+        .and_then(|t| t.task_queue_sid.clone());
+    if queue.is_some() {
+        state.emit_task(now, "task-queue.entered", task_sid);
+    }
+    if !state.settings.auto_offer {
+        return None;
+    }
+    let worker_sid = match target {
+        Some(Target::Worker(worker)) => Some(worker),
+        _ => queue.and_then(|_| first_available_worker(state, task_sid)),
+    }?;
+    Some(NewTaskOffer {
+        task_sid: task_sid.to_owned(),
+        worker_sid,
+    })
+}
+
+enum Target {
+    Worker(String),
+    Queue(String),
+}
+
+fn text<'v>(value: &'v Value, key: &str) -> Option<&'v str> {
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+/// The worker or queue a new task's attributes aim at (`transferTargetSid`, `targetSid`,
+/// `baton.target_sid`), else its routing target (an Invite's `worker_sid`, `RoutingTarget`).
+/// Only SIDs of workers and queues that exist count.
+fn routing_target(state: &State, task_sid: &str) -> Option<Target> {
+    let task = state.tasks.get(task_sid)?;
+    let attributes = task.attributes_json();
+    let named: Vec<String> = [
+        text(&attributes, "transferTargetSid"),
+        text(&attributes, "targetSid"),
+        attributes
+            .get("baton")
+            .and_then(|baton| text(baton, "target_sid")),
+        task.routing_target.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(str::to_owned)
+    .collect();
+    named.into_iter().find_map(|sid| {
+        if sid.starts_with("WK") && state.workers.contains_key(&sid) {
+            Some(Target::Worker(sid))
+        } else if sid.starts_with("WQ") && state.queues.contains_key(&sid) {
+            Some(Target::Queue(sid))
+        } else {
+            None
+        }
+    })
+}
+
+/// Strings of an attribute that may be one string or an array of them.
+fn strings(value: &Value, key: &str) -> Vec<String> {
+    match value.get(key) {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The first seeded worker whose activity is available and whom the task does not exclude:
+/// `workerSidsInConversation` (worker SIDs), `ignoreAgent` / `ignoreWorkerContactUri` (matched
+/// against the SID, the friendly name and the `contact_uri` attribute, with or without
+/// `client:`). Queue target expressions and channel capacity are not evaluated.
+fn first_available_worker(state: &State, task_sid: &str) -> Option<String> {
+    let attributes = state.tasks.get(task_sid)?.attributes_json();
+    let excluded_sids = strings(&attributes, "workerSidsInConversation");
+    let mut ignored = strings(&attributes, "ignoreAgent");
+    ignored.extend(strings(&attributes, "ignoreWorkerContactUri"));
+    state
+        .worker_order
+        .iter()
+        .filter_map(|sid| state.workers.get(sid))
+        .find(|worker| {
+            let available = state
+                .activity(&worker.activity_sid)
+                .is_some_and(|a| a.available);
+            let contact_uri = serde_json::from_str::<Value>(&worker.attributes)
+                .ok()
+                .and_then(|a| text(&a, "contact_uri").map(str::to_owned));
+            let names = [
+                Some(worker.sid.as_str()),
+                Some(worker.friendly_name.as_str()),
+                contact_uri.as_deref(),
+                contact_uri
+                    .as_deref()
+                    .and_then(|u| u.strip_prefix("client:")),
+            ];
+            let is_ignored = ignored
+                .iter()
+                .any(|i| names.iter().flatten().any(|n| n == i));
+            available && !is_ignored && !excluded_sids.contains(&worker.sid)
+        })
+        .map(|worker| worker.sid.clone())
+}
+
+/// Creates a pending reservation of a pending or reserved task for a worker: the task becomes
+/// `reserved`, then `reservation.created`.
+pub(crate) fn offer(
+    state: &mut State,
+    task_sid: &str,
+    worker_sid: &str,
+    now: DateTime<Utc>,
+) -> Result<String, String> {
+    if !state.workers.contains_key(worker_sid) {
+        return Err(format!("worker {worker_sid} does not exist"));
+    }
+    let Some(task) = state.tasks.get(task_sid) else {
+        return Err(format!("task {task_sid} does not exist"));
+    };
+    if !matches!(
+        task.assignment_status,
+        TaskStatus::Pending | TaskStatus::Reserved
+    ) {
+        return Err(format!(
+            "task {task_sid} is {}; only pending or reserved tasks are offered",
+            task.assignment_status
+        ));
+    }
+    let open = task.reservations.iter().any(|wr| {
+        state.reservations.get(wr).is_some_and(|r| {
+            r.worker_sid == worker_sid
+                && matches!(
+                    r.status,
+                    ReservationStatus::Pending
+                        | ReservationStatus::Accepted
+                        | ReservationStatus::Wrapping
+                )
+        })
+    });
+    if open {
+        return Err(format!(
+            "worker {worker_sid} already holds an open reservation of task {task_sid}"
+        ));
+    }
+    let wr = state.sid("WR");
+    state.reservations.insert(
+        wr.clone(),
+        ReservationState {
+            sid: wr.clone(),
+            task_sid: task_sid.to_owned(),
+            worker_sid: worker_sid.to_owned(),
+            status: ReservationStatus::Pending,
+            date_created: now,
+            date_updated: now,
+        },
+    );
+    if let Some(task) = state.tasks.get_mut(task_sid) {
+        task.reservations.push(wr.clone());
+    }
+    state.effect(Effect::ReservationCreated {
+        reservation_sid: wr.clone(),
+        task_sid: task_sid.to_owned(),
+        worker_sid: worker_sid.to_owned(),
+    });
+    state.move_task(task_sid, TaskStatus::Reserved, None, now);
+    state.emit_reservation(now, "reservation.created", &wr);
+    Ok(wr)
+}
+
+impl StandIn {
+    /// Runs a control method under the state lock; a refusal is a broken test: it panics.
+    fn play<T>(
+        &self,
+        what: &str,
+        change: impl FnOnce(&mut State, DateTime<Utc>) -> Result<T, String>,
+    ) -> T {
+        let mut state = self.shared.lock();
+        match change(&mut state, Utc::now()) {
+            Ok(value) => value,
+            Err(problem) => {
+                drop(state);
+                panic!("twilio-standin {what}: {problem}")
+            }
+        }
+    }
+
+    fn move_reservation(&self, what: &str, reservation_sid: &str, to: ReservationStatus) {
+        self.play(what, |state, now| {
+            state
+                .change_reservation(reservation_sid, to, now)
+                .map_err(|e| e.message)
+        });
+    }
+
+    /// Offers a pending (or reserved) task to a worker, as routing would: a pending reservation,
+    /// the task `reserved`. Emits `reservation.created`. Returns the `WR…` SID. Panics if the
+    /// task or worker does not exist, the task is past `reserved`, or the worker already holds
+    /// an open reservation of it.
+    pub fn offer(&self, task_sid: &str, worker_sid: &str) -> String {
+        self.play("offer", |state, now| {
+            offer(state, task_sid, worker_sid, now)
+        })
+    }
+
+    /// The worker accepts: the task is `assigned`, the reservation `accepted`, the task's other
+    /// pending reservations `rescinded`. Emits `reservation.accepted`, then
+    /// `reservation.rescinded` for each other. Panics unless the reservation is pending and its
+    /// task reserved.
+    pub fn accept(&self, reservation_sid: &str) {
+        self.move_reservation("accept", reservation_sid, ReservationStatus::Accepted);
+    }
+
+    /// The worker rejects: `reservation.rejected`; the task goes back to `pending` when no other
+    /// reservation of it is pending (it is not offered again: offer it yourself).
+    pub fn reject(&self, reservation_sid: &str) {
+        self.move_reservation("reject", reservation_sid, ReservationStatus::Rejected);
+    }
+
+    /// The reservation was not answered in time: `reservation.timeout`; the task goes back to
+    /// `pending` as on [`StandIn::reject`].
+    pub fn time_out_reservation(&self, reservation_sid: &str) {
+        self.move_reservation(
+            "time_out_reservation",
+            reservation_sid,
+            ReservationStatus::Timeout,
+        );
+    }
+
+    /// The task's TTL ran out: its pending reservations are `canceled` (a
+    /// `reservation.canceled` each), then the task is `canceled` with the reason
+    /// [`TASK_TTL_EXCEEDED`] (`task.canceled`, described so). Panics unless the task is pending
+    /// or reserved (an assigned task only ends as completed).
+    pub fn time_out_task(&self, task_sid: &str) {
+        self.play("time_out_task", |state, now| {
+            let status = task_status(state, task_sid)?;
+            if !matches!(status, TaskStatus::Pending | TaskStatus::Reserved) {
+                return Err(format!(
+                    "task {task_sid} is {status}; only pending or reserved tasks time out"
+                ));
+            }
+            state.move_task(
+                task_sid,
+                TaskStatus::Canceled,
+                Some(TASK_TTL_EXCEEDED.to_owned()),
+                now,
+            );
+            Ok(())
+        });
+    }
+
+    /// The agent ends the work: the accepted reservation goes to `wrapping`
+    /// (`reservation.wrapup`), then the task (`task.wrapup`). Panics unless the task is assigned.
+    pub fn wrap_up(&self, task_sid: &str) {
+        self.play("wrap_up", |state, now| {
+            let status = task_status(state, task_sid)?;
+            if status != TaskStatus::Assigned {
+                return Err(format!("task {task_sid} is {status}, not assigned"));
+            }
+            state.move_task(task_sid, TaskStatus::Wrapping, None, now);
+            Ok(())
+        });
+    }
+
+    /// The agent completes the task: its reservation `completed` (`reservation.completed`), then
+    /// the task (`task.completed`). Panics unless the task is assigned or wrapping.
+    pub fn complete(&self, task_sid: &str) {
+        self.play("complete", |state, now| {
+            let status = task_status(state, task_sid)?;
+            if !matches!(status, TaskStatus::Assigned | TaskStatus::Wrapping) {
+                return Err(format!(
+                    "task {task_sid} is {status}, not assigned or wrapping"
+                ));
+            }
+            state.move_task(task_sid, TaskStatus::Completed, None, now);
+            Ok(())
+        });
+    }
+
+    /// Turns automatic offers of new tasks on or off ([`StandInConfig::auto_offer`]).
+    ///
+    /// [`StandInConfig::auto_offer`]: crate::StandInConfig::auto_offer
+    pub fn set_auto_offer(&self, on: bool) {
+        self.shared.lock().settings.auto_offer = on;
+    }
+}
+
+fn task_status(state: &State, task_sid: &str) -> Result<TaskStatus, String> {
+    state
+        .tasks
+        .get(task_sid)
+        .map(|t| t.assignment_status)
+        .ok_or_else(|| format!("task {task_sid} does not exist"))
+}
