@@ -1,6 +1,7 @@
 //! Settings: every one an environment variable and a flag (clap), checked once at startup.
 //! A missing or malformed setting stops baton with one line naming it; secrets are never printed.
 
+use crate::domain::chain::CompleteOn;
 use crate::domain::sid::{Sid, SidKind};
 use clap::{Args, ValueEnum};
 use secrecy::SecretString;
@@ -72,6 +73,14 @@ pub struct ServeArgs {
     /// Concurrent inbox insert statements (deliveries arriving meanwhile are group-committed).
     #[arg(long, env = "BATON_INGEST_WRITERS", default_value_t = 1)]
     pub ingest_writers: usize,
+    /// When the transferring agent's side of a transfer is finished: `accepted` (when the
+    /// target's reservation is accepted) or `created` (as soon as the transfer task exists).
+    #[arg(long, env = "BATON_COMPLETE_ON", default_value = "accepted")]
+    pub complete_on: String,
+    /// The workflow baton's own transfers to a worker or queue are routed by (WW…; routes on
+    /// `transferTargetSid`/`transferTargetType`, like flex-project-template's "Chat Transfer").
+    #[arg(long, env = "BATON_TRANSFER_WORKFLOW_SID")]
+    pub transfer_workflow_sid: Option<String>,
     /// Seconds to finish in-flight requests and claimed work after SIGTERM.
     #[arg(long, env = "BATON_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,
@@ -104,6 +113,8 @@ pub struct Settings {
     pub processors: usize,
     pub ingest_writers: usize,
     pub twilio_concurrency: usize,
+    pub complete_on: CompleteOn,
+    pub transfer_workflow_sid: Option<Sid>,
     pub shutdown_timeout: Duration,
 }
 
@@ -223,6 +234,22 @@ impl Settings {
                 reason: "must be at most 64".into(),
             });
         }
+        let complete_on = args
+            .complete_on
+            .trim()
+            .parse::<CompleteOn>()
+            .map_err(|reason| ConfigError::Invalid {
+                name: "BATON_COMPLETE_ON",
+                reason,
+            })?;
+        let transfer_workflow_sid = match args.transfer_workflow_sid.as_deref().map(str::trim) {
+            Some(raw) if !raw.is_empty() => Some(sid(
+                &Some(raw.to_owned()),
+                "BATON_TRANSFER_WORKFLOW_SID",
+                SidKind::Workflow,
+            )?),
+            _ => None,
+        };
         Ok(Settings {
             database_url,
             db_pool_size: args.database.db_pool_size.max(2),
@@ -239,6 +266,8 @@ impl Settings {
             processors: args.processors,
             ingest_writers: args.ingest_writers,
             twilio_concurrency: args.twilio_concurrency.clamp(1, 256),
+            complete_on,
+            transfer_workflow_sid,
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
         })
     }
@@ -246,6 +275,16 @@ impl Settings {
     /// The public base URL without a trailing slash, to which request paths are appended.
     pub fn public_base(&self) -> String {
         self.public_url.as_str().trim_end_matches('/').to_owned()
+    }
+
+    /// [`Settings::public_base`] once the server listens on `port`: a public URL on port 0
+    /// means "this server's own port" (tests and demos that let the OS pick one).
+    pub fn public_base_on(&self, port: u16) -> String {
+        let mut url = self.public_url.clone();
+        if url.port() == Some(0) {
+            let _ = url.set_port(Some(port));
+        }
+        url.as_str().trim_end_matches('/').to_owned()
     }
 }
 

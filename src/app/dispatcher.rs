@@ -2,10 +2,14 @@
 //! `done`, a later retry (exponential backoff with full jitter, `Retry-After` honoured), or
 //! `dead` (shown to ops) — never silently dropped.
 
+use crate::domain::outbound::{
+    agent_participant, stamp_attributes, Procedure, Product, TwilioRequest,
+};
 use crate::domain::retry::{Decision, Outcome, RetryPolicy};
+use crate::store::chains;
 use crate::store::outbox::{self, AttemptRecord, ClaimedCall, Next};
 use crate::store::StoreError;
-use crate::twilio::TwilioClient;
+use crate::twilio::{Response, TransportError, TwilioClient};
 use rand::Rng;
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -143,11 +147,122 @@ impl Dispatcher {
         Ok(n)
     }
 
+    /// Runs one attempt of a call: a single request, or a procedure's reads and write. Returns
+    /// the answer that decides the outcome, and for an Insights stamp whether the task was
+    /// already linked (`Some` only when the stamp is in place).
+    async fn execute(
+        &self,
+        call: &ClaimedCall,
+    ) -> Result<(Response, Option<bool>), TransportError> {
+        match &call.procedure {
+            None => Ok((self.client.send(&call.request).await?, None)),
+            Some(Procedure::StampInsights {
+                workspace_sid,
+                task_sid,
+                chain_id,
+            }) => {
+                let path = format!("/v1/Workspaces/{workspace_sid}/Tasks/{task_sid}");
+                // A 412 means the task changed between our read and write: read again at once.
+                for _ in 0..3 {
+                    let read = self
+                        .client
+                        .send(&TwilioRequest::get(Product::TaskRouter, path.as_str()))
+                        .await?;
+                    if !(200..300).contains(&read.status) {
+                        return Ok((read, None));
+                    }
+                    let attributes = serde_json::from_str::<serde_json::Value>(&read.body)
+                        .ok()
+                        .and_then(|task| task.get("attributes")?.as_str().map(str::to_owned))
+                        .and_then(|raw| serde_json::from_str::<serde_json::Value>(&raw).ok())
+                        .unwrap_or(serde_json::Value::Null);
+                    let Some(merged) = stamp_attributes(&attributes, chain_id) else {
+                        return Ok((read, Some(true)));
+                    };
+                    let write = TwilioRequest {
+                        if_match: read.etag.clone(),
+                        ..TwilioRequest::post(
+                            Product::TaskRouter,
+                            path.as_str(),
+                            vec![("Attributes".into(), merged.to_string())],
+                        )
+                    };
+                    let written = self.client.send(&write).await?;
+                    if written.status != 412 {
+                        let ok = (200..300).contains(&written.status);
+                        return Ok((written, ok.then_some(false)));
+                    }
+                }
+                Ok((
+                    Response {
+                        status: 412,
+                        body: String::new(),
+                        retry_after: None,
+                        etag: None,
+                    },
+                    None,
+                ))
+            }
+            Some(Procedure::CloseAgentParticipant {
+                interaction_sid,
+                channel_sid,
+                task_sid,
+            }) => {
+                let base = format!(
+                    "/v1/Interactions/{interaction_sid}/Channels/{channel_sid}/Participants"
+                );
+                let list = self
+                    .client
+                    .send(&TwilioRequest::get(Product::Flex, base.as_str()))
+                    .await?;
+                if !(200..300).contains(&list.status) {
+                    return Ok((list, None));
+                }
+                let body: serde_json::Value =
+                    serde_json::from_str(&list.body).unwrap_or(serde_json::Value::Null);
+                let Some(participant) = agent_participant(&body, task_sid) else {
+                    // The agent already left: nothing to close.
+                    return Ok((list, None));
+                };
+                let close = TwilioRequest::post(
+                    Product::Flex,
+                    format!("{base}/{participant}"),
+                    vec![("Status".into(), "closed".into())],
+                );
+                Ok((self.client.send(&close).await?, None))
+            }
+            Some(Procedure::CreateOnce { lookup, marker }) => {
+                // Only after an attempt whose fate is unknown could the resource exist already.
+                if let (Some(lookup), true) = (lookup, call.attempt > 1) {
+                    let found = self.client.send(lookup).await?;
+                    if (200..300).contains(&found.status) && found.body.contains(marker.as_str()) {
+                        tracing::info!(outbox_id = call.id, %marker, "an earlier attempt already created it");
+                        return Ok((found, None));
+                    }
+                }
+                Ok((self.client.send(&call.request).await?, None))
+            }
+        }
+    }
+
     async fn attempt(&self, call: ClaimedCall) {
         let started_at = chrono::Utc::now();
         let kind = call.kind;
-        let (outcome, record) = match self.client.send(&call.request).await {
-            Ok(response) => {
+        let (outcome, record) = match self.execute(&call).await {
+            Ok((response, stamped)) => {
+                if let (
+                    Some(already_linked),
+                    Some(Procedure::StampInsights {
+                        task_sid, chain_id, ..
+                    }),
+                ) = (stamped, &call.procedure)
+                {
+                    if let Err(e) =
+                        chains::record_stamp(&self.pool, task_sid, chain_id, already_linked).await
+                    {
+                        tracing::warn!(outbox_id = call.id, error = %e, "could not record an Insights stamp");
+                    }
+                }
                 let outcome = response.outcome(|s, c| kind.already_done(s, c));
                 let error = response.error();
                 let record = AttemptRecord {

@@ -6,3 +6,4 @@ pub mod dispatcher;
 pub mod processor;
 pub mod startup;
 pub mod telemetry;
+pub mod transfers;

@@ -2,11 +2,12 @@
 //! back — all effects of an event commit together with its `processed_at`, so each event is
 //! applied exactly once however many processes run.
 
+use crate::domain::chain::{self, CompleteOn};
 use crate::domain::event::TwilioEvent;
 use crate::domain::facts::{self, Observation, ReservationFact, TaskFact, WorkerFact};
 use crate::store::{self, inbox::ClaimedEvent, StoreError};
 use sqlx::PgPool;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -27,6 +28,10 @@ pub struct ProcessorConfig {
     pub batch_window: Duration,
     /// Attempts before an event that keeps failing is dead-lettered.
     pub max_attempts: i32,
+    /// The workspace outbound TaskRouter calls go to (set from `TWILIO_WORKSPACE_SID`).
+    pub workspace_sid: String,
+    /// When a transfer's transferring side is finished (`BATON_COMPLETE_ON`).
+    pub complete_on: CompleteOn,
 }
 
 impl Default for ProcessorConfig {
@@ -37,6 +42,8 @@ impl Default for ProcessorConfig {
             idle_poll: Duration::from_millis(100),
             batch_window: Duration::from_millis(50),
             max_attempts: 10,
+            workspace_sid: String::new(),
+            complete_on: CompleteOn::default(),
         }
     }
 }
@@ -46,6 +53,9 @@ pub struct Processor {
     id: Uuid,
     config: ProcessorConfig,
     wake: Arc<Notify>,
+    /// Wakes the outbox dispatcher after a batch enqueued calls.
+    outbox_wake: Arc<Notify>,
+    decided: std::sync::atomic::AtomicBool,
 }
 
 impl Processor {
@@ -55,7 +65,15 @@ impl Processor {
             id: Uuid::new_v4(),
             config,
             wake,
+            outbox_wake: Arc::new(Notify::new()),
+            decided: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Wakes this dispatcher when a batch enqueues outbound calls.
+    pub fn with_outbox_wake(mut self, outbox_wake: Arc<Notify>) -> Processor {
+        self.outbox_wake = outbox_wake;
+        self
     }
 
     pub fn id(&self) -> Uuid {
@@ -154,6 +172,49 @@ impl Processor {
         }
     }
 
+    /// Re-derives the chains of the touched tasks' components, stores them, and enqueues what
+    /// they call for, all in the event's transaction.
+    async fn update_chains(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        touched: &[String],
+        caused_by_event: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let mut touched: Vec<String> = touched.to_vec();
+        touched.sort();
+        touched.dedup();
+        let component = store::chains::component(tx, &touched).await?;
+        if component.len() == touched.len() && !store::chains::any_stored(tx, &touched).await? {
+            // Every touched task is alone: chains of one are not stored and call for nothing.
+            return Ok(());
+        }
+        let sids: Vec<String> = component.into_iter().collect();
+        store::chains::lock_tasks(tx, &sids).await?;
+        let nodes = store::chains::load_nodes(tx, &sids).await?;
+        let chains = chain::derive_chains(&nodes);
+        store::chains::save(tx, &sids, &chains).await?;
+        let by_sid: BTreeMap<&str, &chain::TaskNode> =
+            nodes.iter().map(|n| (n.task_sid.as_str(), n)).collect();
+        for c in &chains {
+            for action in chain::decide(c, &by_sid, self.config.complete_on) {
+                let planned = action.plan(&self.config.workspace_sid);
+                let call = store::outbox::NewCall {
+                    idempotency_key: planned.idempotency_key,
+                    kind: planned.kind,
+                    request: planned.request,
+                    procedure: planned.procedure,
+                    caused_by_event,
+                };
+                if store::outbox::enqueue(tx, &call).await? {
+                    tracing::info!(chain_id = %c.chain_id, key = %call.idempotency_key, "chain decision enqueued");
+                    self.decided
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Applies claimed events in one transaction.
     async fn apply(&self, claimed: &[ClaimedEvent]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -195,6 +256,19 @@ impl Processor {
                 }
             }
         }
+        // Every version of a task's attributes links it to its conversation (grow-only).
+        let mut links: BTreeSet<(String, String)> = BTreeSet::new();
+        for (_, event, _) in &events {
+            if let TwilioEvent::Taskrouter(tr) = event {
+                if let Some(t) = &tr.task {
+                    if let Some(attrs) = &t.attributes {
+                        for link in chain::links(&t.task_sid, attrs) {
+                            links.insert((t.task_sid.clone(), link));
+                        }
+                    }
+                }
+            }
+        }
         let mut tasks: BTreeMap<String, TaskFact> =
             store::facts::lock_and_load(&mut tx, &task_sids).await?;
         let mut reservations: BTreeMap<String, ReservationFact> =
@@ -233,11 +307,20 @@ impl Processor {
         store::facts::save(&mut tx, tasks.values()).await?;
         store::facts::save(&mut tx, reservations.values()).await?;
         store::facts::save(&mut tx, workers.values()).await?;
+        store::chains::add_links(&mut tx, &links).await?;
+        let first_event = events.first().map(|(row, _, _)| row.id);
+        self.update_chains(&mut tx, &task_sids, first_event).await?;
 
         let owned_ids: Vec<i64> = events.iter().map(|(row, _, _)| row.id).collect();
         let lags = store::inbox::mark_processed(&mut tx, self.id, &owned_ids).await?;
         tx.commit().await?;
         metrics::counter!("baton_inbox_processed_total").increment(lags.len() as u64);
+        if self
+            .decided
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            self.outbox_wake.notify_one();
+        }
         let lag_histogram = metrics::histogram!("baton_processing_lag_seconds");
         for lag in lags {
             lag_histogram.record(lag);

@@ -5,7 +5,8 @@ use super::configuration::Settings;
 use super::dispatcher::{Dispatcher, DispatcherConfig};
 use super::processor::{Processor, ProcessorConfig};
 use super::telemetry;
-use crate::edge::{self, signature::RequestValidator, AppState};
+use super::transfers::TransferService;
+use crate::edge::{self, api::ApiState, signature::RequestValidator, AppState};
 use crate::store::writer::{InboxWriter, WriterConfig};
 use crate::store::{self, PoolSettings};
 use crate::twilio::TwilioClient;
@@ -75,6 +76,19 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let port = listener.local_addr()?.port();
         let wake = Arc::new(Notify::new());
+        let client = twilio_client(settings)?;
+        let api = Arc::new(ApiState::new(
+            settings.ops_token.clone(),
+            TransferService {
+                pool: pool.clone(),
+                client: client.clone(),
+                workspace_sid: settings.workspace_sid.to_string(),
+                transfer_workflow_sid: settings
+                    .transfer_workflow_sid
+                    .as_ref()
+                    .map(|s| s.to_string()),
+            },
+        ));
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             inbox: InboxWriter::start(
@@ -85,23 +99,30 @@ impl Application {
                 },
             ),
             validator: RequestValidator::new(settings.auth_tokens.clone()),
-            public_base: settings.public_base(),
+            public_base: settings.public_base_on(port),
             max_body_bytes: settings.max_body_bytes,
             metrics: telemetry::metrics_handle(),
             wake: wake.clone(),
+            api: Some(api),
         });
         let server = run_server(listener, state, settings)?;
         let shutdown = CancellationToken::new();
+        let outbox_wake = Arc::new(Notify::new());
+        let processor_config = ProcessorConfig {
+            workspace_sid: settings.workspace_sid.to_string(),
+            complete_on: settings.complete_on,
+            ..options.processor.clone()
+        };
         let mut workers: Vec<JoinHandle<()>> = (0..options.processors)
             .map(|_| {
                 let processor =
-                    Processor::new(pool.clone(), options.processor.clone(), wake.clone());
+                    Processor::new(pool.clone(), processor_config.clone(), wake.clone())
+                        .with_outbox_wake(outbox_wake.clone());
                 tokio::spawn(processor.run(shutdown.child_token()))
             })
             .collect();
         if let Some(config) = options.dispatcher {
-            let client = twilio_client(settings)?;
-            let dispatcher = Dispatcher::new(pool.clone(), client, config, Arc::new(Notify::new()));
+            let dispatcher = Dispatcher::new(pool.clone(), client, config, outbox_wake);
             workers.push(tokio::spawn(dispatcher.run(shutdown.child_token())));
         }
         Ok(Application {

@@ -103,6 +103,10 @@ pub struct ReservationFact {
     pub task_queue_sid: Option<String>,
     pub workflow_sid: Option<String>,
     pub status: Option<String>,
+    /// When the reservation was first accepted (the earliest `reservation.accepted` seen): the
+    /// moment a transfer's target took the customer.
+    #[serde(default)]
+    pub accepted_ms: Option<i64>,
     pub versions: Versions,
     pub first_event_ms: Option<i64>,
     pub last_event_ms: Option<i64>,
@@ -157,6 +161,7 @@ impl ReservationFact {
             task_queue_sid: None,
             workflow_sid: None,
             status: None,
+            accepted_ms: None,
             versions: Versions::new(),
             first_event_ms: None,
             last_event_ms: None,
@@ -339,6 +344,9 @@ pub fn merge_reservation(fact: &mut ReservationFact, obs: &Observation<'_>) {
         &mut fact.last_event_ms,
         obs.ms,
     );
+    if obs.event.event_type == TaskRouterEventType::ReservationAccepted {
+        fact.accepted_ms = Some(fact.accepted_ms.map_or(obs.ms, |a| a.min(obs.ms)));
+    }
     let stamp = Stamp::new(terminal, obs.ms, rank, obs.event_key);
     let v = &mut fact.versions;
     // A reservation's task and worker never change; every event that names them agrees.
@@ -537,6 +545,7 @@ mod tests {
         assert_eq!(task.first_event_ms, Some(1000));
         assert_eq!(task.last_event_ms, Some(1400));
         assert_eq!(res.status.as_deref(), Some("completed"));
+        assert_eq!(res.accepted_ms, Some(1200));
         assert_eq!(res.worker_sid.as_deref(), Some("WK1"));
         assert_eq!(worker.activity_sid.as_deref(), Some("WA1400"));
     }

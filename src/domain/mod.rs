@@ -1,6 +1,7 @@
 //! The domain: typed events and the state machines built from them. Pure: no I/O, no actix,
 //! no sqlx, so every rule is unit- and property-testable.
 
+pub mod chain;
 pub mod event;
 pub mod facts;
 pub mod outbound;

@@ -10,6 +10,8 @@ pub enum Product {
     TaskRouter,
     Conversations,
     Flex,
+    /// `iam.twilio.com`: Flex token validation.
+    Iam,
 }
 
 /// One REST call, as stored in the outbox: everything needed to send it again.
@@ -25,6 +27,51 @@ pub struct TwilioRequest {
     /// `If-Match` for task updates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub if_match: Option<String>,
+}
+
+impl TwilioRequest {
+    pub fn get(product: Product, path: impl Into<String>) -> TwilioRequest {
+        TwilioRequest {
+            product,
+            method: "GET".into(),
+            path: path.into(),
+            form: Vec::new(),
+            if_match: None,
+        }
+    }
+
+    pub fn post(
+        product: Product,
+        path: impl Into<String>,
+        form: Vec<(String, String)>,
+    ) -> TwilioRequest {
+        TwilioRequest {
+            product,
+            method: "POST".into(),
+            path: path.into(),
+            form,
+            if_match: None,
+        }
+    }
+}
+
+/// `POST /v1/Interactions/{KD}/Channels/{UO}/Invites` with `Routing={"properties": …}`, and the
+/// invite list that shows whether an earlier attempt created it ([`Procedure::CreateOnce`]).
+pub fn create_invite(
+    interaction_sid: &str,
+    channel_sid: &str,
+    properties: serde_json::Value,
+) -> (TwilioRequest, TwilioRequest) {
+    let invites = format!("/v1/Interactions/{interaction_sid}/Channels/{channel_sid}/Invites");
+    let routing = serde_json::json!({ "properties": properties }).to_string();
+    (
+        TwilioRequest::post(
+            Product::Flex,
+            invites.clone(),
+            vec![("Routing".into(), routing)],
+        ),
+        TwilioRequest::get(Product::Flex, invites),
+    )
 }
 
 /// What an outbox row does, in Twilio's words.
@@ -45,6 +92,10 @@ pub enum OperationKind {
     CreateInvite,
     /// `POST /v1/Interactions/{KD}/Channels/{UO}/Participants/{UT}` `Status=closed`.
     CloseInteractionParticipant,
+    /// `POST /v1/Workspaces/{WS}/Tasks` (legacy transfers and routing back).
+    CreateTask,
+    /// Make a task's `conversations.conversation_id` its chain's id (see [`Procedure`]).
+    StampInsights,
     /// Anything else (no special already-done rule).
     Other,
 }
@@ -59,6 +110,8 @@ impl OperationKind {
             OperationKind::CloseInteractionChannel => "close_interaction_channel",
             OperationKind::CreateInvite => "create_invite",
             OperationKind::CloseInteractionParticipant => "close_interaction_participant",
+            OperationKind::CreateTask => "create_task",
+            OperationKind::StampInsights => "stamp_insights",
             OperationKind::Other => "other",
         }
     }
@@ -72,6 +125,8 @@ impl OperationKind {
             OperationKind::CloseInteractionChannel,
             OperationKind::CreateInvite,
             OperationKind::CloseInteractionParticipant,
+            OperationKind::CreateTask,
+            OperationKind::StampInsights,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -95,9 +150,113 @@ impl OperationKind {
     }
 }
 
+/// Calls that take more than one request: a read decides the write. Kept with the outbox row
+/// (its `request` is the write, or the first read), and run by the dispatcher.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "procedure", rename_all = "snake_case")]
+pub enum Procedure {
+    /// GET the task (its `ETag`), merge `conversations.conversation_id` into its attributes,
+    /// POST them with `If-Match`; a 412 means someone else wrote in between: read again.
+    StampInsights {
+        workspace_sid: String,
+        task_sid: String,
+        chain_id: String,
+    },
+    /// List the interaction channel's participants and close the agent participant working
+    /// `task_sid` (none left: done).
+    CloseAgentParticipant {
+        interaction_sid: String,
+        channel_sid: String,
+        task_sid: String,
+    },
+    /// A create Twilio does not de-duplicate. After an attempt whose fate is unknown (timeout,
+    /// reset, 5xx), `lookup` is read first and the create counts as done if the answer holds
+    /// `marker` (written into the created resource's attributes).
+    CreateOnce {
+        lookup: Option<TwilioRequest>,
+        marker: String,
+    },
+}
+
+/// The attributes to write so `attributes` carries `chain_id` as its Insights conversation id,
+/// merged into the existing `conversations` object; `None` when they already do.
+pub fn stamp_attributes(
+    attributes: &serde_json::Value,
+    chain_id: &str,
+) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    let current = attributes
+        .get("conversations")
+        .and_then(|c| c.get("conversation_id"))
+        .and_then(Value::as_str);
+    if current == Some(chain_id) {
+        return None;
+    }
+    let mut merged = match attributes {
+        Value::Object(map) => map.clone(),
+        _ => serde_json::Map::new(),
+    };
+    let conversations = merged
+        .entry("conversations")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if !conversations.is_object() {
+        *conversations = Value::Object(Default::default());
+    }
+    if let Some(c) = conversations.as_object_mut() {
+        c.insert("conversation_id".into(), Value::String(chain_id.to_owned()));
+    }
+    Some(Value::Object(merged))
+}
+
+/// The agent participant working `task_sid` in an Interactions participant list answer.
+pub fn agent_participant(list: &serde_json::Value, task_sid: &str) -> Option<String> {
+    list.get("participants")?
+        .as_array()?
+        .iter()
+        .find(|p| {
+            p.get("type").and_then(|t| t.as_str()) == Some("agent")
+                && p.get("routing_properties")
+                    .and_then(|r| r.get("task_sid"))
+                    .and_then(|t| t.as_str())
+                    == Some(task_sid)
+        })
+        .and_then(|p| p.get("sid")?.as_str().map(str::to_owned))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn stamping_merges_into_the_existing_conversations_object() {
+        let attrs = json!({"from": "+1", "conversations": {"communication_channel": "sms"}});
+        assert_eq!(
+            stamp_attributes(&attrs, "WT1"),
+            Some(
+                json!({"from": "+1", "conversations": {"communication_channel": "sms", "conversation_id": "WT1"}})
+            )
+        );
+        assert_eq!(
+            stamp_attributes(&json!({"conversations": {"conversation_id": "WT1"}}), "WT1"),
+            None
+        );
+        assert_eq!(
+            stamp_attributes(&json!({"conversations": "odd"}), "WT1"),
+            Some(json!({"conversations": {"conversation_id": "WT1"}}))
+        );
+    }
+
+    #[test]
+    fn finds_the_agent_participant_of_a_task() {
+        let list = json!({"participants": [
+            {"sid": "UT1", "type": "customer", "routing_properties": null},
+            {"sid": "UT2", "type": "agent", "routing_properties": {"task_sid": "WT9"}},
+            {"sid": "UT3", "type": "agent", "routing_properties": {"task_sid": "WT1"}}
+        ]});
+        assert_eq!(agent_participant(&list, "WT1").as_deref(), Some("UT3"));
+        assert_eq!(agent_participant(&list, "WT5"), None);
+    }
 
     #[test]
     fn completing_a_completed_or_missing_task_is_done() {

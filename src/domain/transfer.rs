@@ -159,7 +159,8 @@ fn baton_marks(attrs: &Value) -> Option<TransferMarks> {
         previous_task_sid: Some(previous),
         target_type: target_sid.as_deref().and_then(TargetType::from_sid),
         target_sid,
-        target_name: None,
+        // baton also writes the template's vocabulary, which existing workflows route on.
+        target_name: text(attrs, "transferQueueName"),
         mode: text(baton, "mode").as_deref().and_then(Mode::from_word),
         notes: text(baton, "notes"),
         initiated_by: text(baton, "initiated_by"),

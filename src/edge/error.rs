@@ -21,6 +21,25 @@ pub enum EdgeError {
     StoreUnavailable,
     #[error("no route for this method and path")]
     NotFound,
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NoSuch(String),
+    #[error("{message}")]
+    Conflict {
+        code: &'static str,
+        message: String,
+        /// What the conflict is with (e.g. the transfer already in flight).
+        detail: Option<serde_json::Value>,
+    },
+    #[error("{0}")]
+    NotConfigured(String),
+    #[error("{0}")]
+    Upstream(String),
     #[error("internal error")]
     Internal,
 }
@@ -35,6 +54,13 @@ impl EdgeError {
             EdgeError::Malformed(_) => "malformed_body",
             EdgeError::StoreUnavailable => "store_unavailable",
             EdgeError::NotFound => "not_found",
+            EdgeError::Unauthorized(_) => "unauthorized",
+            EdgeError::Forbidden(_) => "forbidden",
+            EdgeError::Invalid(_) => "invalid_request",
+            EdgeError::NoSuch(_) => "not_found",
+            EdgeError::Conflict { code, .. } => code,
+            EdgeError::NotConfigured(_) => "not_configured",
+            EdgeError::Upstream(_) => "twilio_unavailable",
             EdgeError::Internal => "internal",
         }
     }
@@ -48,17 +74,37 @@ impl ResponseError for EdgeError {
             EdgeError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             EdgeError::Malformed(_) => StatusCode::BAD_REQUEST,
             EdgeError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            EdgeError::NotFound => StatusCode::NOT_FOUND,
+            EdgeError::NotFound | EdgeError::NoSuch(_) => StatusCode::NOT_FOUND,
+            EdgeError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            EdgeError::Forbidden(_) => StatusCode::FORBIDDEN,
+            EdgeError::Invalid(_) => StatusCode::BAD_REQUEST,
+            EdgeError::Conflict { .. } => StatusCode::CONFLICT,
+            EdgeError::NotConfigured(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            EdgeError::Upstream(_) => StatusCode::BAD_GATEWAY,
             EdgeError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        if matches!(self, EdgeError::StoreUnavailable) {
-            response.insert_header((header::RETRY_AFTER, "5"));
+        match self {
+            EdgeError::StoreUnavailable | EdgeError::Upstream(_) => {
+                response.insert_header((header::RETRY_AFTER, "5"));
+            }
+            EdgeError::Unauthorized(_) => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"baton\""));
+            }
+            _ => {}
         }
-        response.json(json!({"error": {"code": self.code(), "message": self.to_string()}}))
+        let mut body = json!({"error": {"code": self.code(), "message": self.to_string()}});
+        if let EdgeError::Conflict {
+            detail: Some(detail),
+            ..
+        } = self
+        {
+            body["error"]["detail"] = detail.clone();
+        }
+        response.json(body)
     }
 }
 

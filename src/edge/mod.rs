@@ -1,6 +1,7 @@
 //! The HTTP edge: routes, signature verification, body limits, and parsing raw Twilio payloads
 //! into typed events. Knows HTTP; knows no business rule.
 
+pub mod api;
 pub mod error;
 pub mod form;
 pub mod health;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Wakes the local processor when an event is stored.
     pub wake: Arc<Notify>,
+    /// The `/api/v1` routes' state.
+    pub api: Option<Arc<api::ApiState>>,
 }
 
 /// Registers every route.
@@ -40,6 +43,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(webhooks::conversations),
         )
         .route("/webhooks/events", web::post().to(webhooks::event_streams))
+        .route(
+            "/api/v1/tasks/{task_sid}/chain",
+            web::get().to(api::task_chain),
+        )
+        .route("/api/v1/transfers", web::post().to(api::create_transfer))
+        .route(
+            "/api/v1/transfers/{transfer_id}",
+            web::get().to(api::get_transfer),
+        )
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics));

@@ -91,7 +91,7 @@ async fn signed_form(
     Ok(pairs)
 }
 
-fn require_content_type(
+pub(crate) fn require_content_type(
     req: &HttpRequest,
     accepted: &[&str],
     expected: &'static str,
@@ -119,7 +119,7 @@ fn require_content_type(
 
 /// Reads the body, refusing it as soon as it passes `limit` (before reading it all when the
 /// client announces its length).
-async fn read_body(
+pub(crate) async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,

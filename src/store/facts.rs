@@ -202,6 +202,7 @@ struct ReservationRow {
     task_queue_sid: Option<String>,
     workflow_sid: Option<String>,
     status: Option<String>,
+    accepted_ms: Option<i64>,
     versions: String,
     first_event_ms: Option<i64>,
     last_event_ms: Option<i64>,
@@ -227,7 +228,7 @@ impl FactTable for ReservationFact {
     ) -> Result<Vec<Self>, StoreError> {
         let sql = format!(
             "SELECT reservation_sid, task_sid, worker_sid, task_queue_sid, workflow_sid, status,
-                    versions, first_event_ms, last_event_ms, event_count
+                    accepted_ms, versions, first_event_ms, last_event_ms, event_count
              FROM reservations WHERE reservation_sid = ANY($1) ORDER BY reservation_sid {}",
             lock_clause(lock)
         );
@@ -244,6 +245,7 @@ impl FactTable for ReservationFact {
                     task_queue_sid: r.task_queue_sid,
                     workflow_sid: r.workflow_sid,
                     status: r.status,
+                    accepted_ms: r.accepted_ms,
                     versions: decode_versions(&r.versions)?,
                     first_event_ms: r.first_event_ms,
                     last_event_ms: r.last_event_ms,
@@ -262,13 +264,14 @@ impl FactTable for ReservationFact {
         sqlx::query(
             "UPDATE reservations t SET
                 task_sid = x.task_sid, worker_sid = x.worker_sid, task_queue_sid = x.task_queue_sid,
-                workflow_sid = x.workflow_sid, status = x.status, versions = x.versions,
+                workflow_sid = x.workflow_sid, status = x.status, accepted_ms = x.accepted_ms,
+                versions = x.versions,
                 first_event_ms = x.first_event_ms, last_event_ms = x.last_event_ms,
                 event_count = x.event_count, updated_at = now()
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                         $7::text[], $8::int8[], $9::int8[], $10::int8[])
+                         $7::text[], $8::int8[], $9::int8[], $10::int8[], $11::int8[])
                AS x(reservation_sid, task_sid, worker_sid, task_queue_sid, workflow_sid, status,
-                    versions, first_event_ms, last_event_ms, event_count)
+                    versions, first_event_ms, last_event_ms, event_count, accepted_ms)
              WHERE t.reservation_sid = x.reservation_sid",
         )
         .bind(
@@ -291,6 +294,7 @@ impl FactTable for ReservationFact {
         .bind(num(|r| r.first_event_ms))
         .bind(num(|r| r.last_event_ms))
         .bind(facts.iter().map(|r| r.event_count).collect::<Vec<_>>())
+        .bind(num(|r| r.accepted_ms))
         .execute(&mut *conn)
         .await?;
         Ok(())

@@ -3,7 +3,7 @@
 //! send the same call at the same time; a crashed sender's calls come back when the lease ends.
 
 use super::StoreError;
-use crate::domain::outbound::{OperationKind, TwilioRequest};
+use crate::domain::outbound::{OperationKind, Procedure, TwilioRequest};
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 use std::time::Duration;
@@ -15,6 +15,7 @@ pub struct NewCall {
     pub idempotency_key: String,
     pub kind: OperationKind,
     pub request: TwilioRequest,
+    pub procedure: Option<Procedure>,
     pub caused_by_event: Option<i64>,
 }
 
@@ -26,14 +27,21 @@ pub async fn enqueue(
 ) -> Result<bool, StoreError> {
     let request =
         serde_json::to_value(&call.request).map_err(|e| StoreError::Decode(e.to_string()))?;
+    let procedure = call
+        .procedure
+        .as_ref()
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(|e| StoreError::Decode(e.to_string()))?;
     let inserted = sqlx::query(
-        "INSERT INTO outbox (idempotency_key, kind, request, caused_by_event)
-         VALUES ($1, $2, $3, $4)
+        "INSERT INTO outbox (idempotency_key, kind, request, procedure, caused_by_event)
+         VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (idempotency_key) DO NOTHING",
     )
     .bind(&call.idempotency_key)
     .bind(call.kind.as_str())
     .bind(request)
+    .bind(procedure)
     .bind(call.caused_by_event)
     .execute(&mut **tx)
     .await?;
@@ -46,6 +54,7 @@ pub struct ClaimedCall {
     pub id: i64,
     pub kind: OperationKind,
     pub request: TwilioRequest,
+    pub procedure: Option<Procedure>,
     /// This attempt's number over the call's whole life.
     pub attempt: i32,
     /// This attempt's number since the call was last re-driven (what the retry budget counts).
@@ -57,6 +66,7 @@ struct ClaimedRow {
     id: i64,
     kind: String,
     request: serde_json::Value,
+    procedure: Option<serde_json::Value>,
     attempts: i32,
     attempt_base: i32,
 }
@@ -78,7 +88,7 @@ pub async fn claim_due(
              ORDER BY next_attempt_at
              LIMIT $3
              FOR UPDATE SKIP LOCKED)
-         RETURNING o.id, o.kind, o.request, o.attempts, o.attempt_base",
+         RETURNING o.id, o.kind, o.request, o.procedure, o.attempts, o.attempt_base",
     )
     .bind(owner)
     .bind(lease.as_secs_f64())
@@ -89,10 +99,16 @@ pub async fn claim_due(
         .map(|r| {
             let request = serde_json::from_value(r.request)
                 .map_err(|e| StoreError::Decode(format!("outbox {}: {e}", r.id)))?;
+            let procedure = r
+                .procedure
+                .map(serde_json::from_value)
+                .transpose()
+                .map_err(|e| StoreError::Decode(format!("outbox {}: {e}", r.id)))?;
             Ok(ClaimedCall {
                 id: r.id,
                 kind: OperationKind::parse(&r.kind),
                 request,
+                procedure,
                 attempt: r.attempts,
                 budget_attempt: r.attempts - r.attempt_base,
             })

@@ -91,6 +91,14 @@ impl TransportError {
     }
 }
 
+/// The Flex user a valid token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlexUser {
+    pub identity: String,
+    pub worker_sid: Option<String>,
+    pub roles: Vec<String>,
+}
+
 #[derive(Clone)]
 pub struct TwilioClient {
     http: reqwest::Client,
@@ -139,8 +147,65 @@ impl TwilioClient {
                 Product::TaskRouter => "https://taskrouter.twilio.com".into(),
                 Product::Conversations => "https://conversations.twilio.com".into(),
                 Product::Flex => "https://flex-api.twilio.com".into(),
+                Product::Iam => "https://iam.twilio.com".into(),
             },
         }
+    }
+
+    pub fn account_sid(&self) -> &str {
+        &self.account_sid
+    }
+
+    /// Validates a Flex user's token (what `twilio-flex-token-validator` does): the identity
+    /// behind it, or `None` when Twilio says it is not valid.
+    pub async fn validate_flex_token(
+        &self,
+        token: &str,
+    ) -> Result<Result<FlexUser, String>, TransportError> {
+        let url = format!(
+            "{}/v1/Accounts/{}/Tokens/validate",
+            self.base(Product::Iam),
+            self.account_sid
+        );
+        let response = self
+            .http
+            .post(&url)
+            .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
+            .json(&serde_json::json!({ "token": token }))
+            .send()
+            .await
+            .map_err(|e| TransportError(describe(&e)))?;
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|e| TransportError(describe(&e)))?;
+        if !(200..300).contains(&status) {
+            return Err(TransportError(format!(
+                "token validation answered HTTP {status}"
+            )));
+        }
+        if body.get("valid").and_then(serde_json::Value::as_bool) != Some(true) {
+            let message = body
+                .get("message")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("invalid token");
+            return Ok(Err(message.to_owned()));
+        }
+        let text = |k: &str| body.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        Ok(Ok(FlexUser {
+            identity: text("identity").unwrap_or_default(),
+            worker_sid: text("worker_sid"),
+            roles: body
+                .get("roles")
+                .and_then(|r| r.as_array())
+                .map(|r| {
+                    r.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }))
     }
 
     pub async fn send(&self, request: &TwilioRequest) -> Result<Response, TransportError> {

@@ -58,6 +58,11 @@ pub struct AppOptions {
     pub migrate: bool,
     pub max_body_bytes: usize,
     pub twilio_api_base_url: Option<url::Url>,
+    pub complete_on: baton::domain::chain::CompleteOn,
+    /// `BATON_PUBLIC_URL` (default [`PUBLIC_BASE`]); port 0 means the app's own port.
+    pub public_url: Option<String>,
+    pub dispatcher: Option<baton::app::dispatcher::DispatcherConfig>,
+    pub transfer_workflow_sid: Option<String>,
 }
 
 impl Default for AppOptions {
@@ -69,6 +74,10 @@ impl Default for AppOptions {
             migrate: true,
             max_body_bytes: 1024 * 1024,
             twilio_api_base_url: None,
+            complete_on: Default::default(),
+            public_url: None,
+            dispatcher: None,
+            transfer_workflow_sid: None,
         }
     }
 }
@@ -78,7 +87,8 @@ pub fn settings(database_url: &str, options: &AppOptions) -> Settings {
         database_url: SecretString::from(database_url.to_owned()),
         db_pool_size: 10,
         listen: "127.0.0.1:0".parse().expect("listen address"),
-        public_url: url::Url::parse(PUBLIC_BASE).expect("public url"),
+        public_url: url::Url::parse(options.public_url.as_deref().unwrap_or(PUBLIC_BASE))
+            .expect("public url"),
         account_sid: Sid::parse(&sid("AC", 1)).expect("sid"),
         auth_tokens: options
             .auth_tokens
@@ -94,6 +104,11 @@ pub fn settings(database_url: &str, options: &AppOptions) -> Settings {
         processors: options.processors,
         ingest_writers: 2,
         twilio_concurrency: 4,
+        complete_on: options.complete_on,
+        transfer_workflow_sid: options
+            .transfer_workflow_sid
+            .as_deref()
+            .map(|s| Sid::parse(s).expect("workflow sid")),
         shutdown_timeout: Duration::from_secs(5),
     }
 }
@@ -120,7 +135,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
                 idle_poll: Duration::from_millis(20),
                 ..ProcessorConfig::default()
             },
-            dispatcher: None,
+            dispatcher: options.dispatcher.clone(),
         },
     )
     .await

@@ -73,6 +73,7 @@ fn complete_task(twilio: &StandIn, task: &str) -> NewCall {
             ],
             if_match: None,
         },
+        procedure: None,
         caused_by_event: None,
     }
 }
@@ -262,6 +263,7 @@ async fn a_permanent_error_dead_letters_at_once_with_twilio_s_message() {
             form: vec![("Attributes".into(), "{not json".into())],
             if_match: None,
         },
+        procedure: None,
         caused_by_event: None,
     };
     enqueue(&rig.pool, &call).await;

@@ -21,6 +21,7 @@ fn processor(pool: &PgPool, batch_size: i64) -> Processor {
             idle_poll: Duration::from_millis(10),
             batch_window: Duration::from_millis(5),
             max_attempts: 5,
+            ..ProcessorConfig::default()
         },
         Arc::new(Notify::new()),
     )

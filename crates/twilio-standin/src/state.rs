@@ -751,6 +751,7 @@ impl State {
             ReservationStatus::Accepted => {
                 self.move_task(&task_sid, TaskStatus::Assigned, None, now);
                 self.set_reservation_status(reservation_sid, to, now);
+                self.join_interaction_channel(&task_sid, reservation_sid, &reservation.worker_sid);
                 let others = self
                     .tasks
                     .get(&task_sid)
@@ -784,6 +785,55 @@ impl State {
             }
         }
         Ok(())
+    }
+
+    /// Accepting a Flex Conversations task (one whose attributes name an interaction channel)
+    /// joins the worker to that channel as an `agent` participant working the task, as Flex
+    /// does: that participant is what a cold transfer or a park later closes.
+    fn join_interaction_channel(
+        &mut self,
+        task_sid: &str,
+        reservation_sid: &str,
+        worker_sid: &str,
+    ) {
+        let Some(channel_sid) = self
+            .tasks
+            .get(task_sid)
+            .and_then(|t| serde_json::from_str::<Value>(&t.attributes).ok())
+            .and_then(|a| {
+                a.get("flexInteractionChannelSid")?
+                    .as_str()
+                    .map(str::to_owned)
+            })
+        else {
+            return;
+        };
+        let Some(already) = self.channels.get(&channel_sid).map(|c| {
+            c.participants
+                .iter()
+                .any(|p| p.task_sid() == Some(task_sid) && p.status.is_none())
+        }) else {
+            return;
+        };
+        if already {
+            return;
+        }
+        let sid = self.sid("UT");
+        let workspace_sid = self.settings.workspace_sid.clone();
+        if let Some(channel) = self.channels.get_mut(&channel_sid) {
+            channel.participants.push(InteractionParticipantState {
+                sid,
+                participant_type: "agent".into(),
+                status: None,
+                routing_properties: Some(serde_json::json!({
+                    "workspace_sid": workspace_sid,
+                    "task_sid": task_sid,
+                    "worker_sid": worker_sid,
+                    "reservation_sid": reservation_sid,
+                })),
+                conversation_participant_sid: None,
+            });
+        }
     }
 
     /// After a reservation stops being pending: a reserved task with no pending reservation left

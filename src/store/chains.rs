@@ -1,0 +1,436 @@
+//! Chain storage: the grow-only `task_links`, the component a task belongs to, the task nodes
+//! the domain derives chains from, and the derived `chains` / `chain_tasks` / `hops` rows.
+
+use super::facts::FactTable;
+use super::StoreError;
+use crate::domain::chain::{Chain, Hop, TaskNode};
+use crate::domain::facts::{ReservationFact, TaskFact};
+use crate::domain::transfer::{Mode, TargetType, Vocabulary};
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Adds link keys (never removes: a link seen once stays, whatever arrives later).
+pub async fn add_links(
+    conn: &mut PgConnection,
+    links: &BTreeSet<(String, String)>,
+) -> Result<(), StoreError> {
+    if links.is_empty() {
+        return Ok(());
+    }
+    let (tasks, keys): (Vec<String>, Vec<String>) = links.iter().cloned().unzip();
+    sqlx::query(
+        "INSERT INTO task_links (task_sid, link)
+         SELECT * FROM UNNEST($1::text[], $2::text[])
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(tasks)
+    .bind(keys)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Every task connected to `seeds` through shared links (the seeds included).
+pub async fn component(
+    conn: &mut PgConnection,
+    seeds: &[String],
+) -> Result<BTreeSet<String>, StoreError> {
+    let mut known: BTreeSet<String> = seeds.iter().cloned().collect();
+    let mut frontier: Vec<String> = known.iter().cloned().collect();
+    // Chains are short; the bound only guards against a pathological link (one conversation
+    // shared by thousands of tasks) turning into an unbounded walk.
+    for _ in 0..16 {
+        if frontier.is_empty() {
+            break;
+        }
+        let found: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT other.task_sid
+             FROM task_links mine JOIN task_links other ON other.link = mine.link
+             WHERE mine.task_sid = ANY($1)",
+        )
+        .bind(&frontier)
+        .fetch_all(&mut *conn)
+        .await?;
+        frontier = found
+            .into_iter()
+            .filter(|sid| known.insert(sid.clone()))
+            .collect();
+    }
+    Ok(known)
+}
+
+/// Whether any of the tasks is in a stored chain.
+pub async fn any_stored(conn: &mut PgConnection, sids: &[String]) -> Result<bool, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM chain_tasks WHERE task_sid = ANY($1))")
+            .bind(sids)
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
+/// Locks the tasks (in SID order, like every other task lock) so two processors never derive
+/// one chain from different snapshots.
+pub async fn lock_tasks(conn: &mut PgConnection, sids: &[String]) -> Result<(), StoreError> {
+    sqlx::query("SELECT 1 FROM tasks WHERE task_sid = ANY($1) ORDER BY task_sid FOR UPDATE")
+        .bind(sids)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The task nodes for `sids` (tasks baton has facts about), with attributes and reservations.
+pub async fn load_nodes(
+    conn: &mut PgConnection,
+    sids: &[String],
+) -> Result<Vec<TaskNode>, StoreError> {
+    let tasks = TaskFact::load(conn, sids, false).await?;
+    let attributes: BTreeMap<String, Value> =
+        sqlx::query_as("SELECT task_sid, attributes FROM task_attributes WHERE task_sid = ANY($1)")
+            .bind(sids)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .collect();
+    let reservation_sids: Vec<String> =
+        sqlx::query_scalar("SELECT reservation_sid FROM reservations WHERE task_sid = ANY($1)")
+            .bind(sids)
+            .fetch_all(&mut *conn)
+            .await?;
+    let reservations = ReservationFact::load(conn, &reservation_sids, false).await?;
+    Ok(tasks
+        .iter()
+        .map(|t| {
+            let mine: Vec<&ReservationFact> = reservations
+                .iter()
+                .filter(|r| r.task_sid.as_deref() == Some(t.task_sid.as_str()))
+                .collect();
+            TaskNode::from_facts(t, attributes.get(&t.task_sid), &mine)
+        })
+        .collect())
+}
+
+/// Rewrites the stored chains of `tasks` with `chains` (which cover them). Chains of one task
+/// are not stored. Keeps when each task was first seen linked.
+pub async fn save(
+    conn: &mut PgConnection,
+    tasks: &[String],
+    chains: &[Chain],
+) -> Result<(), StoreError> {
+    let old_ids: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT chain_id FROM chain_tasks WHERE task_sid = ANY($1)")
+            .bind(tasks)
+            .fetch_all(&mut *conn)
+            .await?;
+    let stored: Vec<&Chain> = chains.iter().filter(|c| c.tasks.len() > 1).collect();
+    let mut ids: BTreeSet<String> = old_ids.into_iter().collect();
+    ids.extend(stored.iter().map(|c| c.chain_id.clone()));
+    let ids: Vec<String> = ids.into_iter().collect();
+    sqlx::query("DELETE FROM hops WHERE chain_id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM chains WHERE chain_id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut *conn)
+        .await?;
+    if stored.is_empty() {
+        return Ok(());
+    }
+    let mut c_id = Vec::new();
+    let mut c_root = Vec::new();
+    let mut c_tasks = Vec::new();
+    let mut c_hops = Vec::new();
+    let mut c_started = Vec::new();
+    let mut t_sid = Vec::new();
+    let mut t_chain = Vec::new();
+    let mut t_pos = Vec::new();
+    let mut t_value: Vec<Option<String>> = Vec::new();
+    for chain in &stored {
+        c_id.push(chain.chain_id.clone());
+        c_root.push(chain.root_task_sid.clone());
+        c_tasks.push(chain.tasks.len() as i32);
+        c_hops.push(chain.hops.len() as i32);
+        c_started.push(chain.started_ms);
+        for t in &chain.tasks {
+            t_sid.push(t.task_sid.clone());
+            t_chain.push(chain.chain_id.clone());
+            t_pos.push(t.position);
+            // The root carries the chain id implicitly when it has none.
+            let linked = t
+                .insights_id
+                .clone()
+                .or_else(|| (t.task_sid == chain.chain_id).then(|| t.task_sid.clone()));
+            t_value.push(linked);
+        }
+    }
+    sqlx::query(
+        "INSERT INTO chains (chain_id, root_task_sid, task_count, hop_count, started_ms)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::int4[], $4::int4[], $5::int8[])",
+    )
+    .bind(&c_id)
+    .bind(&c_root)
+    .bind(&c_tasks)
+    .bind(&c_hops)
+    .bind(&c_started)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO chain_tasks AS ct (task_sid, chain_id, position, linked_value, linked_at)
+         SELECT sid, chain, pos, value, CASE WHEN value = chain THEN now() END
+         FROM UNNEST($1::text[], $2::text[], $3::int4[], $4::text[]) AS x(sid, chain, pos, value)
+         ON CONFLICT (task_sid) DO UPDATE SET
+             chain_id = EXCLUDED.chain_id,
+             position = EXCLUDED.position,
+             linked_value = EXCLUDED.linked_value,
+             linked_at = CASE
+                 WHEN EXCLUDED.linked_value IS DISTINCT FROM EXCLUDED.chain_id THEN NULL
+                 WHEN ct.linked_value = EXCLUDED.linked_value AND ct.chain_id = EXCLUDED.chain_id
+                     THEN ct.linked_at
+                 ELSE now() END",
+    )
+    .bind(&t_sid)
+    .bind(&t_chain)
+    .bind(&t_pos)
+    .bind(&t_value)
+    .execute(&mut *conn)
+    .await?;
+    let hops: Vec<(&str, &Hop)> = stored
+        .iter()
+        .flat_map(|c| c.hops.iter().map(move |h| (c.chain_id.as_str(), h)))
+        .collect();
+    if hops.is_empty() {
+        return Ok(());
+    }
+    let text =
+        |f: &dyn Fn(&Hop) -> Option<String>| hops.iter().map(|(_, h)| f(h)).collect::<Vec<_>>();
+    let num = |f: &dyn Fn(&Hop) -> Option<i64>| hops.iter().map(|(_, h)| f(h)).collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO hops (chain_id, seq, from_task_sid, to_task_sid, from_reservation_sid,
+             to_reservation_sid, from_worker_sid, to_worker_sid, target_type, target_sid,
+             target_name, mode, notes, initiated_by, vocabulary, native_transfer_sid, transfer_id,
+             initiated_ms, offered_ms, accepted_ms, finished_ms, outcome)
+         SELECT * FROM UNNEST($1::text[], $2::int4[], $3::text[], $4::text[], $5::text[],
+             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+             $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::int8[],
+             $19::int8[], $20::int8[], $21::int8[], $22::text[])",
+    )
+    .bind(hops.iter().map(|(c, _)| c.to_string()).collect::<Vec<_>>())
+    .bind(hops.iter().map(|(_, h)| h.seq).collect::<Vec<_>>())
+    .bind(
+        hops.iter()
+            .map(|(_, h)| h.from_task_sid.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        hops.iter()
+            .map(|(_, h)| h.to_task_sid.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(text(&|h| h.from_reservation_sid.clone()))
+    .bind(text(&|h| h.to_reservation_sid.clone()))
+    .bind(text(&|h| h.from_worker_sid.clone()))
+    .bind(text(&|h| h.to_worker_sid.clone()))
+    .bind(text(&|h| {
+        h.target_type.map(|t| target_type_str(t).to_owned())
+    }))
+    .bind(text(&|h| h.target_sid.clone()))
+    .bind(text(&|h| h.target_name.clone()))
+    .bind(text(&|h| h.mode.map(|m| mode_str(m).to_owned())))
+    .bind(text(&|h| h.notes.clone()))
+    .bind(text(&|h| h.initiated_by.clone()))
+    .bind(text(&|h| {
+        h.vocabulary.map(|v| vocabulary_str(v).to_owned())
+    }))
+    .bind(text(&|h| h.native_transfer_sid.clone()))
+    .bind(text(&|h| h.transfer_id.clone()))
+    .bind(num(&|h| h.initiated_ms))
+    .bind(num(&|h| h.offered_ms))
+    .bind(num(&|h| h.accepted_ms))
+    .bind(num(&|h| h.finished_ms))
+    .bind(text(&|h| h.outcome.map(|o| o.as_str().to_owned())))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+fn target_type_str(t: TargetType) -> &'static str {
+    match t {
+        TargetType::Worker => "worker",
+        TargetType::Queue => "queue",
+        TargetType::Workflow => "workflow",
+    }
+}
+
+fn mode_str(m: Mode) -> &'static str {
+    match m {
+        Mode::Cold => "cold",
+        Mode::Warm => "warm",
+    }
+}
+
+fn vocabulary_str(v: Vocabulary) -> &'static str {
+    match v {
+        Vocabulary::ChatSmsTransfer => "chat_sms_transfer",
+        Vocabulary::ProjectTemplate => "project_template",
+        Vocabulary::NativeFlex => "native_flex",
+        Vocabulary::Baton => "baton",
+    }
+}
+
+/// The id of the stored chain `task_sid` belongs to.
+pub async fn chain_id_of(pool: &PgPool, task_sid: &str) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT chain_id FROM chain_tasks WHERE task_sid = $1")
+            .bind(task_sid)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+/// Records that baton stamped (or found stamped) a task's Insights id.
+pub async fn record_stamp(
+    pool: &PgPool,
+    task_sid: &str,
+    chain_id: &str,
+    already_linked: bool,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO insights_stamps (task_sid, chain_id, already_linked)
+         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(task_sid)
+    .bind(chain_id)
+    .bind(already_linked)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// A stored chain as ops see it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChainView {
+    pub chain_id: String,
+    pub root_task_sid: String,
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub tasks: Vec<ChainTaskView>,
+    pub hops: Vec<HopView>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct ChainTaskView {
+    pub task_sid: String,
+    pub position: i32,
+    pub assignment_status: Option<String>,
+    /// Its `conversations.conversation_id` as last seen.
+    pub insights_conversation_id: Option<String>,
+    /// When baton first saw it carry the chain id.
+    pub linked_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When baton wrote the chain id into it (absent when it never had to).
+    pub stamped_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct HopView {
+    pub seq: i32,
+    pub from_task_sid: String,
+    pub to_task_sid: String,
+    pub from_reservation_sid: Option<String>,
+    pub to_reservation_sid: Option<String>,
+    pub from_worker_sid: Option<String>,
+    pub to_worker_sid: Option<String>,
+    pub target_type: Option<String>,
+    pub target_sid: Option<String>,
+    pub target_name: Option<String>,
+    pub mode: Option<String>,
+    pub notes: Option<String>,
+    pub initiated_by: Option<String>,
+    pub vocabulary: Option<String>,
+    pub native_transfer_sid: Option<String>,
+    pub transfer_id: Option<String>,
+    pub initiated_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub offered_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub accepted_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub outcome: Option<String>,
+}
+
+fn ms_to_time(ms: Option<i64>) -> Option<chrono::DateTime<chrono::Utc>> {
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
+}
+
+/// The chain `task_sid` belongs to; a task baton knows alone is a chain of one. `None` when
+/// baton has never seen the task.
+pub async fn fetch_chain(pool: &PgPool, task_sid: &str) -> Result<Option<ChainView>, StoreError> {
+    let head: Option<(String, String, Option<i64>)> = sqlx::query_as(
+        "SELECT c.chain_id, c.root_task_sid, c.started_ms
+         FROM chain_tasks ct JOIN chains c ON c.chain_id = ct.chain_id
+         WHERE ct.task_sid = $1",
+    )
+    .bind(task_sid)
+    .fetch_optional(pool)
+    .await?;
+    let Some((chain_id, root_task_sid, started_ms)) = head else {
+        // Not in a stored chain: a chain of one, if baton knows the task.
+        let single: Option<(Option<String>, Option<i64>, Option<Value>)> = sqlx::query_as(
+            "SELECT t.assignment_status, t.first_event_ms, a.attributes
+             FROM tasks t LEFT JOIN task_attributes a USING (task_sid)
+             WHERE t.task_sid = $1",
+        )
+        .bind(task_sid)
+        .fetch_optional(pool)
+        .await?;
+        return Ok(single.map(|(status, first_ms, attributes)| {
+            let insights = attributes.as_ref().and_then(|a| {
+                crate::domain::transfer::conversation_keys(a).insights_conversation_id
+            });
+            ChainView {
+                chain_id: insights.clone().unwrap_or_else(|| task_sid.to_owned()),
+                root_task_sid: task_sid.to_owned(),
+                started_at: ms_to_time(first_ms),
+                tasks: vec![ChainTaskView {
+                    task_sid: task_sid.to_owned(),
+                    position: 0,
+                    assignment_status: status,
+                    insights_conversation_id: insights,
+                    linked_at: None,
+                    stamped_at: None,
+                }],
+                hops: Vec::new(),
+            }
+        }));
+    };
+    let tasks: Vec<ChainTaskView> = sqlx::query_as(
+        "SELECT ct.task_sid, ct.position, t.assignment_status,
+                ct.linked_value AS insights_conversation_id, ct.linked_at,
+                (SELECT min(s.stamped_at) FROM insights_stamps s
+                  WHERE s.task_sid = ct.task_sid AND s.chain_id = ct.chain_id
+                    AND NOT s.already_linked) AS stamped_at
+         FROM chain_tasks ct LEFT JOIN tasks t USING (task_sid)
+         WHERE ct.chain_id = $1 ORDER BY ct.position",
+    )
+    .bind(&chain_id)
+    .fetch_all(pool)
+    .await?;
+    let hops: Vec<HopView> = sqlx::query_as(
+        "SELECT seq, from_task_sid, to_task_sid, from_reservation_sid, to_reservation_sid,
+                from_worker_sid, to_worker_sid, target_type, target_sid, target_name, mode, notes,
+                initiated_by, vocabulary, native_transfer_sid, transfer_id,
+                to_timestamp(initiated_ms / 1000.0) AS initiated_at,
+                to_timestamp(offered_ms / 1000.0) AS offered_at,
+                to_timestamp(accepted_ms / 1000.0) AS accepted_at,
+                to_timestamp(finished_ms / 1000.0) AS finished_at, outcome
+         FROM hops WHERE chain_id = $1 ORDER BY seq",
+    )
+    .bind(&chain_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(Some(ChainView {
+        chain_id,
+        root_task_sid,
+        started_at: ms_to_time(started_ms),
+        tasks,
+        hops,
+    }))
+}

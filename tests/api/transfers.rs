@@ -1,0 +1,713 @@
+//! Transfer chains end to end: baton on a real database, the Twilio stand-in playing TaskRouter
+//! (signed callbacks to baton's real webhook route), baton's dispatcher calling the stand-in's
+//! REST API. Tests assert on the exact requests Twilio received and on the chain baton serves.
+
+use crate::helpers::*;
+use baton::app::dispatcher::DispatcherConfig;
+use baton::domain::chain::CompleteOn;
+use baton::domain::retry::RetryPolicy;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use twilio_standin::{
+    LoggedRequest, Release, SeedConversation, SeedConversationParticipant, SeedInteraction,
+    SeedInteractionParticipant, SeedTaskQueue, SeedWorker, SeedWorkflow, StandIn, StandInConfig,
+    TaskStatus,
+};
+
+const OPS_TOKEN: &str = "ops-token-0123456789abcdef";
+
+struct Flex {
+    app: TestApp,
+    twilio: StandIn,
+    alice: String,
+    bob: String,
+    carol: String,
+    sales: String,
+    transfer_workflow: String,
+}
+
+fn fast_dispatcher(max_attempts: u32) -> DispatcherConfig {
+    DispatcherConfig {
+        concurrency: 4,
+        lease: Duration::from_secs(30),
+        poll: Duration::from_millis(20),
+        policy: RetryPolicy {
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_secs(2),
+            max_attempts,
+        },
+    }
+}
+
+async fn flex_with(complete_on: CompleteOn, max_attempts: u32) -> Flex {
+    let twilio = StandIn::start(StandInConfig::default()).await;
+    let alice = twilio.seed_worker(SeedWorker::new("alice"));
+    let bob = twilio.seed_worker(SeedWorker::new("bob"));
+    let carol = twilio.seed_worker(SeedWorker::new("carol"));
+    let sales = twilio.seed_task_queue(SeedTaskQueue::new("Sales"));
+    let transfer_workflow = twilio.seed_workflow(SeedWorkflow::new("Chat Transfer"));
+    let app = spawn_app_with(AppOptions {
+        processors: 1,
+        auth_tokens: vec![twilio.auth_token().to_owned()],
+        public_url: Some("http://127.0.0.1:0".into()),
+        twilio_api_base_url: Some(url::Url::parse(&twilio.base_url()).expect("url")),
+        dispatcher: Some(fast_dispatcher(max_attempts)),
+        complete_on,
+        transfer_workflow_sid: Some(transfer_workflow.clone()),
+        ..AppOptions::default()
+    })
+    .await;
+    twilio.set_callback_url(Some(format!("{}/webhooks/taskrouter", app.address)));
+    Flex {
+        app,
+        twilio,
+        alice,
+        bob,
+        carol,
+        sales,
+        transfer_workflow,
+    }
+}
+
+async fn flex(complete_on: CompleteOn) -> Flex {
+    flex_with(complete_on, 8).await
+}
+
+impl Flex {
+    /// Waits until every callback is delivered and processed and no outbound call is pending.
+    async fn quiesce(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut calm = 0;
+        while calm < 3 {
+            assert!(
+                Instant::now() < deadline,
+                "baton did not settle: {:?}",
+                self.pending().await
+            );
+            self.twilio.settle().await;
+            if self.pending().await == (0, 0) {
+                calm += 1;
+            } else {
+                calm = 0;
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+
+    async fn pending(&self) -> (i64, i64) {
+        let inbox: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM inbox_progress WHERE processed_at IS NULL AND dead_at IS NULL",
+        )
+        .fetch_one(&self.app.pool)
+        .await
+        .expect("inbox");
+        let outbox: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE state = 'pending'")
+            .fetch_one(&self.app.pool)
+            .await
+            .expect("outbox");
+        (inbox, outbox)
+    }
+
+    async fn twilio_post(&self, path: &str, form: &[(&str, String)]) -> Value {
+        let response = reqwest::Client::new()
+            .post(format!("{}{path}", self.twilio.base_url()))
+            .basic_auth(self.twilio.account_sid(), Some(self.twilio.auth_token()))
+            .form(form)
+            .send()
+            .await
+            .expect("stand-in reachable");
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response.json().await.expect("json")
+    }
+
+    /// A customer on a Flex Conversations channel, routed to `worker` who accepts: the task.
+    async fn conversation_with(&self, worker: &str) -> (String, String, String) {
+        let conversation = self
+            .twilio
+            .seed_conversation(SeedConversation::new().participant(
+                SeedConversationParticipant::sms("+14155550100", "+18005550100"),
+            ));
+        let seeded = self.twilio.seed_interaction(
+            SeedInteraction::new()
+                .channel_type("sms")
+                .conversation(&conversation)
+                .participant(SeedInteractionParticipant::customer()),
+        );
+        let (kd, uo) = (seeded.interaction_sid, seeded.channel_sid);
+        let routing = json!({"properties": {
+            "workspace_sid": self.twilio.workspace_sid(),
+            "workflow_sid": self.twilio.default_workflow_sid(),
+            "task_channel_unique_name": "chat",
+            "attributes": {"conversationSid": conversation, "from": "+14155550100",
+                "customerName": "Ada", "conversations": {"communication_channel": "sms"}}
+        }});
+        self.twilio_post(
+            &format!("/v1/Interactions/{kd}/Channels/{uo}/Invites"),
+            &[("Routing", routing.to_string())],
+        )
+        .await;
+        let task = self
+            .twilio
+            .tasks()
+            .into_iter()
+            .find(|t| t.attributes.contains(&uo))
+            .expect("the invite created a task")
+            .sid;
+        let reservation = self.twilio.offer(&task, worker);
+        self.twilio.accept(&reservation);
+        self.quiesce().await;
+        (task, kd, uo)
+    }
+
+    /// A legacy (non-interaction) chat task accepted by `worker`.
+    async fn legacy_task_with(&self, worker: &str, attributes: Value) -> String {
+        let ws = self.twilio.workspace_sid().to_owned();
+        let task = self
+            .twilio_post(
+                &format!("/v1/Workspaces/{ws}/Tasks"),
+                &[
+                    ("Attributes", attributes.to_string()),
+                    ("WorkflowSid", self.twilio.default_workflow_sid()),
+                    ("TaskChannel", "chat".into()),
+                ],
+            )
+            .await;
+        let task = task["sid"].as_str().expect("sid").to_owned();
+        let reservation = self.twilio.offer(&task, worker);
+        self.twilio.accept(&reservation);
+        self.quiesce().await;
+        task
+    }
+
+    async fn transfer(&self, body: Value) -> (u16, Value) {
+        let response = self
+            .app
+            .client
+            .post(format!("{}/api/v1/transfers", self.app.address))
+            .bearer_auth(OPS_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("baton reachable");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("json body"))
+    }
+
+    async fn chain(&self, task: &str) -> Value {
+        let response = self
+            .app
+            .client
+            .get(format!("{}/api/v1/tasks/{task}/chain", self.app.address))
+            .bearer_auth(OPS_TOKEN)
+            .send()
+            .await
+            .expect("baton reachable");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("json")
+    }
+
+    /// The task a transfer created (the newest task whose attributes name `previous`).
+    fn task_after(&self, previous: &str) -> String {
+        self.twilio
+            .tasks()
+            .into_iter()
+            .filter(|t| {
+                t.attributes
+                    .contains(&format!("\"previous_task_sid\":\"{previous}\""))
+            })
+            .map(|t| t.sid)
+            .next_back()
+            .expect("a transfer task")
+    }
+
+    fn requests(&self, method: &str, path_part: &str) -> Vec<LoggedRequest> {
+        self.twilio
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == method && r.path.contains(path_part))
+            .collect()
+    }
+
+    fn status(&self, task: &str) -> TaskStatus {
+        self.twilio.task(task).expect("task").assignment_status
+    }
+
+    /// Offers the task to `worker`, who accepts.
+    async fn accept(&self, task: &str, worker: &str) {
+        let reservation = self.twilio.offer(task, worker);
+        self.twilio.accept(&reservation);
+        self.quiesce().await;
+    }
+}
+
+fn form<'a>(request: &'a LoggedRequest, key: &str) -> Option<&'a str> {
+    request
+        .form
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+#[tokio::test]
+async fn cold_transfer_of_a_conversation_to_a_worker_closes_the_original_agent_after_acceptance() {
+    let flex = flex(CompleteOn::Accepted).await;
+    let (a, kd, uo) = flex.conversation_with(&flex.alice).await;
+
+    let (status, body) = flex
+        .transfer(json!({"task_sid": a, "target_sid": flex.bob, "notes": "billing question"}))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["transfer"]["state"], "requested");
+    let transfer_id = body["transfer"]["transfer_id"].as_str().unwrap().to_owned();
+    flex.quiesce().await;
+
+    // One invite on the task's interaction channel, carrying every original attribute.
+    let invites = flex.requests("POST", &format!("/Channels/{uo}/Invites"));
+    assert_eq!(
+        invites.len(),
+        2,
+        "the customer's own invite, then the transfer's"
+    );
+    let routing: Value = serde_json::from_str(form(&invites[1], "Routing").unwrap()).unwrap();
+    let props = &routing["properties"];
+    assert_eq!(props["workflow_sid"], flex.transfer_workflow);
+    let attrs = &props["attributes"];
+    assert_eq!(attrs["customerName"], "Ada");
+    assert_eq!(attrs["from"], "+14155550100");
+    assert_eq!(attrs["conversations"]["communication_channel"], "sms");
+    assert_eq!(attrs["conversations"]["conversation_id"], a.as_str());
+    assert_eq!(attrs["baton"]["previous_task_sid"], a.as_str());
+    assert_eq!(attrs["baton"]["transfer_id"], transfer_id.as_str());
+    assert_eq!(attrs["transferTargetSid"], flex.bob.as_str());
+    assert_eq!(attrs["transferTargetType"], "worker");
+    // `accepted`: Alice keeps the customer until Bob accepts.
+    assert!(flex.requests("POST", "/Participants/").is_empty());
+    assert_eq!(flex.status(&a), TaskStatus::Assigned);
+
+    let b = flex.task_after(&a);
+    flex.accept(&b, &flex.bob).await;
+    let closes = flex.requests("POST", &format!("/Channels/{uo}/Participants/"));
+    assert_eq!(
+        closes.len(),
+        1,
+        "Alice's participant is closed exactly once"
+    );
+    assert_eq!(form(&closes[0], "Status"), Some("closed"));
+    assert_eq!(flex.status(&a), TaskStatus::Completed);
+    assert_eq!(flex.status(&b), TaskStatus::Assigned);
+    let _ = kd;
+
+    let chain = flex.chain(&b).await;
+    assert_eq!(chain["chain_id"], a.as_str());
+    assert_eq!(chain["root_task_sid"], a.as_str());
+    assert_eq!(chain["tasks"].as_array().unwrap().len(), 2);
+    let hops = chain["hops"].as_array().unwrap();
+    assert_eq!(hops.len(), 1, "{chain}");
+    let hop = &hops[0];
+    assert_eq!(hop["seq"], 1);
+    assert_eq!(hop["from_task_sid"], a.as_str());
+    assert_eq!(hop["to_task_sid"], b.as_str());
+    assert_eq!(hop["from_worker_sid"], flex.alice.as_str());
+    assert_eq!(hop["to_worker_sid"], flex.bob.as_str());
+    assert_eq!(hop["target_type"], "worker");
+    assert_eq!(hop["target_sid"], flex.bob.as_str());
+    assert_eq!(hop["mode"], "cold");
+    assert_eq!(hop["notes"], "billing question");
+    assert_eq!(hop["initiated_by"], "ops");
+    assert_eq!(hop["vocabulary"], "baton");
+    assert_eq!(hop["transfer_id"], transfer_id.as_str());
+    assert_eq!(hop["outcome"], "completed");
+    for field in ["initiated_at", "offered_at", "accepted_at", "finished_at"] {
+        assert!(hop[field].is_string(), "{field} in {hop}");
+    }
+    // The chain id was in B's attributes from its creation: linked, no stamp needed.
+    let b_entry = &chain["tasks"][1];
+    assert_eq!(b_entry["insights_conversation_id"], a.as_str());
+    assert!(b_entry["linked_at"].is_string());
+
+    let transfer: Value = flex
+        .app
+        .client
+        .get(format!(
+            "{}/api/v1/transfers/{transfer_id}",
+            flex.app.address
+        ))
+        .bearer_auth(OPS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(transfer["transfer"]["state"], "completed");
+    assert_eq!(transfer["transfer"]["new_task_sid"], b.as_str());
+}
+
+#[tokio::test]
+async fn cold_transfer_of_a_legacy_task_to_a_queue_creates_a_task_and_completes_the_original_once()
+{
+    let flex = flex(CompleteOn::Accepted).await;
+    let a = flex
+        .legacy_task_with(
+            &flex.alice,
+            json!({"channelSid": "CH00000000000000000000000000000042", "name": "Ada"}),
+        )
+        .await;
+    let (status, body) = flex
+        .transfer(json!({"task_sid": a, "target_sid": flex.sales, "idempotency_key": "click-1"}))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    // A double click: same key, same transfer, nothing new.
+    let (again, body2) = flex
+        .transfer(json!({"task_sid": a, "target_sid": flex.sales, "idempotency_key": "click-1"}))
+        .await;
+    assert_eq!(again, 200);
+    assert_eq!(
+        body2["transfer"]["transfer_id"],
+        body["transfer"]["transfer_id"]
+    );
+    assert_eq!(body2["created"], false);
+    flex.quiesce().await;
+    // A second transfer while this one is in flight names it.
+    let (conflict, body3) = flex
+        .transfer(json!({"task_sid": a, "target_sid": flex.bob}))
+        .await;
+    assert_eq!(conflict, 409, "{body3}");
+    assert_eq!(body3["error"]["code"], "transfer_in_flight");
+    assert_eq!(
+        body3["error"]["detail"]["transfer_id"],
+        body["transfer"]["transfer_id"]
+    );
+
+    let creates = flex.requests("POST", "/Tasks");
+    let creates: Vec<_> = creates
+        .iter()
+        .filter(|r| r.path.ends_with("/Tasks"))
+        .collect();
+    assert_eq!(
+        creates.len(),
+        2,
+        "the original and exactly one transfer task"
+    );
+    assert_eq!(
+        form(creates[1], "WorkflowSid"),
+        Some(flex.transfer_workflow.as_str())
+    );
+    assert_eq!(form(creates[1], "TaskChannel"), Some("chat"));
+    let attrs: Value = serde_json::from_str(form(creates[1], "Attributes").unwrap()).unwrap();
+    assert_eq!(attrs["name"], "Ada");
+    assert_eq!(attrs["transferQueueName"], "Sales");
+    assert_eq!(attrs["transferTargetType"], "queue");
+
+    let b = flex.task_after(&a);
+    assert_eq!(flex.status(&a), TaskStatus::Assigned);
+    flex.accept(&b, &flex.bob).await;
+    let completes: Vec<LoggedRequest> = flex
+        .requests("POST", &format!("/Tasks/{a}"))
+        .into_iter()
+        .filter(|r| form(r, "AssignmentStatus") == Some("completed"))
+        .collect();
+    assert_eq!(completes.len(), 1);
+    assert!(form(&completes[0], "Reason").unwrap().contains(&b));
+    assert_eq!(flex.status(&a), TaskStatus::Completed);
+    let chain = flex.chain(&a).await;
+    assert_eq!(chain["hops"][0]["target_type"], "queue");
+    assert_eq!(chain["hops"][0]["target_sid"], flex.sales.as_str());
+    assert_eq!(chain["hops"][0]["target_name"], "Sales");
+    assert_eq!(chain["hops"][0]["outcome"], "completed");
+}
+
+#[tokio::test]
+async fn a_failed_transfer_leaves_the_customer_with_the_original_agent_under_accepted() {
+    let flex = flex(CompleteOn::Accepted).await;
+    let (a, _, uo) = flex.conversation_with(&flex.alice).await;
+    let (status, _) = flex
+        .transfer(json!({"task_sid": a, "target_sid": flex.sales}))
+        .await;
+    assert_eq!(status, 202);
+    flex.quiesce().await;
+    let b = flex.task_after(&a);
+    let reservation = flex.twilio.offer(&b, &flex.bob);
+    flex.twilio.reject(&reservation);
+    flex.twilio.time_out_task(&b);
+    flex.quiesce().await;
+    assert!(flex
+        .requests("POST", &format!("/Channels/{uo}/Participants/"))
+        .is_empty());
+    assert_eq!(
+        flex.status(&a),
+        TaskStatus::Assigned,
+        "Alice still has the customer"
+    );
+    let chain = flex.chain(&a).await;
+    assert_eq!(chain["hops"][0]["outcome"], "failed");
+    assert!(chain["hops"][0]["finished_at"].is_string());
+}
+
+#[tokio::test]
+async fn a_failed_transfer_is_routed_back_under_created() {
+    let flex = flex(CompleteOn::Created).await;
+    let (a, _, uo) = flex.conversation_with(&flex.alice).await;
+    let (status, _) = flex
+        .transfer(json!({"task_sid": a, "target_sid": flex.sales}))
+        .await;
+    assert_eq!(status, 202);
+    flex.quiesce().await;
+    // `created`: Alice is released as soon as the transfer task exists.
+    let b = flex.task_after(&a);
+    assert_eq!(
+        flex.requests("POST", &format!("/Channels/{uo}/Participants/"))
+            .len(),
+        1
+    );
+    assert_eq!(flex.status(&a), TaskStatus::Completed);
+    flex.twilio.time_out_task(&b);
+    flex.quiesce().await;
+    // Routed back to Alice by known-agent routing, once.
+    let invites = flex.requests("POST", &format!("/Channels/{uo}/Invites"));
+    assert_eq!(invites.len(), 3, "customer, transfer, return");
+    let routing: Value = serde_json::from_str(form(&invites[2], "Routing").unwrap()).unwrap();
+    assert_eq!(routing["properties"]["worker_sid"], flex.alice.as_str());
+    assert_eq!(
+        routing["properties"]["attributes"]["baton"]["returning_from"],
+        b.as_str()
+    );
+    assert_eq!(routing["properties"]["attributes"]["customerName"], "Ada");
+    let c = flex.task_after(&b);
+    flex.accept(&c, &flex.alice).await;
+    let chain = flex.chain(&a).await;
+    let hops = chain["hops"].as_array().unwrap();
+    assert_eq!(hops.len(), 2, "{chain}");
+    assert_eq!(hops[0]["outcome"], "returned");
+    assert_eq!(hops[1]["to_task_sid"], c.as_str());
+    assert_eq!(hops[1]["to_worker_sid"], flex.alice.as_str());
+    assert_eq!(hops[1]["outcome"], "completed");
+}
+
+#[tokio::test]
+async fn a_three_hop_chain_is_recorded_in_order() {
+    let flex = flex(CompleteOn::Accepted).await;
+    let (a, _, uo) = flex.conversation_with(&flex.alice).await;
+    flex.transfer(json!({"task_sid": a, "target_sid": flex.bob}))
+        .await;
+    flex.quiesce().await;
+    let b = flex.task_after(&a);
+    flex.accept(&b, &flex.bob).await;
+    flex.transfer(json!({"task_sid": b, "target_sid": flex.carol, "mode": "cold"}))
+        .await;
+    flex.quiesce().await;
+    let c = flex.task_after(&b);
+    flex.accept(&c, &flex.carol).await;
+    let chain = flex.chain(&c).await;
+    assert_eq!(chain["chain_id"], a.as_str());
+    let order: Vec<&str> = chain["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task_sid"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, vec![a.as_str(), b.as_str(), c.as_str()]);
+    let hops: Vec<(String, String, String)> = chain["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["from_task_sid"].as_str().unwrap().to_owned(),
+                h["to_task_sid"].as_str().unwrap().to_owned(),
+                h["to_worker_sid"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        hops,
+        vec![
+            (a.clone(), b.clone(), flex.bob.clone()),
+            (b.clone(), c.clone(), flex.carol.clone())
+        ]
+    );
+    assert_eq!(
+        flex.requests("POST", &format!("/Channels/{uo}/Participants/"))
+            .len(),
+        2
+    );
+    assert_eq!(flex.status(&a), TaskStatus::Completed);
+    assert_eq!(flex.status(&b), TaskStatus::Completed);
+    assert_eq!(flex.status(&c), TaskStatus::Assigned);
+}
+
+#[tokio::test]
+async fn duplicated_and_reordered_deliveries_finish_the_original_once_and_record_one_hop() {
+    let flex = flex(CompleteOn::Accepted).await;
+    let a = flex
+        .legacy_task_with(
+            &flex.alice,
+            json!({"channelSid": "CH00000000000000000000000000000043"}),
+        )
+        .await;
+    flex.twilio.hold_callbacks(true);
+    // A transfer made by plugin-chat-sms-transfer (its attributes, its own task creation).
+    let ws = flex.twilio.workspace_sid().to_owned();
+    let b = flex
+        .twilio_post(
+            &format!("/v1/Workspaces/{ws}/Tasks"),
+            &[
+                (
+                    "Attributes",
+                    json!({"channelSid": "CH00000000000000000000000000000043", "targetSid": flex.bob,
+                        "transferTargetType": "worker", "ignoreAgent": "alice",
+                        "conversations": {"conversation_id": a}})
+                    .to_string(),
+                ),
+                ("WorkflowSid", flex.twilio.default_workflow_sid()),
+                ("TaskChannel", "chat".into()),
+            ],
+        )
+        .await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reservation = flex.twilio.offer(&b, &flex.bob);
+    flex.twilio.accept(&reservation);
+    // Everything arrives shuffled, then again.
+    flex.twilio.release_callbacks(Release::Shuffled(11));
+    flex.quiesce().await;
+    for delivered in flex.twilio.callbacks() {
+        flex.twilio.redeliver(delivered.event_sid());
+    }
+    flex.quiesce().await;
+    let completes: Vec<LoggedRequest> = flex
+        .requests("POST", &format!("/Tasks/{a}"))
+        .into_iter()
+        .filter(|r| form(r, "AssignmentStatus") == Some("completed"))
+        .collect();
+    assert_eq!(completes.len(), 1, "the original is finished exactly once");
+    let chain = flex.chain(&a).await;
+    let hops = chain["hops"].as_array().unwrap();
+    assert_eq!(hops.len(), 1, "{chain}");
+    assert_eq!(hops[0]["vocabulary"], "chat_sms_transfer");
+    assert_eq!(hops[0]["initiated_by"], "alice");
+    assert_eq!(hops[0]["outcome"], "completed");
+    let stored_hops: i64 = sqlx::query_scalar("SELECT count(*) FROM hops")
+        .fetch_one(&flex.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored_hops, 1);
+}
+
+#[tokio::test]
+async fn insights_linkage_is_stamped_on_a_chain_task_before_it_completes() {
+    let flex = flex(CompleteOn::Accepted).await;
+    let a = flex
+        .legacy_task_with(
+            &flex.alice,
+            json!({"channelSid": "CH00000000000000000000000000000044",
+            "conversations": {"communication_channel": "chat"}}),
+        )
+        .await;
+    // plugin-chat-sms-transfer's guard: `conversations` existed, so conversation_id is missing.
+    let ws = flex.twilio.workspace_sid().to_owned();
+    flex.twilio.fail_next(
+        "POST",
+        &format!("/v1/Workspaces/{ws}/Tasks/WT"),
+        1,
+        412,
+        20412,
+    );
+    let b = flex
+        .twilio_post(
+            &format!("/v1/Workspaces/{ws}/Tasks"),
+            &[
+                (
+                    "Attributes",
+                    json!({"channelSid": "CH00000000000000000000000000000044", "targetSid": flex.sales,
+                        "ignoreAgent": "alice", "conversations": {"communication_channel": "chat"}})
+                    .to_string(),
+                ),
+                ("WorkflowSid", flex.twilio.default_workflow_sid()),
+                ("TaskChannel", "chat".into()),
+            ],
+        )
+        .await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    flex.quiesce().await;
+    let attrs: Value = serde_json::from_str(&flex.twilio.task(&b).unwrap().attributes).unwrap();
+    assert_eq!(attrs["conversations"]["conversation_id"], a.as_str());
+    assert_eq!(
+        attrs["conversations"]["communication_channel"], "chat",
+        "merged, not replaced"
+    );
+    assert_eq!(
+        attrs["targetSid"],
+        flex.sales.as_str(),
+        "other attributes kept"
+    );
+    // GET (ETag) then POST with If-Match; the first write met a 412 and was re-read.
+    let writes = flex.requests("POST", &format!("/Tasks/{b}"));
+    assert_eq!(writes.len(), 2, "412, then the successful write");
+    assert!(writes.iter().all(|w| w.header("if-match").is_some()));
+    assert_eq!(writes[0].status, Some(412));
+    assert_eq!(
+        flex.status(&b),
+        TaskStatus::Pending,
+        "stamped before completion"
+    );
+    let chain = flex.chain(&b).await;
+    assert!(chain["tasks"][1]["stamped_at"].is_string(), "{chain}");
+    assert!(chain["tasks"][1]["linked_at"].is_string(), "{chain}");
+    let stamps: Vec<(String, bool)> =
+        sqlx::query_as("SELECT task_sid, already_linked FROM insights_stamps")
+            .fetch_all(&flex.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(stamps, vec![(b.clone(), false)]);
+}
+
+#[tokio::test]
+async fn transfer_requests_are_validated() {
+    let flex = flex(CompleteOn::Accepted).await;
+    let (a, _, _) = flex.conversation_with(&flex.alice).await;
+    let (status, body) = flex
+        .transfer(json!({"task_sid": a, "target_sid": "XX123"}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_request");
+    let unknown = "WK0000000000000000000000000000dead";
+    let (status, body) = flex
+        .transfer(json!({"task_sid": a, "target_sid": unknown}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no such worker"));
+    let (status, body) = flex
+        .transfer(json!({"task_sid": a, "target_sid": flex.bob, "mode": "lukewarm"}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    flex.twilio.complete(&a);
+    let (status, body) = flex
+        .transfer(json!({"task_sid": a, "target_sid": flex.bob}))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "task_not_live");
+    let response = flex
+        .app
+        .client
+        .post(format!("{}/api/v1/transfers", flex.app.address))
+        .json(&json!({"task_sid": a, "target_sid": flex.bob}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(
+        flex.requests("POST", "/Invites").len() == 1,
+        "no transfer was attempted"
+    );
+}
