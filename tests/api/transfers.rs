@@ -711,3 +711,243 @@ async fn transfer_requests_are_validated() {
         "no transfer was attempted"
     );
 }
+
+#[tokio::test]
+async fn a_warm_transfer_keeps_the_original_agent_and_a_workflow_target_routes_by_it() {
+    let flex = flex(CompleteOn::Accepted).await;
+    let (a, _, uo) = flex.conversation_with(&flex.alice).await;
+    let escalations = flex.twilio.seed_workflow(SeedWorkflow::new("Escalations"));
+    let (status, body) = flex
+        .transfer(json!({"task_sid": a, "target_sid": escalations, "mode": "warm"}))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    flex.quiesce().await;
+    let invites = flex.requests("POST", &format!("/Channels/{uo}/Invites"));
+    let routing: Value = serde_json::from_str(form(&invites[1], "Routing").unwrap()).unwrap();
+    assert_eq!(routing["properties"]["workflow_sid"], escalations.as_str());
+    assert_eq!(
+        routing["properties"]["attributes"]["transferTargetType"],
+        "workflow"
+    );
+    let b = flex.task_after(&a);
+    flex.accept(&b, &flex.bob).await;
+    // Warm: both agents stay; Alice leaves when she chooses.
+    assert!(flex
+        .requests("POST", &format!("/Channels/{uo}/Participants/"))
+        .is_empty());
+    assert_eq!(flex.status(&a), TaskStatus::Assigned);
+    let chain = flex.chain(&a).await;
+    assert_eq!(chain["hops"][0]["mode"], "warm");
+    assert_eq!(chain["hops"][0]["target_type"], "workflow");
+    assert_eq!(chain["hops"][0]["outcome"], "completed");
+}
+
+#[tokio::test]
+async fn a_transfer_back_to_an_agent_in_wrap_up_finishes_that_wrap_up_first() {
+    let flex = flex(CompleteOn::Accepted).await;
+    let a = flex
+        .legacy_task_with(
+            &flex.alice,
+            json!({"channelSid": "CH00000000000000000000000000000045"}),
+        )
+        .await;
+    flex.transfer(json!({"task_sid": a, "target_sid": flex.bob, "mode": "warm"}))
+        .await;
+    flex.quiesce().await;
+    let b = flex.task_after(&a);
+    flex.accept(&b, &flex.bob).await;
+    flex.twilio.wrap_up(&a);
+    flex.quiesce().await;
+    assert_eq!(flex.status(&a), TaskStatus::Wrapping, "Alice is in wrap-up");
+    // Bob sends the customer back to Alice.
+    let (status, body) = flex
+        .transfer(json!({"task_sid": b, "target_sid": flex.alice}))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    flex.quiesce().await;
+    // Before any offer reaches Alice, baton completed her stale wrap-up.
+    assert_eq!(flex.status(&a), TaskStatus::Completed);
+    let completes: Vec<LoggedRequest> = flex
+        .requests("POST", &format!("/Tasks/{a}"))
+        .into_iter()
+        .filter(|r| form(r, "AssignmentStatus") == Some("completed"))
+        .collect();
+    assert_eq!(completes.len(), 1);
+    assert!(form(&completes[0], "Reason").unwrap().contains("wrap-up"));
+    let c = flex.task_after(&b);
+    flex.accept(&c, &flex.alice).await;
+    assert_eq!(flex.status(&c), TaskStatus::Assigned);
+}
+
+#[tokio::test]
+async fn rate_limits_and_server_errors_are_retried_without_a_duplicate_effect() {
+    let flex = flex(CompleteOn::Accepted).await;
+    let (a, kd, uo) = flex.conversation_with(&flex.alice).await;
+    let channel = format!("/v1/Interactions/{kd}/Channels/{uo}");
+    flex.twilio.fault_next(
+        "POST",
+        &format!("{channel}/Invites"),
+        1,
+        twilio_standin::FaultKind::RateLimited,
+    );
+    flex.twilio.fault_next(
+        "POST",
+        &format!("{channel}/Invites"),
+        1,
+        twilio_standin::FaultKind::ErrorAfterApply,
+    );
+    flex.transfer(json!({"task_sid": a, "target_sid": flex.bob}))
+        .await;
+    flex.quiesce().await;
+    // 429, then a 500 after the invite was made: the retry finds it instead of inviting twice.
+    let attempts = flex.requests("POST", &format!("{channel}/Invites"));
+    assert_eq!(attempts.len(), 3, "customer, 429, 500-after-apply");
+    assert_eq!(attempts[1].status, Some(429));
+    let transfer_tasks = flex
+        .twilio
+        .tasks()
+        .into_iter()
+        .filter(|t| {
+            t.attributes
+                .contains(&format!("\"previous_task_sid\":\"{a}\""))
+        })
+        .count();
+    assert_eq!(transfer_tasks, 1, "exactly one transfer task");
+    let b = flex.task_after(&a);
+    flex.twilio.fault_next(
+        "POST",
+        &format!("{channel}/Participants/"),
+        2,
+        twilio_standin::FaultKind::ServerError,
+    );
+    flex.accept(&b, &flex.bob).await;
+    let closes = flex.requests("POST", &format!("{channel}/Participants/"));
+    assert_eq!(closes.len(), 3, "two 500s, then the close");
+    assert_eq!(closes[2].status, Some(200));
+    let closed = flex
+        .twilio
+        .effects()
+        .iter()
+        .filter(|e| e.completes_task(&a))
+        .count();
+    assert_eq!(closed, 1);
+    let outbox: Vec<(String, String, i32)> =
+        sqlx::query_as("SELECT kind, state, attempts FROM outbox ORDER BY id")
+            .fetch_all(&flex.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        outbox,
+        vec![
+            ("create_invite".to_owned(), "done".to_owned(), 3),
+            (
+                "close_interaction_participant".to_owned(),
+                "done".to_owned(),
+                3
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_call_twilio_keeps_refusing_is_dead_lettered_and_shown() {
+    let flex = flex_with(CompleteOn::Accepted, 3).await;
+    let (a, kd, uo) = flex.conversation_with(&flex.alice).await;
+    let invites = format!("/v1/Interactions/{kd}/Channels/{uo}/Invites");
+    flex.twilio.fault_next(
+        "POST",
+        &invites,
+        10,
+        twilio_standin::FaultKind::ServiceUnavailable,
+    );
+    let (_, body) = flex
+        .transfer(json!({"task_sid": a, "target_sid": flex.bob}))
+        .await;
+    let transfer_id = body["transfer"]["transfer_id"].as_str().unwrap().to_owned();
+    flex.quiesce().await;
+    let (state, last_status, attempts): (String, Option<i32>, i32) = sqlx::query_as(
+        "SELECT state, last_status, attempts FROM outbox WHERE idempotency_key = $1",
+    )
+    .bind(format!("transfer:{transfer_id}"))
+    .fetch_one(&flex.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (state.as_str(), last_status, attempts),
+        ("dead", Some(503), 3)
+    );
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_attempts")
+        .fetch_one(&flex.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(recorded, 3);
+    let transfer: Value = flex
+        .app
+        .client
+        .get(format!(
+            "{}/api/v1/transfers/{transfer_id}",
+            flex.app.address
+        ))
+        .bearer_auth(OPS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(transfer["transfer"]["state"], "dead");
+    assert_eq!(
+        flex.status(&a),
+        TaskStatus::Assigned,
+        "Alice keeps the customer"
+    );
+}
+
+#[tokio::test]
+async fn flex_users_authenticate_with_their_token() {
+    let flex = flex(CompleteOn::Accepted).await;
+    let (a, _, _) = flex.conversation_with(&flex.alice).await;
+    flex.twilio.seed_flex_token(
+        "agent-token",
+        "alice@example.com",
+        Some(&flex.alice),
+        &["agent"],
+    );
+    flex.twilio
+        .seed_flex_token("lead-token", "lee@example.com", None, &["supervisor"]);
+    let post = |token: &'static str| {
+        flex.app
+            .client
+            .post(format!("{}/api/v1/transfers", flex.app.address))
+            .bearer_auth(token)
+            .json(&json!({"task_sid": a, "target_sid": flex.bob}))
+            .send()
+    };
+    let refused = post("forged-token").await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let accepted = post("agent-token").await.unwrap();
+    assert_eq!(accepted.status(), 202);
+    flex.quiesce().await;
+    let b = flex.task_after(&a);
+    let attrs: Value = serde_json::from_str(&flex.twilio.task(&b).unwrap().attributes).unwrap();
+    assert_eq!(attrs["baton"]["initiated_by"], flex.alice.as_str());
+    assert_eq!(attrs["workerSidsInConversation"], json!([flex.alice]));
+    // History is for supervisors and ops.
+    let chain_as = |token: &'static str| {
+        flex.app
+            .client
+            .get(format!("{}/api/v1/tasks/{a}/chain", flex.app.address))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(chain_as("agent-token").await.unwrap().status(), 403);
+    assert_eq!(chain_as("lead-token").await.unwrap().status(), 200);
+    // Validations are cached: one call to Twilio per token.
+    let validations = flex.requests("POST", "/Tokens/validate");
+    assert_eq!(validations.len(), 3, "forged, agent, lead");
+    assert!(validations
+        .iter()
+        .all(|r| !format!("{r:?}").contains(flex.twilio.auth_token())));
+}
