@@ -951,3 +951,71 @@ async fn flex_users_authenticate_with_their_token() {
         .iter()
         .all(|r| !format!("{r:?}").contains(flex.twilio.auth_token())));
 }
+
+#[tokio::test]
+async fn cold_transfers_to_a_worker_a_queue_and_a_workflow_for_interaction_and_legacy_tasks() {
+    let flex = flex(CompleteOn::Accepted).await;
+    let escalations = flex.twilio.seed_workflow(SeedWorkflow::new("Escalations"));
+    let targets = [
+        ("worker", flex.carol.clone()),
+        ("queue", flex.sales.clone()),
+        ("workflow", escalations.clone()),
+    ];
+    for (n, (kind, target)) in targets.iter().enumerate() {
+        // Flex Conversations: an invite, then Alice's participant closed.
+        let (a, _, uo) = flex.conversation_with(&flex.alice).await;
+        let (status, body) = flex
+            .transfer(json!({"task_sid": a, "target_sid": target}))
+            .await;
+        assert_eq!(status, 202, "{kind}: {body}");
+        flex.quiesce().await;
+        assert_eq!(body["transfer"]["method"], "invite");
+        let b = flex.task_after(&a);
+        flex.accept(&b, &flex.bob).await;
+        assert_eq!(
+            flex.requests("POST", &format!("/Channels/{uo}/Participants/"))
+                .len(),
+            1,
+            "{kind}"
+        );
+        assert_eq!(flex.status(&a), TaskStatus::Completed, "{kind}");
+        let chain = flex.chain(&b).await;
+        assert_eq!(chain["hops"][0]["target_type"], *kind);
+        assert_eq!(chain["hops"][0]["target_sid"], target.as_str());
+        assert_eq!(chain["hops"][0]["outcome"], "completed");
+
+        // Legacy: a new task with every attribute, then the original completed.
+        let channel = format!("CH{:032x}", 0x100 + n);
+        let a = flex
+            .legacy_task_with(&flex.alice, json!({"channelSid": channel, "n": n}))
+            .await;
+        let (status, body) = flex
+            .transfer(json!({"task_sid": a, "target_sid": target}))
+            .await;
+        assert_eq!(status, 202, "{kind}: {body}");
+        assert_eq!(body["transfer"]["method"], "task");
+        flex.quiesce().await;
+        let b = flex.task_after(&a);
+        let created = flex.twilio.task(&b).unwrap();
+        let expected_workflow = if *kind == "workflow" {
+            escalations.clone()
+        } else {
+            flex.transfer_workflow.clone()
+        };
+        assert_eq!(
+            created.workflow_sid.as_deref(),
+            Some(expected_workflow.as_str())
+        );
+        assert!(created.attributes.contains(&format!("\"n\":{n}")));
+        flex.accept(&b, &flex.bob).await;
+        let completes = flex
+            .requests("POST", &format!("/Tasks/{a}"))
+            .into_iter()
+            .filter(|r| form(r, "AssignmentStatus") == Some("completed"))
+            .count();
+        assert_eq!(completes, 1, "{kind}");
+        let chain = flex.chain(&a).await;
+        assert_eq!(chain["hops"][0]["target_type"], *kind);
+        assert_eq!(chain["hops"][0]["outcome"], "completed");
+    }
+}

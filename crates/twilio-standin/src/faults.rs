@@ -65,6 +65,11 @@ pub struct Faults {
     pub reset: f64,
     /// [`FaultKind::ErrorAfterApply`] ("500 after applying").
     pub error_after_apply: f64,
+    /// Added before every answer (after routing), like Twilio's own response time; plus a
+    /// uniform random share of `latency_jitter`. Applies to all requests, not only to
+    /// `path_prefix`/`methods`.
+    pub latency: Duration,
+    pub latency_jitter: Duration,
     /// Only requests whose path starts with this prefix draw faults (`None`: all).
     pub path_prefix: Option<String>,
     /// Only these methods draw faults (empty: all), e.g. `["POST", "DELETE"]`.
@@ -83,6 +88,8 @@ impl Default for Faults {
             timeout_delay: Duration::from_secs(10),
             reset: 0.0,
             error_after_apply: 0.0,
+            latency: Duration::ZERO,
+            latency_jitter: Duration::ZERO,
             path_prefix: None,
             methods: Vec::new(),
         }

@@ -144,6 +144,8 @@
 //! generator seeded with [`StandInConfig::seed`] (re-seeded by every `set_faults`), so the same
 //! request sequence gets the same faults ([`Faults::sequence`] predicts them).
 //! [`StandIn::fail_next`] / [`StandIn::fault_next`] script failures for the next matching requests.
+//! [`Faults::latency`] (+ up to [`Faults::latency_jitter`]) delays every answer, like Twilio's
+//! own response time, for load runs.
 //! Faults are decided after routing and authentication.
 //!
 //! | kind | client sees | effect applied? |

@@ -289,12 +289,21 @@ async fn process(shared: &Shared, incoming: &Incoming) -> Outcome {
         return Outcome::error(ApiError::not_found(&incoming.path), operation);
     }
 
-    let (fault, retry_after, delay) = {
+    let (fault, retry_after, delay, latency) = {
         let mut state = shared.lock();
         let fault = state.faults.decide(&incoming.method, &incoming.path);
         let faults = state.faults.faults();
-        (fault, faults.retry_after_secs, faults.timeout_delay)
+        let jitter = faults.latency_jitter.mul_f64(rand::random::<f64>());
+        (
+            fault,
+            faults.retry_after_secs,
+            faults.timeout_delay,
+            faults.latency + jitter,
+        )
     };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let mut outcome = Outcome {
         answer: Answer::Drop,
         operation,

@@ -259,3 +259,26 @@ async fn the_request_log_never_holds_the_auth_token() {
     // But the stored state got the real value.
     assert!(twilio.task(&task).unwrap().attributes.contains(&token));
 }
+
+#[tokio::test]
+async fn latency_delays_every_answer_without_changing_it() {
+    let twilio = StandIn::start(StandInConfig::default()).await;
+    let client = Client::new(&twilio);
+    let path = format!("{}/Activities", client.ws(&twilio));
+    twilio.set_faults(Faults {
+        latency: Duration::from_millis(120),
+        latency_jitter: Duration::from_millis(30),
+        ..Faults::default()
+    });
+    let started = std::time::Instant::now();
+    let response = client
+        .send(reqwest::Method::GET, &path, &[], &[])
+        .await
+        .expect("answered");
+    assert_eq!(response.status, 200);
+    assert!(
+        started.elapsed() >= Duration::from_millis(120),
+        "{:?}",
+        started.elapsed()
+    );
+}

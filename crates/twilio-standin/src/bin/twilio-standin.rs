@@ -73,6 +73,12 @@ struct Args {
     /// Probability of processing, then answering 500 (code 20500).
     #[arg(long, default_value_t = 0.0)]
     error_after_apply: f64,
+    /// Milliseconds added before every answer (Twilio's own response time).
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Up to this many more milliseconds, uniformly at random.
+    #[arg(long, default_value_t = 0)]
+    latency_jitter_ms: u64,
     /// Only requests under this path prefix draw faults.
     #[arg(long)]
     fault_path_prefix: Option<String>,
@@ -119,6 +125,8 @@ async fn main() {
             timeout_delay: Duration::from_millis(args.timeout_delay_ms),
             reset: args.reset,
             error_after_apply: args.error_after_apply,
+            latency: Duration::from_millis(args.latency_ms),
+            latency_jitter: Duration::from_millis(args.latency_jitter_ms),
             path_prefix: args.fault_path_prefix,
             methods: args.fault_methods,
         },
