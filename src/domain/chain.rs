@@ -21,6 +21,8 @@ pub struct ReservationNode {
     pub status: Option<String>,
     pub created_ms: Option<i64>,
     pub accepted_ms: Option<i64>,
+    /// When it reached a terminal status (completed, rejected, timeout, canceled…).
+    pub finished_ms: Option<i64>,
 }
 
 impl ReservationNode {
@@ -31,6 +33,11 @@ impl ReservationNode {
             status: fact.status.clone(),
             created_ms: fact.first_event_ms,
             accepted_ms: fact.accepted_ms,
+            finished_ms: fact
+                .versions
+                .get("status")
+                .filter(|s| s.terminal)
+                .map(|s| s.ms),
         }
     }
 
@@ -438,40 +445,56 @@ fn baton_text(task: &TaskNode, key: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Voice transfers keep the task and give it a new reservation: each worker who took the task
-/// after another one is a hop.
+/// Voice transfers keep the task and give it a new reservation: every reservation offered to
+/// another worker while someone holds the task is a hop from the holder — `completed` when
+/// accepted, `failed` when it ended otherwise (rejected, timed out, canceled), in flight else.
 fn same_task_hops(task: &TaskNode) -> Vec<Hop> {
-    let mut accepted: Vec<&ReservationNode> = task
+    let Some(first_accept) = task.first_accepted().and_then(|r| r.accepted_at()) else {
+        return Vec::new();
+    };
+    let mut offers: Vec<&ReservationNode> = task
         .reservations
         .iter()
-        .filter(|r| r.was_accepted())
+        .filter(|r| r.created_ms.is_some_and(|c| c > first_accept))
         .collect();
-    accepted.sort_by_key(|r| (r.accepted_at(), r.reservation_sid.clone()));
-    accepted
-        .windows(2)
-        .filter(|w| w[0].worker_sid != w[1].worker_sid)
-        .map(|w| Hop {
-            seq: 0,
-            from_task_sid: task.task_sid.clone(),
-            to_task_sid: task.task_sid.clone(),
-            from_reservation_sid: Some(w[0].reservation_sid.clone()),
-            to_reservation_sid: Some(w[1].reservation_sid.clone()),
-            from_worker_sid: w[0].worker_sid.clone(),
-            to_worker_sid: w[1].worker_sid.clone(),
-            target_type: Some(TargetType::Worker),
-            target_sid: w[1].worker_sid.clone(),
-            target_name: None,
-            mode: None,
-            notes: None,
-            initiated_by: w[0].worker_sid.clone(),
-            vocabulary: Some(Vocabulary::NativeFlex),
-            native_transfer_sid: None,
-            transfer_id: None,
-            initiated_ms: w[1].created_ms,
-            offered_ms: w[1].created_ms,
-            accepted_ms: w[1].accepted_at(),
-            finished_ms: w[1].accepted_at(),
-            outcome: Some(HopOutcome::Completed),
+    offers.sort_by_key(|r| (r.created_ms, r.reservation_sid.clone()));
+    offers
+        .into_iter()
+        .filter_map(|to| {
+            let holder = task.accepted_reservation(to.created_ms)?;
+            if holder.reservation_sid == to.reservation_sid || holder.worker_sid == to.worker_sid {
+                return None;
+            }
+            let outcome = if to.was_accepted() {
+                Some(HopOutcome::Completed)
+            } else if to.finished_ms.is_some() {
+                Some(HopOutcome::Failed)
+            } else {
+                None
+            };
+            Some(Hop {
+                seq: 0,
+                from_task_sid: task.task_sid.clone(),
+                to_task_sid: task.task_sid.clone(),
+                from_reservation_sid: Some(holder.reservation_sid.clone()),
+                to_reservation_sid: Some(to.reservation_sid.clone()),
+                from_worker_sid: holder.worker_sid.clone(),
+                to_worker_sid: to.worker_sid.clone(),
+                target_type: Some(TargetType::Worker),
+                target_sid: to.worker_sid.clone(),
+                target_name: None,
+                mode: None,
+                notes: None,
+                initiated_by: holder.worker_sid.clone(),
+                vocabulary: Some(Vocabulary::NativeFlex),
+                native_transfer_sid: None,
+                transfer_id: None,
+                initiated_ms: to.created_ms,
+                offered_ms: to.created_ms,
+                accepted_ms: to.accepted_at(),
+                finished_ms: to.accepted_at().or(to.finished_ms),
+                outcome,
+            })
         })
         .collect()
 }
@@ -1247,6 +1270,46 @@ mod tests {
         assert_eq!(hop.from_worker_sid.as_deref(), Some(ALICE));
         assert_eq!(hop.to_worker_sid.as_deref(), Some(BOB));
         assert_eq!(hop.accepted_ms, Some(2100));
+    }
+
+    #[test]
+    fn a_declined_voice_transfer_is_a_failed_hop_and_the_holder_keeps_the_call() {
+        let a = json!({"call_sid": "CA1"});
+        let events = vec![
+            ev("task.created", A, "pending", 1000, &a),
+            rev(
+                "reservation.accepted",
+                A,
+                "assigned",
+                1200,
+                &a,
+                "WR1",
+                ALICE,
+            ),
+            rev("reservation.created", A, "assigned", 2000, &a, "WR2", BOB),
+            rev("reservation.rejected", A, "assigned", 2100, &a, "WR2", BOB),
+            rev("reservation.created", A, "assigned", 3000, &a, "WR3", CAROL),
+        ];
+        let chain = &derive_chains(&nodes(&events))[0];
+        let summary: Vec<(Option<&str>, Option<&str>, Option<HopOutcome>, Option<i64>)> = chain
+            .hops
+            .iter()
+            .map(|h| {
+                (
+                    h.from_worker_sid.as_deref(),
+                    h.to_worker_sid.as_deref(),
+                    h.outcome,
+                    h.finished_ms,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (Some(ALICE), Some(BOB), Some(HopOutcome::Failed), Some(2100)),
+                (Some(ALICE), Some(CAROL), None, None),
+            ]
+        );
     }
 
     #[test]
