@@ -1291,7 +1291,7 @@ mod tests {
             rev("reservation.created", A, "assigned", 3000, &a, "WR3", CAROL),
         ];
         let chain = &derive_chains(&nodes(&events))[0];
-        let summary: Vec<(Option<&str>, Option<&str>, Option<HopOutcome>, Option<i64>)> = chain
+        let summary: Vec<_> = chain
             .hops
             .iter()
             .map(|h| {
