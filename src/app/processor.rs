@@ -256,21 +256,31 @@ impl Processor {
                 }
             }
         }
-        // Every version of a task's attributes links it to its conversation (grow-only).
-        let mut links: BTreeSet<(String, String)> = BTreeSet::new();
-        for (_, event, _) in &events {
-            if let TwilioEvent::Taskrouter(tr) = event {
-                if let Some(t) = &tr.task {
-                    if let Some(attrs) = &t.attributes {
-                        for link in chain::links(&t.task_sid, attrs) {
-                            links.insert((t.task_sid.clone(), link));
-                        }
-                    }
-                }
-            }
-        }
         let mut tasks: BTreeMap<String, TaskFact> =
             store::facts::lock_and_load(&mut tx, &task_sids).await?;
+        // Every version of a task's attributes links it to its conversation (grow-only). The
+        // stored version's links went in with it, so most events (which repeat the attributes)
+        // add nothing.
+        let mut links: BTreeSet<(String, String)> = BTreeSet::new();
+        for (_, event, _) in &events {
+            let TwilioEvent::Taskrouter(tr) = event else {
+                continue;
+            };
+            let Some((t, attrs)) = tr
+                .task
+                .as_ref()
+                .and_then(|t| Some((t, t.attributes.as_ref()?)))
+            else {
+                continue;
+            };
+            let stored = tasks.get(&t.task_sid).and_then(|f| f.attributes_hash);
+            if stored.is_some() && stored == Some(store::facts::attributes_hash(attrs)) {
+                continue;
+            }
+            for link in chain::links(&t.task_sid, attrs) {
+                links.insert((t.task_sid.clone(), link));
+            }
+        }
         let mut reservations: BTreeMap<String, ReservationFact> =
             store::facts::lock_and_load(&mut tx, &reservation_sids).await?;
         let mut workers: BTreeMap<String, WorkerFact> =

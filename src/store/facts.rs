@@ -491,7 +491,7 @@ pub async fn save_task_attributes<'a>(
 }
 
 /// A stable hash of attributes (serde_json maps are sorted, so equal values serialize equally).
-fn attributes_hash(attributes: &serde_json::Value) -> i64 {
+pub fn attributes_hash(attributes: &serde_json::Value) -> i64 {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(attributes.to_string().as_bytes());
     let mut first = [0u8; 8];

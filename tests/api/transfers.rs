@@ -163,8 +163,9 @@ impl Flex {
         (task, kd, uo)
     }
 
-    /// A legacy (non-interaction) chat task accepted by `worker`.
-    async fn legacy_task_with(&self, worker: &str, attributes: Value) -> String {
+    /// A legacy (non-interaction) chat task created through TaskRouter's REST API, as a plugin
+    /// or a Flex Flow would.
+    async fn create_task(&self, attributes: Value) -> String {
         let ws = self.twilio.workspace_sid().to_owned();
         let task = self
             .twilio_post(
@@ -176,7 +177,12 @@ impl Flex {
                 ],
             )
             .await;
-        let task = task["sid"].as_str().expect("sid").to_owned();
+        task["sid"].as_str().expect("sid").to_owned()
+    }
+
+    /// A legacy chat task accepted by `worker`.
+    async fn legacy_task_with(&self, worker: &str, attributes: Value) -> String {
+        let task = self.create_task(attributes).await;
         let reservation = self.twilio.offer(&task, worker);
         self.twilio.accept(&reservation);
         self.quiesce().await;
@@ -195,6 +201,22 @@ impl Flex {
             .expect("baton reachable");
         let status = response.status().as_u16();
         (status, response.json().await.expect("json body"))
+    }
+
+    async fn get_transfer(&self, transfer_id: &str) -> Value {
+        let response = self
+            .app
+            .client
+            .get(format!(
+                "{}/api/v1/transfers/{transfer_id}",
+                self.app.address
+            ))
+            .bearer_auth(OPS_TOKEN)
+            .send()
+            .await
+            .expect("baton reachable");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("json")
     }
 
     async fn chain(&self, task: &str) -> Value {
@@ -329,20 +351,7 @@ async fn cold_transfer_of_a_conversation_to_a_worker_closes_the_original_agent_a
     assert_eq!(b_entry["insights_conversation_id"], a.as_str());
     assert!(b_entry["linked_at"].is_string());
 
-    let transfer: Value = flex
-        .app
-        .client
-        .get(format!(
-            "{}/api/v1/transfers/{transfer_id}",
-            flex.app.address
-        ))
-        .bearer_auth(OPS_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let transfer = flex.get_transfer(&transfer_id).await;
     assert_eq!(transfer["transfer"]["state"], "completed");
     assert_eq!(transfer["transfer"]["new_task_sid"], b.as_str());
 }
@@ -551,26 +560,13 @@ async fn duplicated_and_reordered_deliveries_finish_the_original_once_and_record
         .await;
     flex.twilio.hold_callbacks(true);
     // A transfer made by plugin-chat-sms-transfer (its attributes, its own task creation).
-    let ws = flex.twilio.workspace_sid().to_owned();
     let b = flex
-        .twilio_post(
-            &format!("/v1/Workspaces/{ws}/Tasks"),
-            &[
-                (
-                    "Attributes",
-                    json!({"channelSid": "CH00000000000000000000000000000043", "targetSid": flex.bob,
+        .create_task(
+            json!({"channelSid": "CH00000000000000000000000000000043", "targetSid": flex.bob,
                         "transferTargetType": "worker", "ignoreAgent": "alice",
-                        "conversations": {"conversation_id": a}})
-                    .to_string(),
-                ),
-                ("WorkflowSid", flex.twilio.default_workflow_sid()),
-                ("TaskChannel", "chat".into()),
-            ],
+                        "conversations": {"conversation_id": a}}),
         )
-        .await["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .await;
     let reservation = flex.twilio.offer(&b, &flex.bob);
     flex.twilio.accept(&reservation);
     // Everything arrives shuffled, then again.
@@ -619,23 +615,9 @@ async fn insights_linkage_is_stamped_on_a_chain_task_before_it_completes() {
         20412,
     );
     let b = flex
-        .twilio_post(
-            &format!("/v1/Workspaces/{ws}/Tasks"),
-            &[
-                (
-                    "Attributes",
-                    json!({"channelSid": "CH00000000000000000000000000000044", "targetSid": flex.sales,
-                        "ignoreAgent": "alice", "conversations": {"communication_channel": "chat"}})
-                    .to_string(),
-                ),
-                ("WorkflowSid", flex.twilio.default_workflow_sid()),
-                ("TaskChannel", "chat".into()),
-            ],
-        )
-        .await["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .create_task(json!({"channelSid": "CH00000000000000000000000000000044", "targetSid": flex.sales,
+                        "ignoreAgent": "alice", "conversations": {"communication_channel": "chat"}}))
+        .await;
     flex.quiesce().await;
     let attrs: Value = serde_json::from_str(&flex.twilio.task(&b).unwrap().attributes).unwrap();
     assert_eq!(attrs["conversations"]["conversation_id"], a.as_str());
@@ -881,20 +863,7 @@ async fn a_call_twilio_keeps_refusing_is_dead_lettered_and_shown() {
         .await
         .unwrap();
     assert_eq!(recorded, 3);
-    let transfer: Value = flex
-        .app
-        .client
-        .get(format!(
-            "{}/api/v1/transfers/{transfer_id}",
-            flex.app.address
-        ))
-        .bearer_auth(OPS_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let transfer = flex.get_transfer(&transfer_id).await;
     assert_eq!(transfer["transfer"]["state"], "dead");
     assert_eq!(
         flex.status(&a),
