@@ -1,7 +1,9 @@
-//! TaskRouter event callbacks: every event the stand-in produces is POSTed, signed, to the
-//! Workspace `EventCallbackUrl` (set with [`StandIn::set_callback_url`]), one at a time and in
-//! the order produced, by a background task on the stand-in's own runtime. Every delivery is
-//! recorded ([`StandIn::callbacks`]) so tests assert on what baton was sent.
+//! Webhook deliveries: every TaskRouter event the stand-in produces is POSTed, signed, to the
+//! Workspace `EventCallbackUrl` (set with [`StandIn::set_callback_url`]), and every Conversations
+//! post-action event to the webhooks configured for it (`crate::webhooks`), one at a time and in
+//! the order produced, by a background task on the stand-in's own runtime. Both products share
+//! this one queue, so holding, reordering, duplicating and redelivering work the same for both.
+//! Every delivery is recorded ([`StandIn::callbacks`]) so tests assert on what baton was sent.
 //!
 //! The events are queued under the state lock, in the same step as the state change that
 //! produced them, so when a REST answer (or a control method such as [`StandIn::offer`]) returns,
@@ -94,15 +96,32 @@ impl CallbackRetry {
     }
 }
 
+/// Which Twilio product a callback comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallbackKind {
+    /// A TaskRouter event callback, to the Workspace `EventCallbackUrl`.
+    TaskRouter,
+    /// A Conversations post-action webhook, to the service-level `PostWebhookUrl` or a
+    /// conversation-scoped webhook's `Configuration.Url`.
+    Conversations,
+}
+
 /// One callback as sent (or to be sent).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Callback {
-    /// The event's `Sid` (`EV…`).
+    /// The delivery's stable id, what [`StandIn::redeliver`] takes. For TaskRouter, the event's
+    /// `Sid` (`EV…`). Conversations webhooks carry no event SID: there it is the
+    /// `I-Twilio-Idempotency-Token` (one per event and webhook target).
     pub event_sid: String,
-    /// `EventType` (`task.created`, …).
+    /// `EventType` (`task.created`, `onMessageAdded`, …).
     pub event_type: String,
+    pub kind: CallbackKind,
+    /// For a conversation-scoped webhook, its `WH…` SID; `None` for the service-level
+    /// Conversations webhook and for TaskRouter.
+    pub webhook_sid: Option<String>,
     /// The URL posted to and signed (a `#fragment` is dropped, as Twilio drops connection
-    /// overrides). Empty while queued, as the URL is read when the callback is sent.
+    /// overrides). For TaskRouter it is empty while queued, as the Workspace URL is read when
+    /// the callback is sent; a Conversations callback has its webhook's URL from the start.
     pub url: String,
     /// The form parameters, in the order sent.
     pub params: Vec<(String, String)>,
@@ -113,6 +132,11 @@ pub struct Callback {
 }
 
 impl Callback {
+    /// Whether this is a Conversations webhook (not a TaskRouter event callback).
+    pub fn is_conversations(&self) -> bool {
+        self.kind == CallbackKind::Conversations
+    }
+
     /// A form parameter's value.
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params
@@ -153,6 +177,15 @@ impl DeliveredCallback {
         &self.callback.event_type
     }
 
+    pub fn kind(&self) -> CallbackKind {
+        self.callback.kind
+    }
+
+    /// Whether this is a Conversations webhook (not a TaskRouter event callback).
+    pub fn is_conversations(&self) -> bool {
+        self.callback.is_conversations()
+    }
+
     pub fn param(&self, name: &str) -> Option<&str> {
         self.callback.param(name)
     }
@@ -189,7 +222,9 @@ pub enum Release {
 #[derive(Debug, Clone)]
 struct Job {
     callback: Callback,
-    /// Set for redeliveries: the URL of the first delivery (so the signature inputs repeat).
+    /// Where it goes: `None` for a TaskRouter event (the Workspace URL when it is sent); the
+    /// webhook's URL for a Conversations event; the first delivery's URL for a redelivery (so
+    /// the signature inputs repeat).
     url: Option<String>,
     redelivery: bool,
 }
@@ -233,13 +268,14 @@ impl CallbackQueue {
         }
     }
 
-    /// Whether events are being sent anywhere (else they are not built for callbacks at all).
+    /// Whether TaskRouter events are being sent anywhere (else they are not built for
+    /// callbacks at all).
     pub(crate) fn enabled(&self) -> bool {
         self.url.is_some()
     }
 
-    /// Queues an event's callback. Without a URL nothing is queued: Twilio sends nothing when
-    /// no `EventCallbackUrl` is configured.
+    /// Queues a TaskRouter event's callback. Without a URL nothing is queued: Twilio sends
+    /// nothing when no `EventCallbackUrl` is configured.
     pub(crate) fn enqueue(
         &mut self,
         event_sid: String,
@@ -254,6 +290,8 @@ impl CallbackQueue {
             callback: Callback {
                 event_sid,
                 event_type,
+                kind: CallbackKind::TaskRouter,
+                webhook_sid: None,
                 url: String::new(),
                 params,
                 signature: String::new(),
@@ -265,19 +303,57 @@ impl CallbackQueue {
         self.wake.notify_one();
     }
 
+    /// Queues a Conversations webhook delivery to its own URL (the idempotency token is its
+    /// id, see [`Callback::event_sid`]).
+    pub(crate) fn enqueue_webhook(
+        &mut self,
+        url: &str,
+        webhook_sid: Option<String>,
+        event_type: String,
+        params: Vec<(String, String)>,
+        idempotency_token: String,
+    ) {
+        self.queue.push_back(Job {
+            callback: Callback {
+                event_sid: idempotency_token.clone(),
+                event_type,
+                kind: CallbackKind::Conversations,
+                webhook_sid,
+                url: strip_fragment(url).to_owned(),
+                params,
+                signature: String::new(),
+                idempotency_token,
+            },
+            url: Some(url.to_owned()),
+            redelivery: false,
+        });
+        self.wake.notify_one();
+    }
+
+    /// The Workspace `EventCallbackUrl`, if set.
+    pub(crate) fn url(&self) -> Option<&str> {
+        self.url.as_deref()
+    }
+
+    /// Where a job goes now, if anywhere.
+    fn target(&self, job: &Job) -> Option<String> {
+        job.url.clone().or_else(|| self.url.clone())
+    }
+
     /// Takes the next callback to send, signed for the URL it goes to, and marks it in flight.
+    /// That is the first queued one that has somewhere to go: TaskRouter callbacks queued while
+    /// a Workspace URL was set, which has since been cleared, keep their place (they go once a
+    /// URL is set again) without holding up the Conversations webhooks behind them.
     fn next(&mut self) -> Option<(Callback, bool, CallbackRetry)> {
         if self.held || self.in_flight {
             return None;
         }
-        // A queued redelivery keeps its first URL; anything else goes where the URL says now.
-        let url = self
+        let (index, url) = self
             .queue
-            .front()?
-            .url
-            .clone()
-            .or_else(|| self.url.clone())?;
-        let job = self.queue.pop_front()?;
+            .iter()
+            .enumerate()
+            .find_map(|(i, job)| self.target(job).map(|url| (i, url)))?;
+        let job = self.queue.remove(index)?;
         let url = strip_fragment(&url).to_owned();
         let mut callback = job.callback;
         callback.signature = sign(&self.auth_token, &url, &callback.params);
@@ -298,12 +374,7 @@ impl CallbackQueue {
 
     /// Nothing in flight and nothing that could be sent now.
     fn settled(&self) -> bool {
-        !self.in_flight
-            && (self.held
-                || self
-                    .queue
-                    .front()
-                    .map_or(true, |job| job.url.is_none() && self.url.is_none()))
+        !self.in_flight && (self.held || self.queue.iter().all(|job| self.target(job).is_none()))
     }
 }
 
@@ -509,8 +580,10 @@ impl StandIn {
     }
 
     /// Sends an already delivered callback again, after what is queued: the same URL, parameters,
-    /// signature and idempotency token (a Twilio redelivery). Panics if the event was never
-    /// delivered (or its record was dropped, see [`StandIn::callbacks`]).
+    /// signature and idempotency token (a Twilio redelivery). `event_sid` is
+    /// [`Callback::event_sid`]: the `EV…` SID of a TaskRouter event, the idempotency token of a
+    /// Conversations webhook. Panics if it was never delivered (or its record was dropped, see
+    /// [`StandIn::callbacks`]).
     pub fn redeliver(&self, event_sid: &str) {
         let mut state = self.shared.lock();
         let Some(first) = state

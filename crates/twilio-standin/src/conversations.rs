@@ -6,6 +6,7 @@ use crate::error::ApiError;
 use crate::model::*;
 use crate::paging::offset_page;
 use crate::state::{fmt_date, State};
+use crate::webhooks::{enabled_header, Origin, StateReason};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
@@ -218,6 +219,7 @@ pub(crate) fn update_conversation(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> 
     let messaging_service = p.str("MessagingServiceSid")?.map(str::to_owned);
     let date_created = p.datetime("DateCreated")?;
     let date_updated = p.datetime("DateUpdated")?;
+    let webhooks = enabled_header(ctx.header("X-Twilio-Webhook-Enabled")?);
 
     let mut changed = Vec::new();
     if let Some(c) = ctx.state.conversations.get_mut(&sid) {
@@ -262,7 +264,9 @@ pub(crate) fn update_conversation(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> 
         });
     }
     if let Some(to) = to {
-        ctx.state.set_conversation_state(&sid, to, now);
+        // REST changes fire post-action webhooks only when the request asks for them.
+        let webhook = webhooks.then_some((StateReason::Api, Origin::Api));
+        ctx.state.change_conversation_state(&sid, to, webhook, now);
     }
     let c = ctx
         .state
@@ -270,6 +274,13 @@ pub(crate) fn update_conversation(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> 
         .get(&sid)
         .ok_or_else(|| ApiError::bug("conversation vanished"))?;
     Ok(Reply::json(200, conversation_json(ctx.state, c, ctx.base)))
+}
+
+pub(crate) fn delete_conversation(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
+    let sid = find_conversation(ctx, "Sid")?;
+    let webhooks = enabled_header(ctx.header("X-Twilio-Webhook-Enabled")?);
+    ctx.state.remove_conversation(&sid, webhooks, ctx.now);
+    Ok(Reply::no_content())
 }
 
 // ---- Participants ----

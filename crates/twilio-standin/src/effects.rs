@@ -69,6 +69,17 @@ pub enum Effect {
         conversation_sid: String,
         changed: Vec<String>,
     },
+    /// A conversation was removed (`DeleteConversation` or
+    /// [`StandIn::remove_conversation`](crate::StandIn::remove_conversation)).
+    ConversationRemoved {
+        conversation_sid: String,
+    },
+    /// A message was added ([`StandIn::customer_writes`](crate::StandIn::customer_writes)).
+    MessageAdded {
+        conversation_sid: String,
+        message_sid: String,
+        participant_sid: Option<String>,
+    },
     ConversationParticipantRemoved {
         conversation_sid: String,
         participant_sid: String,
@@ -118,6 +129,8 @@ impl Effect {
             Effect::WorkerUpdated { .. } => "worker_updated",
             Effect::ConversationStateChanged { .. } => "conversation_state_changed",
             Effect::ConversationUpdated { .. } => "conversation_updated",
+            Effect::ConversationRemoved { .. } => "conversation_removed",
+            Effect::MessageAdded { .. } => "message_added",
             Effect::ConversationParticipantRemoved { .. } => "conversation_participant_removed",
             Effect::WebhookCreated { .. } => "webhook_created",
             Effect::WebhookDeleted { .. } => "webhook_deleted",

@@ -7,6 +7,7 @@ use crate::model::*;
 use crate::paging::offset_page;
 use crate::state::{RecloseChannel, State};
 use crate::taskrouter::{insert_task, resolve_workflow};
+use crate::webhooks::{Origin, StateReason};
 use serde_json::{json, Map, Value};
 
 // ---- rendering ----
@@ -213,8 +214,13 @@ pub(crate) fn update_channel(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     if to == ChannelStatus::Closed {
         // Closing the channel closes the media channel (the Conversation) too.
         if let Some(ch) = &channel.conversation_sid {
-            ctx.state
-                .set_conversation_state(ch, ConversationStatus::Closed, now);
+            // Twilio's own change: onConversationStateUpdated fires (Reason=API).
+            ctx.state.change_conversation_state(
+                ch,
+                ConversationStatus::Closed,
+                Some((StateReason::Api, Origin::Api)),
+                now,
+            );
         }
     }
     let channel = ctx

@@ -216,10 +216,11 @@ mod seed;
 mod server;
 mod state;
 mod taskrouter;
+mod webhooks;
 
 pub use callbacks::{
-    AttemptOutcome, Callback, CallbackRetry, DeliveredCallback, Release, CALLBACK_USER_AGENT,
-    SETTLE_TIMEOUT,
+    AttemptOutcome, Callback, CallbackKind, CallbackRetry, DeliveredCallback, Release,
+    CALLBACK_USER_AGENT, SETTLE_TIMEOUT,
 };
 pub use effects::Effect;
 pub use error::{
@@ -258,6 +259,9 @@ pub struct StandInConfig {
     pub chat_service_sid: String,
     /// `GO…`: the Flex instance (`flex_instance_sid` of validated tokens).
     pub flex_instance_sid: String,
+    /// `MG…`: the messaging service of seeded conversations (`messaging_service_sid`, and
+    /// `MessagingServiceSid` in their webhooks) unless the seed names one.
+    pub messaging_service_sid: String,
     /// Seeds the fault generator and the SID generator.
     pub seed: u64,
     /// Random faults from the start (see [`StandIn::set_faults`]).
@@ -269,13 +273,21 @@ pub struct StandInConfig {
     /// The Workspace `EventCallbackUrl`: every TaskRouter event is POSTed there, signed (see
     /// [`StandIn::set_callback_url`], which sets it later, once baton listens).
     pub callback_url: Option<String>,
-    /// Which failed callback deliveries are retried, and how fast.
+    /// The Conversations service's post-event webhook URL (`PostWebhookUrl`; see
+    /// [`StandIn::set_conversations_webhook_url`]).
+    pub conversations_webhook_url: Option<String>,
+    /// Which failed callback deliveries are retried, and how fast (TaskRouter and
+    /// Conversations alike).
     pub callback_retry: CallbackRetry,
     /// Offer each new task to a worker at once (see "Playing TaskRouter" above). Off by default:
     /// tests call [`StandIn::offer`].
     pub auto_offer: bool,
     /// What closing an already-closed interaction channel answers.
     pub reclose_channel: RecloseChannel,
+    /// A reservation that times out moves its worker to the workspace's `TimeoutActivitySid`
+    /// (`Offline`), with `worker.activity.update`, as TaskRouter does. On by default; off keeps
+    /// the worker where it was ([`StandIn::set_timeout_moves_worker_offline`]).
+    pub timeout_moves_worker_offline: bool,
     /// actix worker threads.
     pub workers: usize,
     /// Most requests kept in the log, and most callback deliveries kept in
@@ -292,13 +304,16 @@ impl Default for StandInConfig {
             workspace_name: "baton-standin".into(),
             chat_service_sid: "IS00000000000000000000000000000001".into(),
             flex_instance_sid: "GO00000000000000000000000000000001".into(),
+            messaging_service_sid: "MG00000000000000000000000000000001".into(),
             seed: 42,
             faults: Faults::none(),
             generate_events: false,
             callback_url: None,
+            conversations_webhook_url: None,
             callback_retry: CallbackRetry::default(),
             auto_offer: false,
             reclose_channel: RecloseChannel::Ok,
+            timeout_moves_worker_offline: true,
             workers: 2,
             log_limit: usize::MAX,
         }
@@ -326,6 +341,7 @@ impl StandInConfig {
             (&self.workspace_sid, "WS", "workspace_sid"),
             (&self.chat_service_sid, "IS", "chat_service_sid"),
             (&self.flex_instance_sid, "GO", "flex_instance_sid"),
+            (&self.messaging_service_sid, "MG", "messaging_service_sid"),
         ] {
             if !routes::is_sid(value, prefix) {
                 return Err(format!("{what} {value:?} is not a {prefix} SID"));
@@ -334,7 +350,10 @@ impl StandInConfig {
         if self.auth_token.is_empty() {
             return Err("auth_token is empty".into());
         }
-        if let Some(url) = &self.callback_url {
+        for url in [&self.callback_url, &self.conversations_webhook_url]
+            .into_iter()
+            .flatten()
+        {
             callbacks::check_url(url)?;
         }
         self.faults.validate()
@@ -421,6 +440,8 @@ impl StandIn {
             auto_offer: config.auto_offer,
             reclose_channel: config.reclose_channel,
             log_limit: config.log_limit,
+            messaging_service_sid: config.messaging_service_sid.clone(),
+            timeout_moves_worker_offline: config.timeout_moves_worker_offline,
         };
         let engine = FaultEngine::new(config.seed, config.faults.clone());
         let callbacks = CallbackQueue::new(
@@ -429,12 +450,9 @@ impl StandIn {
             config.callback_retry.clone(),
             config.log_limit,
         );
-        let shared = Arc::new(Shared::new(State::new(
-            settings,
-            config.seed,
-            engine,
-            callbacks,
-        )));
+        let mut state = State::new(settings, config.seed, engine, callbacks);
+        state.service_webhook.url = config.conversations_webhook_url.clone();
+        let shared = Arc::new(Shared::new(state));
         let data = web::Data::from(shared.clone());
         let deliverer = shared.clone();
         let workers = config.workers.max(1);
@@ -505,6 +523,12 @@ impl StandIn {
     /// The built-in queue (`Everyone`).
     pub fn default_task_queue_sid(&self) -> String {
         self.shared.lock().default_task_queue_sid.clone()
+    }
+
+    /// The Workspace's `TimeoutActivitySid`: the built-in `Offline` activity, where a worker
+    /// whose reservation timed out goes.
+    pub fn timeout_activity_sid(&self) -> String {
+        self.shared.lock().timeout_activity_sid.clone()
     }
 
     /// An activity's SID by friendly name (`Offline`, `Available` and `Unavailable` exist at

@@ -240,7 +240,24 @@ pub struct WebhookState {
     pub date_created: DateTime<Utc>,
 }
 
-/// A Conversation (`CH…`) with its participants and webhooks.
+/// A Conversations Message (`IM…`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConversationMessageState {
+    pub sid: String,
+    /// 0 for the conversation's first message, then +1 each.
+    pub index: u64,
+    /// The author's identity (chat) or address (SMS).
+    pub author: String,
+    pub body: String,
+    /// The raw JSON string (`{}` by default).
+    pub attributes: String,
+    /// The author's participant (`MB…`).
+    pub participant_sid: Option<String>,
+    pub date_created: DateTime<Utc>,
+    pub date_updated: DateTime<Utc>,
+}
+
+/// A Conversation (`CH…`) with its participants, webhooks and messages.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConversationState {
     pub sid: String,
@@ -253,6 +270,9 @@ pub struct ConversationState {
     pub date_closed: Option<DateTime<Utc>>,
     pub participants: Vec<ConversationParticipantState>,
     pub webhooks: Vec<WebhookState>,
+    /// Messages added by [`StandIn::customer_writes`](crate::StandIn::customer_writes), oldest
+    /// first.
+    pub messages: Vec<ConversationMessageState>,
     pub date_created: DateTime<Utc>,
     pub date_updated: DateTime<Utc>,
 }

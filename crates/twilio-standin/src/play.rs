@@ -225,7 +225,7 @@ pub(crate) fn offer(
 
 impl StandIn {
     /// Runs a control method under the state lock; a refusal is a broken test: it panics.
-    fn play<T>(
+    pub(crate) fn play<T>(
         &self,
         what: &str,
         change: impl FnOnce(&mut State, DateTime<Utc>) -> Result<T, String>,
@@ -273,7 +273,13 @@ impl StandIn {
     }
 
     /// The reservation was not answered in time: `reservation.timeout`; the task goes back to
-    /// `pending` as on [`StandIn::reject`].
+    /// `pending` as on [`StandIn::reject`]. As TaskRouter does, the worker then moves to the
+    /// workspace's timeout activity ([`StandIn::timeout_activity_sid`], `Offline`):
+    /// `worker.activity.update`, unless [`StandInConfig::timeout_moves_worker_offline`] is off
+    /// or the worker is in that activity already. A REST update to `ReservationStatus=timeout`
+    /// does the same.
+    ///
+    /// [`StandInConfig::timeout_moves_worker_offline`]: crate::StandInConfig::timeout_moves_worker_offline
     pub fn time_out_reservation(&self, reservation_sid: &str) {
         self.move_reservation(
             "time_out_reservation",
@@ -287,19 +293,54 @@ impl StandIn {
     /// [`TASK_TTL_EXCEEDED`] (`task.canceled`, described so). Panics unless the task is pending
     /// or reserved (an assigned task only ends as completed).
     pub fn time_out_task(&self, task_sid: &str) {
-        self.play("time_out_task", |state, now| {
+        self.cancel_early("time_out_task", "time out", task_sid, TASK_TTL_EXCEEDED);
+    }
+
+    /// The task ends before anyone took it (the caller hung up, the customer left…): its
+    /// pending reservations are `canceled` (a `reservation.canceled` each), then the task is
+    /// `canceled` with `reason` (`task.canceled`, with `TaskCanceledReason` and
+    /// `EventDescription` = `reason`), as [`StandIn::time_out_task`] does with its fixed reason.
+    /// Panics unless the task is pending or reserved (an assigned task only ends as completed).
+    pub fn cancel_task(&self, task_sid: &str, reason: &str) {
+        self.cancel_early("cancel_task", "are canceled", task_sid, reason);
+    }
+
+    fn cancel_early(&self, what: &str, verb: &str, task_sid: &str, reason: &str) {
+        self.play(what, |state, now| {
             let status = task_status(state, task_sid)?;
             if !matches!(status, TaskStatus::Pending | TaskStatus::Reserved) {
                 return Err(format!(
-                    "task {task_sid} is {status}; only pending or reserved tasks time out"
+                    "task {task_sid} is {status}; only pending or reserved tasks {verb}"
                 ));
             }
-            state.move_task(
-                task_sid,
-                TaskStatus::Canceled,
-                Some(TASK_TTL_EXCEEDED.to_owned()),
-                now,
-            );
+            state.move_task(task_sid, TaskStatus::Canceled, Some(reason.to_owned()), now);
+            Ok(())
+        });
+    }
+
+    /// The worker changes activity (an agent picking a status in Flex), as a REST
+    /// `UpdateWorker` with `ActivitySid` does: `worker.activity.update` with the new
+    /// `WorkerActivitySid`/`Name` and the `WorkerPreviousActivitySid`/`Name` it left. The
+    /// activity is given by SID or friendly name. Nothing happens if the worker is in it
+    /// already. Panics if the worker or the activity does not exist.
+    pub fn set_worker_activity(&self, worker_sid: &str, activity: &str) {
+        self.play("set_worker_activity", |state, now| {
+            if !state.workers.contains_key(worker_sid) {
+                return Err(format!("worker {worker_sid} does not exist"));
+            }
+            let activity_sid = state
+                .activities
+                .iter()
+                .find(|a| a.sid == activity)
+                .or_else(|| {
+                    state
+                        .activities
+                        .iter()
+                        .find(|a| a.friendly_name == activity)
+                })
+                .map(|a| a.sid.clone())
+                .ok_or_else(|| format!("activity {activity} does not exist"))?;
+            state.set_worker_activity(worker_sid, &activity_sid, now);
             Ok(())
         });
     }
@@ -330,6 +371,14 @@ impl StandIn {
             state.move_task(task_sid, TaskStatus::Completed, None, now);
             Ok(())
         });
+    }
+
+    /// Turns the move of a worker whose reservation timed out to the timeout activity on or off
+    /// ([`StandInConfig::timeout_moves_worker_offline`]).
+    ///
+    /// [`StandInConfig::timeout_moves_worker_offline`]: crate::StandInConfig::timeout_moves_worker_offline
+    pub fn set_timeout_moves_worker_offline(&self, on: bool) {
+        self.shared.lock().settings.timeout_moves_worker_offline = on;
     }
 
     /// Turns automatic offers of new tasks on or off ([`StandInConfig::auto_offer`]).

@@ -180,6 +180,23 @@ const RESERVATION_STATUSES: &[&str] = &[
     "completed",
 ];
 
+pub(crate) const WORKSPACE_FIELDS: &[&str] = &[
+    "account_sid",
+    "date_created",
+    "date_updated",
+    "default_activity_name",
+    "default_activity_sid",
+    "event_callback_url",
+    "events_filter",
+    "friendly_name",
+    "multi_task_enabled",
+    "sid",
+    "timeout_activity_name",
+    "timeout_activity_sid",
+    "prioritize_queue_order",
+    "url",
+    "links",
+];
 pub(crate) const TASK_FIELDS: &[&str] = &[
     "account_sid",
     "age",
@@ -404,6 +421,10 @@ macro_rules! route {
 }
 
 static ROUTES: &[RouteSpec] = &[
+    // ---- TaskRouter: the Workspace ----
+    route!(TaskRouter "GET" "/v1/Workspaces/{Sid}" "FetchWorkspace",
+        body: None, params: &[], headers: &[], sids: &[("Sid", "WS")], status: 200,
+        list: None, fields: WORKSPACE_FIELDS, handler: taskrouter::fetch_workspace),
     // ---- TaskRouter: Tasks ----
     route!(TaskRouter "POST" "/v1/Workspaces/{WorkspaceSid}/Tasks" "CreateTask",
         body: Form,
@@ -550,6 +571,9 @@ static ROUTES: &[RouteSpec] = &[
         ],
         headers: &["X-Twilio-Webhook-Enabled"], sids: &[], status: 200, list: None,
         fields: CONVERSATION_FIELDS, handler: conversations::update_conversation),
+    route!(Conversations "DELETE" "/v1/Conversations/{Sid}" "DeleteConversation",
+        body: None, params: &[], headers: &["X-Twilio-Webhook-Enabled"], sids: &[],
+        status: 204, list: None, fields: &[], handler: conversations::delete_conversation),
     route!(Conversations "GET" "/v1/Conversations/{ConversationSid}/Participants"
         "ListConversationParticipant",
         body: None, params: &[page_size(100), PAGE, PAGE_TOKEN], headers: &[], sids: &[],

@@ -202,6 +202,8 @@ pub struct SeedConversation {
     pub attributes: Value,
     /// Default `active`.
     pub state: Option<ConversationStatus>,
+    /// `MG…` (default: [`StandInConfig::messaging_service_sid`](crate::StandInConfig)).
+    pub messaging_service_sid: Option<String>,
     pub participants: Vec<SeedConversationParticipant>,
 }
 
@@ -223,6 +225,14 @@ impl SeedConversation {
     }
     pub fn participant(mut self, participant: SeedConversationParticipant) -> Self {
         self.participants.push(participant);
+        self
+    }
+    pub fn friendly_name(mut self, name: impl Into<String>) -> Self {
+        self.friendly_name = Some(name.into());
+        self
+    }
+    pub fn messaging_service(mut self, messaging_service_sid: impl Into<String>) -> Self {
+        self.messaging_service_sid = Some(messaging_service_sid.into());
         self
     }
 }
@@ -576,6 +586,16 @@ impl StandIn {
             }
             None => state.sid("CH"),
         };
+        let messaging_service_sid = match seed.messaging_service_sid {
+            Some(mg) => {
+                assert!(
+                    is_sid(&mg, "MG"),
+                    "twilio-standin seed_conversation: {mg} is not an MG SID"
+                );
+                mg
+            }
+            None => state.settings.messaging_service_sid.clone(),
+        };
         let mut participants = Vec::new();
         for p in seed.participants {
             let attributes = object_string(&p.attributes, "participant attributes");
@@ -597,11 +617,12 @@ impl StandIn {
                 friendly_name: seed.friendly_name,
                 attributes,
                 state: seed.state.unwrap_or(ConversationStatus::Active),
-                messaging_service_sid: None,
+                messaging_service_sid: Some(messaging_service_sid),
                 date_inactive: None,
                 date_closed: None,
                 participants,
                 webhooks: Vec::new(),
+                messages: Vec::new(),
                 date_created: now,
                 date_updated: now,
             },

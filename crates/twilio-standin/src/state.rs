@@ -39,6 +39,10 @@ pub(crate) struct Settings {
     pub auto_offer: bool,
     pub reclose_channel: RecloseChannel,
     pub log_limit: usize,
+    /// `MG…`: the messaging service of conversations seeded without one.
+    pub messaging_service_sid: String,
+    /// A reservation timeout moves its worker to the workspace's timeout activity.
+    pub timeout_moves_worker_offline: bool,
 }
 
 /// A TaskRouter event in the Events list.
@@ -86,7 +90,29 @@ pub(crate) struct State {
     pub faults: FaultEngine,
     pub default_workflow_sid: String,
     pub default_task_queue_sid: String,
+    /// The Workspace's `DefaultActivitySid` (`Offline`).
+    pub default_activity_sid: String,
+    /// The Workspace's `TimeoutActivitySid` (`Offline`): where a reservation timeout sends the
+    /// worker (when `timeout_moves_worker_offline`).
+    pub timeout_activity_sid: String,
+    pub workspace_date_created: DateTime<Utc>,
+    /// The Conversations service's post-event webhook (`PostWebhookUrl`, `Filters`).
+    pub service_webhook: ServiceWebhook,
 }
+
+/// The Conversations service-level post-event webhook.
+#[derive(Debug, Clone)]
+pub(crate) struct ServiceWebhook {
+    pub url: Option<String>,
+    pub filters: Vec<String>,
+}
+
+/// The service webhook's filters until a test sets others.
+pub(crate) const DEFAULT_WEBHOOK_FILTERS: &[&str] = &[
+    "onConversationStateUpdated",
+    "onConversationRemoved",
+    "onMessageAdded",
+];
 
 /// `TaskQueueSid` → `task_queue_sid`: callback parameter names as Events list `event_data` keys.
 fn snake_case(name: &str) -> String {
@@ -150,6 +176,16 @@ impl State {
             faults,
             default_workflow_sid: String::new(),
             default_task_queue_sid: String::new(),
+            default_activity_sid: String::new(),
+            timeout_activity_sid: String::new(),
+            workspace_date_created: now,
+            service_webhook: ServiceWebhook {
+                url: None,
+                filters: DEFAULT_WEBHOOK_FILTERS
+                    .iter()
+                    .map(|f| (*f).to_owned())
+                    .collect(),
+            },
         };
         for (name, available) in [
             ("Offline", false),
@@ -164,6 +200,10 @@ impl State {
                 date_created: now,
             });
         }
+        // Twilio's default workspace template: new workers and timed-out ones are `Offline`.
+        let offline = state.activities[0].sid.clone();
+        state.default_activity_sid.clone_from(&offline);
+        state.timeout_activity_sid = offline;
         for name in ["default", "voice", "chat", "sms", "email", "video"] {
             let sid = state.sid("TC");
             state.task_channels.push(TaskChannelState {
@@ -198,6 +238,11 @@ impl State {
         state.default_task_queue_sid = queue;
         state.default_workflow_sid = workflow;
         state
+    }
+
+    /// A new `I-Twilio-Idempotency-Token` (from the event generator, like event SIDs).
+    pub(crate) fn idempotency_token(&mut self) -> String {
+        format!("{:032x}", self.event_rng.gen::<u128>())
     }
 
     /// A new SID: the prefix and 32 lower-case hex digits.
@@ -365,7 +410,7 @@ impl State {
             self.push_event_value(ms, value);
         }
         if self.callbacks.enabled() {
-            let token = format!("{:032x}", self.event_rng.gen::<u128>());
+            let token = self.idempotency_token();
             self.callbacks
                 .enqueue(sid, event_type.to_owned(), params, token);
         }
@@ -782,6 +827,12 @@ impl State {
             _ => {
                 self.set_reservation_status(reservation_sid, to, now);
                 self.release_task(&task_sid, now);
+                // TaskRouter moves a worker who let a reservation time out to the workspace's
+                // timeout activity (after `reservation.timeout`).
+                if to == ReservationStatus::Timeout && self.settings.timeout_moves_worker_offline {
+                    let activity = self.timeout_activity_sid.clone();
+                    self.set_worker_activity(&reservation.worker_sid, &activity, now);
+                }
             }
         }
         Ok(())
@@ -906,19 +957,18 @@ impl State {
         true
     }
 
-    /// Sets a conversation's state and records the effect. Returns whether it changed.
+    /// Sets a conversation's state and records the effect. Returns the state it left, if it
+    /// changed (the caller decides whether `onConversationStateUpdated` fires).
     pub(crate) fn set_conversation_state(
         &mut self,
         conversation_sid: &str,
         to: ConversationStatus,
         now: DateTime<Utc>,
-    ) -> bool {
-        let Some(conversation) = self.conversations.get_mut(conversation_sid) else {
-            return false;
-        };
+    ) -> Option<ConversationStatus> {
+        let conversation = self.conversations.get_mut(conversation_sid)?;
         let from = conversation.state;
         if from == to {
-            return false;
+            return None;
         }
         conversation.state = to;
         conversation.date_updated = now;
@@ -927,7 +977,7 @@ impl State {
             from: from.as_str().into(),
             to: to.as_str().into(),
         });
-        true
+        Some(from)
     }
 
     /// Removes a conversation participant and records the effect.

@@ -122,6 +122,51 @@ fn activity_json(state: &State, activity: &ActivityState, base: &str) -> Value {
     })
 }
 
+// ---- the Workspace ----
+
+pub(crate) fn fetch_workspace(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
+    let sid = ctx.path("Sid")?;
+    let state = &*ctx.state;
+    if sid != state.settings.workspace_sid {
+        return Err(ctx.not_found());
+    }
+    let ws = state.ws_url(ctx.base);
+    let name_of = |wa: &str| state.activity(wa).map(|a| a.friendly_name.clone());
+    let mut links = serde_json::Map::new();
+    for (key, path) in [
+        ("activities", "Activities"),
+        ("statistics", "Statistics"),
+        ("real_time_statistics", "RealTimeStatistics"),
+        ("cumulative_statistics", "CumulativeStatistics"),
+        ("task_queues", "TaskQueues"),
+        ("tasks", "Tasks"),
+        ("workers", "Workers"),
+        ("workflows", "Workflows"),
+        ("task_channels", "TaskChannels"),
+        ("events", "Events"),
+    ] {
+        links.insert(key.into(), json!(format!("{ws}/{path}")));
+    }
+    let body = json!({
+        "account_sid": state.settings.account_sid,
+        "date_created": fmt_date(state.workspace_date_created),
+        "date_updated": fmt_date(state.workspace_date_created),
+        "default_activity_name": name_of(&state.default_activity_sid),
+        "default_activity_sid": state.default_activity_sid,
+        "event_callback_url": state.callbacks.url(),
+        "events_filter": null,
+        "friendly_name": state.settings.workspace_name,
+        "multi_task_enabled": true,
+        "sid": state.settings.workspace_sid,
+        "timeout_activity_name": name_of(&state.timeout_activity_sid),
+        "timeout_activity_sid": state.timeout_activity_sid,
+        "prioritize_queue_order": "FIFO",
+        "url": ws,
+        "links": links,
+    });
+    Ok(Reply::json(200, body))
+}
+
 // ---- helpers ----
 
 fn workspace_error(ctx: &Ctx<'_>, what: &str, value: &str) -> ApiError {

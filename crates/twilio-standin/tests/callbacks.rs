@@ -726,6 +726,8 @@ async fn reject_and_reservation_timeout_free_the_task() {
             "reservation.rejected",
             "reservation.created",
             "reservation.timeout",
+            // The timeout sent bob to the timeout activity.
+            "worker.activity.update",
             "reservation.created",
             "reservation.created",
             "reservation.accepted",
@@ -733,8 +735,8 @@ async fn reject_and_reservation_timeout_free_the_task() {
         ]
     );
     let received = receiver.received();
-    assert_eq!(received[9].param("ReservationSid"), Some(third.as_str()));
-    assert_eq!(received[9].param("WorkerName"), Some("alice"));
+    assert_eq!(received[10].param("ReservationSid"), Some(third.as_str()));
+    assert_eq!(received[10].param("WorkerName"), Some("alice"));
     assert!(twilio.effects().contains(&Effect::ReservationCreated {
         reservation_sid: fourth,
         task_sid: task.clone(),

@@ -413,6 +413,8 @@ async fn every_route_answers_with_spec_fields() {
         }};
     }
 
+    let workspace = probe!("FetchWorkspace", GET, ws.clone());
+    assert_eq!(workspace.str("timeout_activity_name"), "Offline");
     probe!("ListActivity", GET, format!("{ws}/Activities"));
     probe!("FetchActivity", GET, format!("{ws}/Activities/{available}"));
     probe!("FetchWorker", GET, format!("{ws}/Workers/{worker}"));
@@ -517,6 +519,12 @@ async fn every_route_answers_with_spec_fields() {
         "DeleteConversationScopedWebhook",
         DELETE,
         format!("/v1/Conversations/{ch}/Webhooks/{wh}")
+    );
+    let doomed_ch = twilio.seed_conversation(SeedConversation::new());
+    probe!(
+        "DeleteConversation",
+        DELETE,
+        format!("/v1/Conversations/{doomed_ch}")
     );
     probe!(
         "DeleteConversationParticipant",
