@@ -3,187 +3,15 @@
 
 mod common;
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use base64::Engine;
+use common::receiver::{expected_signature, Received, Receiver};
 use common::Client;
 use serde_json::json;
-use sha1::{Digest, Sha1};
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use twilio_standin::{
     AttemptOutcome, CallbackRetry, DeliveredCallback, Effect, Release, SeedConversation,
     SeedInteraction, SeedInteractionParticipant, SeedWorker, StandIn, StandInConfig, TaskStatus,
     TASK_TTL_EXCEEDED,
 };
-
-// ---- a receiver standing in for baton ----
-
-/// One request the receiver got.
-#[derive(Debug, Clone)]
-struct Received {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    pairs: Vec<(String, String)>,
-}
-
-impl Received {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn param(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn event_type(&self) -> &str {
-        self.param("EventType").unwrap_or_default()
-    }
-}
-
-#[derive(Default)]
-struct Inbox {
-    received: Mutex<Vec<Received>>,
-    /// Statuses to answer next (then 204).
-    answers: Mutex<VecDeque<u16>>,
-    /// How long to wait before answering.
-    delay: Mutex<Duration>,
-}
-
-struct Receiver {
-    inbox: Arc<Inbox>,
-    url: String,
-    handle: actix_web::dev::ServerHandle,
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        drop(self.handle.stop(false));
-    }
-}
-
-async fn receive(req: HttpRequest, body: web::Bytes, inbox: web::Data<Inbox>) -> HttpResponse {
-    let headers = req
-        .headers()
-        .iter()
-        .map(|(n, v)| {
-            (
-                n.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let pairs = url::form_urlencoded::parse(&body)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    inbox.received.lock().unwrap().push(Received {
-        method: req.method().as_str().to_owned(),
-        path: req.uri().to_string(),
-        headers,
-        pairs,
-    });
-    let delay = *inbox.delay.lock().unwrap();
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    let status = inbox.answers.lock().unwrap().pop_front().unwrap_or(204);
-    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
-        .content_type("application/json")
-        .finish()
-}
-
-impl Receiver {
-    /// Serves on its own thread and actix runtime, like the stand-in.
-    fn start() -> Receiver {
-        let inbox = Arc::new(Inbox::default());
-        let data = web::Data::from(inbox.clone());
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let system = actix_web::rt::System::new();
-            system.block_on(async move {
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .app_data(data.clone())
-                        .default_service(web::to(receive))
-                })
-                .workers(1)
-                .disable_signals()
-                .shutdown_timeout(0)
-                .bind(("127.0.0.1", 0))
-                .expect("bind the receiver");
-                let addr = server.addrs()[0];
-                let running = server.run();
-                tx.send((addr, running.handle())).unwrap();
-                let _ = running.await;
-            });
-        });
-        let (addr, handle) = rx.recv().expect("receiver started");
-        Receiver {
-            inbox,
-            url: format!("http://{addr}/webhooks/taskrouter"),
-            handle,
-        }
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.inbox.received.lock().unwrap().clone()
-    }
-
-    fn types(&self) -> Vec<String> {
-        self.received()
-            .iter()
-            .map(|r| r.event_type().to_owned())
-            .collect()
-    }
-
-    fn answer(&self, statuses: &[u16]) {
-        self.inbox.answers.lock().unwrap().extend(statuses);
-    }
-}
-
-// ---- an independent signature check ----
-
-/// HMAC-SHA1 written out from RFC 2104 over the `sha1` digest, so the check shares no code
-/// with the stand-in's signer.
-fn hmac_sha1(key: &[u8], message: &[u8]) -> Vec<u8> {
-    let mut block = [0u8; 64];
-    if key.len() > 64 {
-        block[..20].copy_from_slice(&Sha1::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let ipad: Vec<u8> = block.iter().map(|b| b ^ 0x36).collect();
-    let opad: Vec<u8> = block.iter().map(|b| b ^ 0x5c).collect();
-    let mut inner = Sha1::new();
-    inner.update(&ipad);
-    inner.update(message);
-    let inner = inner.finalize();
-    let mut outer = Sha1::new();
-    outer.update(&opad);
-    outer.update(inner);
-    outer.finalize().to_vec()
-}
-
-/// What Twilio's docs say the signature is: the URL, then each parameter's name and value with
-/// names sorted (case-sensitive), HMAC-SHA1 with the auth token, Base64.
-fn expected_signature(auth_token: &str, url: &str, pairs: &[(String, String)]) -> String {
-    let mut sorted = pairs.to_vec();
-    sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()).then(a.1.cmp(&b.1)));
-    let mut message = url.to_owned();
-    for (name, value) in sorted {
-        message.push_str(&name);
-        message.push_str(&value);
-    }
-    base64::engine::general_purpose::STANDARD
-        .encode(hmac_sha1(auth_token.as_bytes(), message.as_bytes()))
-}
 
 // ---- helpers ----
 
@@ -1142,4 +970,289 @@ async fn closing_flex_participants_and_channels_sends_the_task_callbacks() {
     .map(|(t, s)| ((*t).to_owned(), (*s).clone()))
     .collect();
     assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn a_reservation_timeout_sends_the_worker_to_the_timeout_activity() {
+    let receiver = Receiver::start();
+    let (twilio, client) = standin(StandInConfig::default(), &receiver).await;
+    let ws = client.ws(&twilio);
+    let offline = twilio.activity_sid("Offline").unwrap();
+    let available = twilio.activity_sid("Available").unwrap();
+    assert_eq!(twilio.timeout_activity_sid(), offline);
+    let alice = twilio.seed_worker(SeedWorker::new("alice"));
+    let task = create_task(&twilio, &client, "{}").await;
+    let reservation = twilio.offer(&task, &alice);
+    twilio.time_out_reservation(&reservation);
+    twilio.settle().await;
+
+    assert_eq!(twilio.worker(&alice).unwrap().activity_sid, offline);
+    assert_eq!(
+        twilio.task(&task).unwrap().assignment_status,
+        TaskStatus::Pending
+    );
+    assert_eq!(
+        receiver.types(),
+        [
+            "task.created",
+            "task-queue.entered",
+            "reservation.created",
+            "reservation.timeout",
+            "worker.activity.update"
+        ]
+    );
+    let received = receiver.received();
+    // The timeout carries the worker as it was when the reservation timed out.
+    let timeout = &received[3];
+    assert_eq!(timeout.param("ReservationSid"), Some(reservation.as_str()));
+    assert_eq!(timeout.param("WorkerSid"), Some(alice.as_str()));
+    assert_eq!(timeout.param("WorkerName"), Some("alice"));
+    assert_eq!(timeout.param("WorkerAttributes"), Some("{}"));
+    assert_eq!(timeout.param("WorkerActivitySid"), Some(available.as_str()));
+    assert_eq!(timeout.param("WorkerActivityName"), Some("Available"));
+    let moved = &received[4];
+    assert_eq!(moved.param("ResourceType"), Some("worker"));
+    assert_eq!(moved.param("ResourceSid"), Some(alice.as_str()));
+    assert_eq!(moved.param("WorkerSid"), Some(alice.as_str()));
+    assert_eq!(moved.param("WorkerActivitySid"), Some(offline.as_str()));
+    assert_eq!(moved.param("WorkerActivityName"), Some("Offline"));
+    assert_eq!(
+        moved.param("WorkerPreviousActivitySid"),
+        Some(available.as_str())
+    );
+    assert_eq!(moved.param("WorkerPreviousActivityName"), Some("Available"));
+    assert!(moved.param("WorkerTimeInPreviousActivityMs").is_some());
+    assert!(twilio.effects().contains(&Effect::WorkerActivityChanged {
+        worker_sid: alice.clone(),
+        from_activity_sid: available.clone(),
+        to_activity_sid: offline.clone(),
+    }));
+
+    // The Workspace says so.
+    let workspace = client.get(&ws).await;
+    assert_eq!(workspace.status, 200, "{workspace:?}");
+    assert_eq!(workspace.str("sid"), twilio.workspace_sid());
+    assert_eq!(workspace.str("timeout_activity_sid"), offline);
+    assert_eq!(workspace.str("timeout_activity_name"), "Offline");
+    assert_eq!(workspace.str("default_activity_sid"), offline);
+    assert_eq!(workspace.str("friendly_name"), "baton-standin");
+    assert_eq!(workspace.str("event_callback_url"), receiver.url);
+    let other = client
+        .get("/v1/Workspaces/WS0123456789abcdef0123456789abcdef")
+        .await;
+    common::assert_error(&other, 404, 20404);
+
+    // A REST timeout does the same; a worker already offline does not move.
+    let bob = twilio.seed_worker(SeedWorker::new("bob"));
+    let carol = twilio.seed_worker(SeedWorker::new("carol").activity(&offline));
+    let for_bob = twilio.offer(&task, &bob);
+    let for_carol = twilio.offer(&task, &carol);
+    for wr in [&for_bob, &for_carol] {
+        let r = client
+            .post(
+                &format!("{ws}/Tasks/{task}/Reservations/{wr}"),
+                &[("ReservationStatus", "timeout")],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    twilio.settle().await;
+    assert_eq!(
+        receiver.types()[5..],
+        [
+            "reservation.created",
+            "reservation.created",
+            "reservation.timeout",
+            "worker.activity.update",
+            "reservation.timeout"
+        ]
+    );
+    assert_eq!(
+        receiver.received()[8].param("WorkerSid"),
+        Some(bob.as_str())
+    );
+    assert_eq!(twilio.worker(&bob).unwrap().activity_sid, offline);
+
+    // Off: the worker stays where it was.
+    twilio.set_timeout_moves_worker_offline(false);
+    let dave = twilio.seed_worker(SeedWorker::new("dave"));
+    let for_dave = twilio.offer(&task, &dave);
+    twilio.time_out_reservation(&for_dave);
+    twilio.settle().await;
+    assert_eq!(
+        receiver.types().last().map(String::as_str),
+        Some("reservation.timeout")
+    );
+    assert_eq!(twilio.worker(&dave).unwrap().activity_sid, available);
+}
+
+#[tokio::test]
+async fn the_timeout_move_can_be_off_from_the_start() {
+    let receiver = Receiver::start();
+    let config = StandInConfig {
+        timeout_moves_worker_offline: false,
+        ..StandInConfig::default()
+    };
+    let (twilio, client) = standin(config, &receiver).await;
+    let alice = twilio.seed_worker(SeedWorker::new("alice"));
+    let task = create_task(&twilio, &client, "{}").await;
+    let reservation = twilio.offer(&task, &alice);
+    twilio.time_out_reservation(&reservation);
+    twilio.settle().await;
+    assert_eq!(
+        receiver.types(),
+        [
+            "task.created",
+            "task-queue.entered",
+            "reservation.created",
+            "reservation.timeout"
+        ]
+    );
+    assert_eq!(
+        twilio.worker(&alice).unwrap().activity_sid,
+        twilio.activity_sid("Available").unwrap()
+    );
+}
+
+#[tokio::test]
+async fn cancel_task_cancels_the_pending_reservations_then_the_task_with_the_reason() {
+    let receiver = Receiver::start();
+    let (twilio, client) = standin(StandInConfig::default(), &receiver).await;
+    let alice = twilio.seed_worker(SeedWorker::new("alice"));
+    let bob = twilio.seed_worker(SeedWorker::new("bob"));
+    let task = create_task(&twilio, &client, "{}").await;
+    let first = twilio.offer(&task, &alice);
+    let second = twilio.offer(&task, &bob);
+    twilio.cancel_task(&task, "hangup");
+    // A pending task without reservations: only task.canceled.
+    let lonely = create_task(&twilio, &client, "{}").await;
+    twilio.cancel_task(&lonely, "customer left");
+    twilio.settle().await;
+
+    assert_eq!(
+        receiver.types(),
+        [
+            "task.created",
+            "task-queue.entered",
+            "reservation.created",
+            "reservation.created",
+            "reservation.canceled",
+            "reservation.canceled",
+            "task.canceled",
+            "task.created",
+            "task-queue.entered",
+            "task.canceled"
+        ]
+    );
+    let received = receiver.received();
+    assert_eq!(received[4].param("ReservationSid"), Some(first.as_str()));
+    assert_eq!(received[5].param("ReservationSid"), Some(second.as_str()));
+    let canceled = &received[6];
+    assert_eq!(canceled.param("TaskSid"), Some(task.as_str()));
+    assert_eq!(canceled.param("TaskAssignmentStatus"), Some("canceled"));
+    assert_eq!(canceled.param("TaskCanceledReason"), Some("hangup"));
+    assert_eq!(canceled.param("EventDescription"), Some("hangup"));
+    assert_eq!(
+        received[9].param("TaskCanceledReason"),
+        Some("customer left")
+    );
+    let state = twilio.task(&task).unwrap();
+    assert_eq!(state.assignment_status, TaskStatus::Canceled);
+    assert_eq!(state.reason.as_deref(), Some("hangup"));
+    for wr in [&first, &second] {
+        assert_eq!(
+            twilio.reservation(wr).unwrap().status,
+            twilio_standin::ReservationStatus::Canceled
+        );
+    }
+    assert!(twilio.effects().contains(&Effect::TaskStatusChanged {
+        task_sid: task.clone(),
+        from: "reserved".into(),
+        to: "canceled".into(),
+        reason: Some("hangup".into()),
+    }));
+}
+
+#[tokio::test]
+#[should_panic(expected = "only pending or reserved tasks are canceled")]
+async fn an_assigned_task_is_not_canceled() {
+    let twilio = StandIn::start(StandInConfig::default()).await;
+    let alice = twilio.seed_worker(SeedWorker::new("alice"));
+    let task = twilio.seed_task(
+        twilio_standin::SeedTask::new()
+            .status(TaskStatus::Assigned)
+            .worker(&alice),
+    );
+    twilio.cancel_task(&task, "hangup");
+}
+
+#[tokio::test]
+async fn set_worker_activity_by_name_or_sid_sends_worker_activity_update() {
+    let receiver = Receiver::start();
+    let (twilio, client) = standin(StandInConfig::default(), &receiver).await;
+    let available = twilio.activity_sid("Available").unwrap();
+    let unavailable = twilio.activity_sid("Unavailable").unwrap();
+    let offline = twilio.activity_sid("Offline").unwrap();
+    let alice = twilio.seed_worker(SeedWorker::new("alice"));
+    twilio.set_worker_activity(&alice, "Unavailable");
+    assert_eq!(twilio.worker(&alice).unwrap().activity_sid, unavailable);
+    twilio.set_worker_activity(&alice, &available);
+    // The same activity again: nothing happens.
+    twilio.set_worker_activity(&alice, "Available");
+    // REST does the same.
+    let r = client
+        .post(
+            &format!("{}/Workers/{alice}", client.ws(&twilio)),
+            &[("ActivitySid", offline.as_str())],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.str("activity_name"), "Offline");
+    twilio.settle().await;
+
+    assert_eq!(
+        receiver.types(),
+        [
+            "worker.activity.update",
+            "worker.activity.update",
+            "worker.activity.update"
+        ]
+    );
+    let got: Vec<[String; 4]> = receiver
+        .received()
+        .iter()
+        .map(|r| {
+            [
+                "WorkerActivitySid",
+                "WorkerActivityName",
+                "WorkerPreviousActivitySid",
+                "WorkerPreviousActivityName",
+            ]
+            .map(|n| r.param(n).unwrap().to_owned())
+        })
+        .collect();
+    let row = |a: &str, an: &str, p: &str, pn: &str| {
+        [a.to_owned(), an.to_owned(), p.to_owned(), pn.to_owned()]
+    };
+    assert_eq!(
+        got,
+        [
+            row(&unavailable, "Unavailable", &available, "Available"),
+            row(&available, "Available", &unavailable, "Unavailable"),
+            row(&offline, "Offline", &available, "Available"),
+        ]
+    );
+    assert!(receiver
+        .received()
+        .iter()
+        .all(|r| r.param("WorkerSid") == Some(alice.as_str())
+            && r.param("WorkerTimeInPreviousActivity").is_some()));
+}
+
+#[tokio::test]
+#[should_panic(expected = "activity Lunch does not exist")]
+async fn set_worker_activity_refuses_an_unknown_activity() {
+    let twilio = StandIn::start(StandInConfig::default()).await;
+    let alice = twilio.seed_worker(SeedWorker::new("alice"));
+    twilio.set_worker_activity(&alice, "Lunch");
 }

@@ -1,6 +1,8 @@
 //! A minimal Twilio REST client for the tests: Basic auth, form bodies with repeated keys.
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use twilio_standin::{StandIn, StandInConfig};
