@@ -19,17 +19,21 @@
 //!   task and rescinds the others; wrapping/completing moves the task). Workers fetch/update
 //!   (`ActivitySid` must exist, else 400). TaskQueues and Workflows fetch; Activities list/fetch.
 //!   Events list with `StartDate`/`EndDate`/`Minutes` (default 15)/`EventType`/`TaskSid`/… filters,
-//!   `PageSize` ≤ 1000, cursor `PageToken`s, Twilio's `meta`; newest first.
+//!   `PageSize` ≤ 1000, cursor `PageToken`s, Twilio's `meta`; newest first. The Workspace fetch
+//!   (`GET /v1/Workspaces/{WS}`: `timeout_activity_sid`/`_name` and `default_activity_*` are
+//!   the built-in `Offline`, `event_callback_url` the callback URL).
 //! - **Conversations** `/v1/Conversations/…`: fetch/update (a `closed` conversation cannot be
-//!   reactivated: 400; closing it again is a 200 no-op), participants list/fetch/delete, scoped
-//!   webhooks create (repeated `Configuration.Filters`) / list / fetch / delete.
+//!   reactivated: 400; closing it again is a 200 no-op) / delete (204), participants
+//!   list/fetch/delete, scoped webhooks create (repeated `Configuration.Filters`) / list / fetch /
+//!   delete. State changes and deletes with `X-Twilio-Webhook-Enabled: true` fire webhooks
+//!   ("Conversations webhooks" below).
 //! - **Flex Interactions** `/v1/Interactions/…`: interaction fetch, channels list/fetch/update
 //!   (`Status=closed` wraps the channel's tasks, or completes them with `Routing={"status":
 //!   "closed"}`, and closes its conversation), invites create (creates the pending task) and list,
 //!   participants list/update (`closed` completes the participant's task and removes its
 //!   conversation participant; `wrapup` wraps it).
 //! - **TaskRouter events and routing**: signed event callbacks and the control methods that
-//!   stand in for agents and timers (next section).
+//!   stand in for agents and timers (next section); **Conversations webhooks** the same way.
 //! - **IAM** `POST /v1/Accounts/{AC}/Tokens/validate` (JSON `{"token"}`), what
 //!   `twilio-flex-token-validator` calls to authenticate Flex users; tokens come from
 //!   [`StandIn::seed_flex_token`].
@@ -80,8 +84,10 @@
 //! | [`StandIn::offer`] | new pending reservation; task `reserved` | `reservation.created` |
 //! | [`StandIn::accept`] | task `assigned`; reservation `accepted`; other pending ones `rescinded` | `reservation.accepted`, `reservation.rescinded`… |
 //! | [`StandIn::reject`] | reservation `rejected`; task `pending` if nothing else is pending | `reservation.rejected` |
-//! | [`StandIn::time_out_reservation`] | reservation `timeout`; task as on reject | `reservation.timeout` |
+//! | [`StandIn::time_out_reservation`] | reservation `timeout`; task as on reject; the worker to the timeout activity (`Offline`) | `reservation.timeout`, `worker.activity.update` |
 //! | [`StandIn::time_out_task`] | pending reservations `canceled`; task `canceled`, reason `Task TTL Exceeded` | `reservation.canceled`…, `task.canceled` |
+//! | [`StandIn::cancel_task`] | the same with the reason given (`hangup`, …) | `reservation.canceled`…, `task.canceled` |
+//! | [`StandIn::set_worker_activity`] | the worker's activity (by SID or friendly name) | `worker.activity.update` |
 //! | [`StandIn::wrap_up`] | accepted reservation and task `wrapping` | `reservation.wrapup`, `task.wrapup` |
 //! | [`StandIn::complete`] | reservation and task `completed` | `reservation.completed`, `task.completed` |
 //!
@@ -96,6 +102,57 @@
 //! `ignoreAgent` / `ignoreWorkerContactUri` matched against the worker's SID, friendly name and
 //! `contact_uri`). Target expressions, capacity and re-offers after a reject or timeout are not
 //! played; `workflow.*` events are not produced.
+//!
+//! **A reservation timeout** (the control method, or a REST update to `ReservationStatus=timeout`)
+//! moves the worker to the Workspace's `TimeoutActivitySid` (the built-in `Offline`,
+//! [`StandIn::timeout_activity_sid`]) as TaskRouter does: `reservation.timeout` (its Worker
+//! fields show the activity the worker was in), then `worker.activity.update`
+//! (`WorkerActivitySid`/`Name` the timeout activity, `WorkerPreviousActivitySid`/`Name` the one
+//! left). Nothing moves if the worker is there already. [`StandInConfig::timeout_moves_worker_offline`]
+//! (default on) and [`StandIn::set_timeout_moves_worker_offline`] turn it off.
+//!
+//! ## Conversations webhooks
+//!
+//! Conversations post-action events are POSTed to the service-level webhook
+//! ([`StandIn::set_conversations_webhook_url`] or [`StandInConfig::conversations_webhook_url`],
+//! what `PostWebhookUrl` is on Twilio, for the events [`StandIn::set_conversations_webhook_filters`]
+//! names; default `onConversationStateUpdated`, `onConversationRemoved`, `onMessageAdded`) and to
+//! every conversation-scoped webhook created over REST with `Target=webhook` whose
+//! `Configuration.Filters` name the event, at its `Configuration.Url` (`trigger` and `studio`
+//! targets get nothing). Each target gets its own delivery. With no target, nothing is produced.
+//!
+//! - **What fires**:
+//!
+//! | action | event | `Source` | notes |
+//! |---|---|---|---|
+//! | [`StandIn::customer_writes`] | `onMessageAdded` | `SDK` | the first non-agent participant writes; an inactive conversation first becomes active: `onConversationStateUpdated`, `Reason=EVENT` |
+//! | `POST /v1/Conversations/{CH}` `State=…` | `onConversationStateUpdated`, `Reason=API` | `API` | only with `X-Twilio-Webhook-Enabled: true`, and only if the state changed |
+//! | `POST /v1/Interactions/{KD}/Channels/{UO}` `Status=closed` | `onConversationStateUpdated` (to `closed`), `Reason=API` | `API` | always: Twilio's own change |
+//! | [`StandIn::close_conversation_by_timer`] | `onConversationStateUpdated` (to `closed`), `Reason=TIMER` | `API` | |
+//! | `DELETE /v1/Conversations/{CH}` | `onConversationRemoved` | `API` | only with `X-Twilio-Webhook-Enabled: true` |
+//! | [`StandIn::remove_conversation`] | `onConversationRemoved` | `API` | always |
+//!
+//! - **Parameters** (protocol notes §3.3): `AccountSid`, `EventType`, `Source`,
+//!   `ClientIdentity` (only for a chat participant's SDK action), then `onMessageAdded`:
+//!   `ChatServiceSid`, `ConversationSid`, `MessageSid` (`IM…`), `MessagingServiceSid`, `Index`
+//!   (from 0), `DateCreated`, `Body`, `Author` (the SMS address or chat identity),
+//!   `ParticipantSid`, `Attributes` (`{}`); `onConversationStateUpdated`: `ChatServiceSid`,
+//!   `ConversationSid`, `StateUpdated`, `StateFrom`, `StateTo`, `Reason`, `MessagingServiceSid`;
+//!   `onConversationRemoved`: `ChatServiceSid`, `ConversationSid`, `DateCreated`, `DateUpdated`,
+//!   `DateRemoved`, `FriendlyName`, `UniqueName` (empty when unset), `Attributes`,
+//!   `MessagingServiceSid`, `State`. Dates are ISO 8601 UTC with milliseconds
+//!   (`2024-01-01T00:00:00.000Z`).
+//! - **Delivery** is the TaskRouter callbacks' (one queue, in the order produced): signed the
+//!   same way over the webhook's URL, `I-Twilio-Idempotency-Token` (one per event and target,
+//!   repeated on retries and redeliveries), `User-Agent: TwilioProxy/1.1`, form-encoded,
+//!   retried per [`CallbackRetry`]; hold/release/redeliver/settle apply alike. In
+//!   [`StandIn::callbacks`] a Conversations delivery has [`Callback::kind`] =
+//!   [`CallbackKind::Conversations`] (also [`DeliveredCallback::is_conversations`]),
+//!   `event_type` = its `EventType`, `url` = the webhook's URL, `webhook_sid` = the scoped
+//!   webhook's `WH…` (`None` for the service webhook), and `event_sid` = its idempotency token
+//!   (Conversations sends no event SID), the id [`StandIn::redeliver`] takes.
+//! - **Messages** are kept on the conversation ([`StandIn::messages`], `ConversationState::messages`);
+//!   there is no Messages REST resource.
 //!
 //! ## How baton's tests use it
 //!
@@ -129,6 +186,34 @@
 //! twilio.release_callbacks(Release::Duplicated); // baton gets it twice
 //! twilio.settle().await;
 //! assert!(twilio.callbacks().iter().all(|c| c.status() == Some(204)));
+//! # }
+//! ```
+//!
+//! Playing the customer of a Flex Conversation, and finding the Conversations webhooks among the
+//! callbacks:
+//!
+//! ```no_run
+//! # async fn demo(baton_url: &str) {
+//! use twilio_standin::{SeedConversation, SeedConversationParticipant, StandIn, StandInConfig};
+//! let twilio = StandIn::start(StandInConfig::default()).await;
+//! twilio.set_conversations_webhook_url(Some(format!("{baton_url}/webhooks/conversations")));
+//! let ch = twilio.seed_conversation(
+//!     SeedConversation::new()
+//!         .participant(SeedConversationParticipant::identity("alice"))
+//!         .participant(SeedConversationParticipant::sms("+15550001111", "+15550002222")),
+//! );
+//! let message = twilio.customer_writes(&ch, "hello"); // onMessageAdded, Author=+15550001111
+//! twilio.close_conversation_by_timer(&ch); // onConversationStateUpdated, Reason=TIMER
+//! twilio.settle().await;
+//! let sent: Vec<_> = twilio
+//!     .callbacks()
+//!     .into_iter()
+//!     .filter(|c| c.is_conversations())
+//!     .collect();
+//! assert_eq!(sent[0].event_type(), "onMessageAdded");
+//! assert_eq!(sent[0].param("MessageSid"), Some(message.as_str()));
+//! assert_eq!(sent[1].param("Reason"), Some("TIMER"));
+//! twilio.redeliver(sent[0].event_sid()); // the same token, signature and URL again
 //! # }
 //! ```
 //!
@@ -192,8 +277,25 @@
 //!   a TTL cancel "will fire with description `Task TTL Exceeded`").
 //! - `ResourceType` is lower case (`task`, `reservation`, `worker`), as in the Event resource
 //!   example of the OpenAPI spec.
+//! - `reservation.timeout` precedes the `worker.activity.update` that moves the worker to the
+//!   timeout activity, so its Worker fields show the activity the worker timed out in.
+//! - Conversations `Source`: the docs name `SDK` and `API` only. A customer's message is `SDK`
+//!   (SMS included; real payloads may say otherwise for SMS, which is not documented), with
+//!   `ClientIdentity` only for a chat identity. Changes made by Twilio itself (timers, closing
+//!   an interaction channel, removal) are `API`.
+//! - The customer [`StandIn::customer_writes`] speaks for is the conversation's first
+//!   participant that is not an agent: an SMS participant, or a chat identity that no
+//!   interaction channel maps to a non-customer participant and that names no worker
+//!   (friendly name, `contact_uri`, or `contact_uri` without `client:`).
+//! - A scoped webhook configured with `Configuration.Method=GET` is delivered as a POST with a
+//!   form body all the same (signed the same way).
+//! - Conversations webhooks get the same retries as TaskRouter callbacks ([`CallbackRetry`]);
+//!   Twilio documents none for them (connection overrides do not apply to Conversations).
+//! - Seeded conversations have a messaging service ([`StandInConfig::messaging_service_sid`])
+//!   unless the seed names one, as every Twilio conversation has.
 //!
-//! The stand-in keeps no timers: conversation `Timers.*` are stored and shown, not fired; tasks
+//! The stand-in keeps no timers: conversation `Timers.*` are stored and shown, not fired
+//! ([`StandIn::close_conversation_by_timer`] plays one); tasks
 //! and reservations time out when a test says so ([`StandIn::time_out_task`],
 //! [`StandIn::time_out_reservation`]); reservations exist because a test offered them
 //! ([`StandIn::offer`]), an automatic offer made them when the task was created
