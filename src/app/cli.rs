@@ -28,6 +28,36 @@ pub enum Command {
     Migrate(DatabaseArgs),
     /// Send signed TaskRouter callbacks to a running baton and report throughput and latency.
     Loadgen(LoadgenArgs),
+    /// Run one orphan sweep: find idle open conversations, confirm with Twilio, close them.
+    Sweep(SweepArgs),
+}
+
+/// `baton sweep`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
+    pub twilio_account_sid: Option<String>,
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub twilio_auth_token: Option<String>,
+    #[arg(long, env = "TWILIO_API_BASE_URL")]
+    pub twilio_api_base_url: Option<String>,
+    /// List what would be closed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only conversations with no live task for at least this long (e.g. 30m, 1h, 2d).
+    #[arg(long, default_value = "1h")]
+    pub older_than: String,
+    /// Most conversations looked at.
+    #[arg(long, default_value_t = 1000)]
+    pub limit: i64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// How long to wait for the closes to be sent.
+    #[arg(long, default_value = "60s")]
+    pub wait: String,
 }
 
 /// Exit code 2: configuration error (one line on stderr).
@@ -94,5 +124,194 @@ pub async fn run(cli: Cli) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => failure(e),
         },
+        Command::Sweep(args) => {
+            telemetry::init_tracing(configuration::LogFormat::Text);
+            match sweep(args).await {
+                Ok(code) => code,
+                Err(SweepFailure::Config(e)) => config_failure(e),
+                Err(SweepFailure::Run(e)) => failure(e),
+            }
+        }
     }
+}
+
+enum SweepFailure {
+    Config(ConfigError),
+    Run(anyhow::Error),
+}
+
+impl From<ConfigError> for SweepFailure {
+    fn from(e: ConfigError) -> Self {
+        SweepFailure::Config(e)
+    }
+}
+
+async fn sweep(args: SweepArgs) -> Result<ExitCode, SweepFailure> {
+    use crate::app::dispatcher::{Dispatcher, DispatcherConfig};
+    use crate::app::orphans::{OrphanConfig, OrphanWorker};
+    use crate::domain::sid::{Sid, SidKind};
+    use crate::twilio::TwilioClient;
+    use anyhow::Context;
+    use std::sync::Arc;
+
+    let url = configuration::database_url(&args.database)?;
+    let older_than = configuration::duration(&args.older_than, "--older-than")?;
+    let wait = configuration::duration(&args.wait, "--wait")?;
+    let missing = |name| ConfigError::Missing { name };
+    let account = args
+        .twilio_account_sid
+        .as_deref()
+        .ok_or_else(|| missing("TWILIO_ACCOUNT_SID"))?;
+    let account =
+        Sid::parse_kind(account.trim(), SidKind::Account).map_err(|e| ConfigError::Invalid {
+            name: "TWILIO_ACCOUNT_SID",
+            reason: e.to_string(),
+        })?;
+    let token = args
+        .twilio_auth_token
+        .as_deref()
+        .and_then(|t| t.split(',').map(str::trim).find(|t| !t.is_empty()))
+        .ok_or_else(|| missing("TWILIO_AUTH_TOKEN"))?;
+    let base = match args.twilio_api_base_url.as_deref().map(str::trim) {
+        Some(raw) if !raw.is_empty() => {
+            Some(url::Url::parse(raw).map_err(|e| ConfigError::Invalid {
+                name: "TWILIO_API_BASE_URL",
+                reason: format!("is not a valid URL ({e})"),
+            })?)
+        }
+        _ => None,
+    };
+    let run = async {
+        let pool = store::connect_lazy(url.expose_secret(), &PoolSettings::default())
+            .context("DATABASE_URL is not a usable Postgres URL")?;
+        store::migrate(&pool).await.context("migrations failed")?;
+        let client = TwilioClient::new(
+            account.as_str(),
+            secrecy::SecretString::from(token.to_owned()),
+            base,
+            std::time::Duration::from_secs(15),
+        )
+        .context("could not build the Twilio HTTP client")?;
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let worker = OrphanWorker::new(
+            pool.clone(),
+            client.clone(),
+            OrphanConfig::default(),
+            wake.clone(),
+        );
+        let mut items = worker
+            .sweep(args.dry_run, older_than, args.limit)
+            .await
+            .context("sweep failed")?;
+        if !args.dry_run && items.iter().any(|i| i.action == "closing") {
+            // Send the closes now (a running baton would too; the outbox sends each once).
+            let dispatcher =
+                Dispatcher::new(pool.clone(), client, DispatcherConfig::default(), wake);
+            let deadline = std::time::Instant::now() + wait;
+            loop {
+                dispatcher
+                    .drain_due()
+                    .await
+                    .context("sending the closes failed")?;
+                let sids: Vec<String> = items
+                    .iter()
+                    .filter(|i| i.action == "closing")
+                    .map(|i| i.conversation_sid.clone())
+                    .collect();
+                let pending: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM conversation_closes k JOIN outbox o ON o.id = k.outbox_id
+                     WHERE k.conversation_sid = ANY($1) AND o.state = 'pending'",
+                )
+                .bind(&sids)
+                .fetch_one(&pool)
+                .await
+                .context("reading the closes failed")?;
+                if pending == 0 || std::time::Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            for item in items.iter_mut().filter(|i| i.action == "closing") {
+                let result: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+                    "SELECT k.result, o.state FROM conversation_closes k
+                     LEFT JOIN outbox o ON o.id = k.outbox_id WHERE k.conversation_sid = $1",
+                )
+                .bind(&item.conversation_sid)
+                .fetch_optional(&pool)
+                .await
+                .context("reading the closes failed")?;
+                item.action = match result {
+                    Some((Some(r), _)) if r == "closed" => "closed".into(),
+                    Some((Some(r), _)) if r == "already_closed" => "already_closed".into(),
+                    Some((Some(r), _)) => {
+                        item.detail = Some(r);
+                        "kept".into()
+                    }
+                    Some((None, Some(state))) if state == "dead" => "dead".into(),
+                    _ => "pending".into(),
+                };
+            }
+        }
+        Ok::<_, anyhow::Error>(items)
+    };
+    let items = run.await.map_err(SweepFailure::Run)?;
+    if args.json {
+        let out = serde_json::to_string_pretty(&items).unwrap_or_else(|_| "[]".into());
+        println!("{out}");
+    } else {
+        print_sweep_table(&items, args.dry_run);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_sweep_table(items: &[crate::app::orphans::SweepItem], dry_run: bool) {
+    let rows: Vec<[String; 4]> = items
+        .iter()
+        .map(|i| {
+            [
+                i.conversation_sid.clone(),
+                i.idle_since
+                    .with_timezone(&chrono::Local)
+                    .format("%Y-%m-%d %H:%M:%S %Z")
+                    .to_string(),
+                i.action.clone(),
+                i.detail.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let header = ["CONVERSATION", "IDLE SINCE", "ACTION", "DETAIL"];
+    let widths: Vec<usize> = (0..4)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .chain([header[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: [&str; 4]| {
+        let text: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", text.join("  ").trim_end());
+    };
+    line(header);
+    for r in &rows {
+        line([&r[0], &r[1], &r[2], &r[3]]);
+    }
+    let closing = items
+        .iter()
+        .filter(|i| matches!(i.action.as_str(), "would_close" | "closed" | "closing"))
+        .count();
+    println!(
+        "{} conversation(s) looked at; {closing} {}",
+        items.len(),
+        if dry_run {
+            "would be closed (dry run)"
+        } else {
+            "closed"
+        }
+    );
 }

@@ -81,6 +81,20 @@ pub struct ServeArgs {
     /// `transferTargetSid`/`transferTargetType`, like flex-project-template's "Chat Transfer").
     #[arg(long, env = "BATON_TRANSFER_WORKFLOW_SID")]
     pub transfer_workflow_sid: Option<String>,
+    /// How long after a conversation's last task ended baton waits before closing it as an
+    /// orphan (a follow-up transfer or re-invite in that time keeps it open). E.g. `30s`.
+    #[arg(long, env = "BATON_ORPHAN_GRACE", default_value = "30s")]
+    pub orphan_grace: String,
+    /// How often the reconciler sweeps for idle open conversations (`off` to disable).
+    #[arg(long, env = "BATON_SWEEP_INTERVAL", default_value = "5m")]
+    pub sweep_interval: String,
+    /// How long a conversation must have had no live task before the sweep looks at it.
+    #[arg(long, env = "BATON_SWEEP_OLDER_THAN", default_value = "1h")]
+    pub sweep_older_than: String,
+    /// On `workflow.timeout` of a conversation task, invite the customer again through this
+    /// workflow (WW…) instead of closing the conversation. Unset: close it.
+    #[arg(long, env = "BATON_TIMEOUT_FALLBACK_WORKFLOW_SID")]
+    pub timeout_fallback_workflow_sid: Option<String>,
     /// Seconds to finish in-flight requests and claimed work after SIGTERM.
     #[arg(long, env = "BATON_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,
@@ -115,7 +129,38 @@ pub struct Settings {
     pub twilio_concurrency: usize,
     pub complete_on: CompleteOn,
     pub transfer_workflow_sid: Option<Sid>,
+    pub orphan_grace: Duration,
+    pub sweep_interval: Option<Duration>,
+    pub sweep_older_than: Duration,
+    pub timeout_fallback_workflow_sid: Option<Sid>,
     pub shutdown_timeout: Duration,
+}
+
+/// A duration such as `30s`, `5m`, `1h 30m`.
+pub fn duration(raw: &str, name: &'static str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(raw.trim()).map_err(|e| ConfigError::Invalid {
+        name,
+        reason: format!("must be a duration such as 30s, 5m or 1h ({e})"),
+    })
+}
+
+/// A duration, or `off` (also `0`) for none.
+pub fn optional_duration(raw: &str, name: &'static str) -> Result<Option<Duration>, ConfigError> {
+    match raw.trim() {
+        "off" | "none" | "0" | "" => Ok(None),
+        other => duration(other, name).map(|d| (!d.is_zero()).then_some(d)),
+    }
+}
+
+fn optional_sid(
+    value: &Option<String>,
+    name: &'static str,
+    kind: SidKind,
+) -> Result<Option<Sid>, ConfigError> {
+    match value.as_deref().map(str::trim) {
+        Some(raw) if !raw.is_empty() => Some(sid(&Some(raw.to_owned()), name, kind)).transpose(),
+        _ => Ok(None),
+    }
 }
 
 fn required(value: &Option<String>, name: &'static str) -> Result<String, ConfigError> {
@@ -242,14 +287,19 @@ impl Settings {
                 name: "BATON_COMPLETE_ON",
                 reason,
             })?;
-        let transfer_workflow_sid = match args.transfer_workflow_sid.as_deref().map(str::trim) {
-            Some(raw) if !raw.is_empty() => Some(sid(
-                &Some(raw.to_owned()),
-                "BATON_TRANSFER_WORKFLOW_SID",
-                SidKind::Workflow,
-            )?),
-            _ => None,
-        };
+        let transfer_workflow_sid = optional_sid(
+            &args.transfer_workflow_sid,
+            "BATON_TRANSFER_WORKFLOW_SID",
+            SidKind::Workflow,
+        )?;
+        let timeout_fallback_workflow_sid = optional_sid(
+            &args.timeout_fallback_workflow_sid,
+            "BATON_TIMEOUT_FALLBACK_WORKFLOW_SID",
+            SidKind::Workflow,
+        )?;
+        let orphan_grace = duration(&args.orphan_grace, "BATON_ORPHAN_GRACE")?;
+        let sweep_interval = optional_duration(&args.sweep_interval, "BATON_SWEEP_INTERVAL")?;
+        let sweep_older_than = duration(&args.sweep_older_than, "BATON_SWEEP_OLDER_THAN")?;
         Ok(Settings {
             database_url,
             db_pool_size: args.database.db_pool_size.max(2),
@@ -268,6 +318,10 @@ impl Settings {
             twilio_concurrency: args.twilio_concurrency.clamp(1, 256),
             complete_on,
             transfer_workflow_sid,
+            orphan_grace,
+            sweep_interval,
+            sweep_older_than,
+            timeout_fallback_workflow_sid,
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
         })
     }
@@ -340,6 +394,23 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "TWILIO_WORKSPACE_SID must start with WS (a TaskRouter workspace SID)"
+        );
+    }
+
+    #[test]
+    fn durations_parse_and_name_the_setting() {
+        let s = args(&["--orphan-grace", "2s", "--sweep-interval", "off"]).unwrap();
+        assert_eq!(s.orphan_grace, Duration::from_secs(2));
+        assert_eq!(s.sweep_interval, None);
+        assert_eq!(s.sweep_older_than, Duration::from_secs(3600));
+        let s = args(&[]).unwrap();
+        assert_eq!(s.orphan_grace, Duration::from_secs(30));
+        assert_eq!(s.sweep_interval, Some(Duration::from_secs(300)));
+        let e = args(&["--orphan-grace", "soon"]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("BATON_ORPHAN_GRACE must be a duration"),
+            "{e}"
         );
     }
 

@@ -2,13 +2,14 @@
 //! `done`, a later retry (exponential backoff with full jitter, `Retry-After` honoured), or
 //! `dead` (shown to ops) — never silently dropped.
 
+use crate::domain::orphan::{self, TwilioView};
 use crate::domain::outbound::{
     agent_participant, stamp_attributes, Procedure, Product, TwilioRequest,
 };
 use crate::domain::retry::{Decision, Outcome, RetryPolicy};
-use crate::store::chains;
 use crate::store::outbox::{self, AttemptRecord, ClaimedCall, Next};
 use crate::store::StoreError;
+use crate::store::{chains, conversations};
 use crate::twilio::{Response, TransportError, TwilioClient};
 use rand::Rng;
 use sqlx::PgPool;
@@ -28,6 +29,9 @@ pub struct DispatcherConfig {
     /// How often to look for due calls when nothing wakes the dispatcher.
     pub poll: Duration,
     pub policy: RetryPolicy,
+    /// How long after an invite was sent it still holds its conversation open (its task may
+    /// not have been reported yet): the orphan grace period.
+    pub invite_window: Duration,
 }
 
 impl Default for DispatcherConfig {
@@ -37,8 +41,28 @@ impl Default for DispatcherConfig {
             lease: Duration::from_secs(60),
             poll: Duration::from_millis(200),
             policy: RetryPolicy::default(),
+            invite_window: Duration::from_secs(30),
         }
     }
+}
+
+/// What one attempt of a call did.
+enum Executed {
+    /// Twilio answered the deciding request.
+    Answered(Response, Note),
+    /// The call was not needed any more (checked at send time); nothing was written.
+    Withdrawn(String),
+}
+
+/// What a procedure learned, recorded after the attempt.
+enum Note {
+    None,
+    /// An Insights stamp is in place; whether the task already carried it.
+    Stamped {
+        already_linked: bool,
+    },
+    /// A close found the conversation closed already, or closed it.
+    Close(&'static str),
 }
 
 #[derive(Clone)]
@@ -150,12 +174,12 @@ impl Dispatcher {
     /// Runs one attempt of a call: a single request, or a procedure's reads and write. Returns
     /// the answer that decides the outcome, and for an Insights stamp whether the task was
     /// already linked (`Some` only when the stamp is in place).
-    async fn execute(
-        &self,
-        call: &ClaimedCall,
-    ) -> Result<(Response, Option<bool>), TransportError> {
+    async fn execute(&self, call: &ClaimedCall) -> Result<Executed, TransportError> {
         match &call.procedure {
-            None => Ok((self.client.send(&call.request).await?, None)),
+            None => Ok(Executed::Answered(
+                self.client.send(&call.request).await?,
+                Note::None,
+            )),
             Some(Procedure::StampInsights {
                 workspace_sid,
                 task_sid,
@@ -169,7 +193,7 @@ impl Dispatcher {
                         .send(&TwilioRequest::get(Product::TaskRouter, path.as_str()))
                         .await?;
                     if !(200..300).contains(&read.status) {
-                        return Ok((read, None));
+                        return Ok(Executed::Answered(read, Note::None));
                     }
                     let attributes = serde_json::from_str::<serde_json::Value>(&read.body)
                         .ok()
@@ -177,7 +201,12 @@ impl Dispatcher {
                         .and_then(|raw| serde_json::from_str::<serde_json::Value>(&raw).ok())
                         .unwrap_or(serde_json::Value::Null);
                     let Some(merged) = stamp_attributes(&attributes, chain_id) else {
-                        return Ok((read, Some(true)));
+                        return Ok(Executed::Answered(
+                            read,
+                            Note::Stamped {
+                                already_linked: true,
+                            },
+                        ));
                     };
                     let write = TwilioRequest {
                         if_match: read.etag.clone(),
@@ -189,18 +218,24 @@ impl Dispatcher {
                     };
                     let written = self.client.send(&write).await?;
                     if written.status != 412 {
-                        let ok = (200..300).contains(&written.status);
-                        return Ok((written, ok.then_some(false)));
+                        let note = if (200..300).contains(&written.status) {
+                            Note::Stamped {
+                                already_linked: false,
+                            }
+                        } else {
+                            Note::None
+                        };
+                        return Ok(Executed::Answered(written, note));
                     }
                 }
-                Ok((
+                Ok(Executed::Answered(
                     Response {
                         status: 412,
                         body: String::new(),
                         retry_after: None,
                         etag: None,
                     },
-                    None,
+                    Note::None,
                 ))
             }
             Some(Procedure::CloseAgentParticipant {
@@ -216,20 +251,23 @@ impl Dispatcher {
                     .send(&TwilioRequest::get(Product::Flex, base.as_str()))
                     .await?;
                 if !(200..300).contains(&list.status) {
-                    return Ok((list, None));
+                    return Ok(Executed::Answered(list, Note::None));
                 }
                 let body: serde_json::Value =
                     serde_json::from_str(&list.body).unwrap_or(serde_json::Value::Null);
                 let Some(participant) = agent_participant(&body, task_sid) else {
                     // The agent already left: nothing to close.
-                    return Ok((list, None));
+                    return Ok(Executed::Answered(list, Note::None));
                 };
                 let close = TwilioRequest::post(
                     Product::Flex,
                     format!("{base}/{participant}"),
                     vec![("Status".into(), "closed".into())],
                 );
-                Ok((self.client.send(&close).await?, None))
+                Ok(Executed::Answered(
+                    self.client.send(&close).await?,
+                    Note::None,
+                ))
             }
             Some(Procedure::CreateOnce { lookup, marker }) => {
                 // Only after an attempt whose fate is unknown could the resource exist already.
@@ -237,10 +275,51 @@ impl Dispatcher {
                     let found = self.client.send(lookup).await?;
                     if (200..300).contains(&found.status) && found.body.contains(marker.as_str()) {
                         tracing::info!(outbox_id = call.id, %marker, "an earlier attempt already created it");
-                        return Ok((found, None));
+                        return Ok(Executed::Answered(found, Note::None));
                     }
                 }
-                Ok((self.client.send(&call.request).await?, None))
+                Ok(Executed::Answered(
+                    self.client.send(&call.request).await?,
+                    Note::None,
+                ))
+            }
+            Some(Procedure::CloseOrphan {
+                conversation_sid,
+                interaction,
+            }) => {
+                // Checked again at send time: a task, invite, transfer or park may have
+                // appeared since the close was decided.
+                let mut occupancy = {
+                    let mut conn = match self.pool.acquire().await {
+                        Ok(conn) => conn,
+                        Err(e) => return Err(TransportError(format!("database: {e}"))),
+                    };
+                    conversations::occupancy(&mut conn, conversation_sid, self.config.invite_window)
+                        .await
+                        .map_err(|e| TransportError(format!("database: {e}")))?
+                };
+                occupancy.close_decided = false;
+                if let Err(keep) = occupancy.verdict() {
+                    if keep == orphan::Keep::AlreadyClosed || keep == orphan::Keep::Removed {
+                        return Ok(Executed::Withdrawn("already_closed".into()));
+                    }
+                    return Ok(Executed::Withdrawn(format!("kept: {keep}")));
+                }
+                match confirm_orphan(&self.client, conversation_sid, interaction.as_ref()).await? {
+                    Confirmation::Answered(response) => {
+                        Ok(Executed::Answered(response, Note::None))
+                    }
+                    Confirmation::View(TwilioView::AlreadyClosed) => {
+                        Ok(Executed::Withdrawn("already_closed".into()))
+                    }
+                    Confirmation::View(TwilioView::Occupied(why)) => {
+                        Ok(Executed::Withdrawn(format!("kept: {why}")))
+                    }
+                    Confirmation::View(TwilioView::Orphaned) => Ok(Executed::Answered(
+                        self.client.send(&call.request).await?,
+                        Note::Close("closed"),
+                    )),
+                }
             }
         }
     }
@@ -248,22 +327,48 @@ impl Dispatcher {
     async fn attempt(&self, call: ClaimedCall) {
         let started_at = chrono::Utc::now();
         let kind = call.kind;
+        let mut close_result: Option<String> = None;
         let (outcome, record) = match self.execute(&call).await {
-            Ok((response, stamped)) => {
-                if let (
-                    Some(already_linked),
-                    Some(Procedure::StampInsights {
-                        task_sid, chain_id, ..
-                    }),
-                ) = (stamped, &call.procedure)
-                {
-                    if let Err(e) =
-                        chains::record_stamp(&self.pool, task_sid, chain_id, already_linked).await
-                    {
-                        tracing::warn!(outbox_id = call.id, error = %e, "could not record an Insights stamp");
+            Ok(Executed::Withdrawn(why)) => {
+                tracing::info!(outbox_id = call.id, kind = kind.as_str(), %why, "outbound call withdrawn at send time");
+                close_result = Some(why.clone());
+                (
+                    Outcome::Success,
+                    AttemptRecord {
+                        started_at,
+                        http_status: None,
+                        twilio_code: None,
+                        error: None,
+                        response: Some(serde_json::json!({ "withdrawn": why })),
+                    },
+                )
+            }
+            Ok(Executed::Answered(response, note)) => {
+                match (&note, &call.procedure) {
+                    (
+                        Note::Stamped { already_linked },
+                        Some(Procedure::StampInsights {
+                            task_sid, chain_id, ..
+                        }),
+                    ) => {
+                        if let Err(e) =
+                            chains::record_stamp(&self.pool, task_sid, chain_id, *already_linked)
+                                .await
+                        {
+                            tracing::warn!(outbox_id = call.id, error = %e, "could not record an Insights stamp");
+                        }
                     }
+                    (Note::Close(result), _) if (200..300).contains(&response.status) => {
+                        close_result = Some((*result).to_owned());
+                    }
+                    _ => {}
                 }
                 let outcome = response.outcome(|s, c| kind.already_done(s, c));
+                if matches!(outcome, Outcome::AlreadyDone { .. })
+                    && matches!(call.procedure, Some(Procedure::CloseOrphan { .. }))
+                {
+                    close_result = Some("already_closed".into());
+                }
                 let error = response.error();
                 let record = AttemptRecord {
                     started_at,
@@ -311,9 +416,53 @@ impl Dispatcher {
             }
             Decision::Done => {}
         }
+        if let (
+            Some(result),
+            Some(Procedure::CloseOrphan {
+                conversation_sid, ..
+            }),
+        ) = (&close_result, &call.procedure)
+        {
+            if let Err(e) =
+                conversations::record_close_result(&self.pool, conversation_sid, result).await
+            {
+                tracing::warn!(outbox_id = call.id, error = %e, "could not record a close result");
+            }
+        }
         if let Err(e) = outbox::finish_attempt(&self.pool, self.id, &call, &record, &next).await {
             // The lease will expire and the call be retried; Twilio-side idempotency covers it.
             tracing::warn!(outbox_id = call.id, error = %e, "could not record an outbox attempt");
         }
     }
+}
+
+/// What confirming an orphan with Twilio found.
+pub enum Confirmation {
+    /// A read failed: this answer decides the attempt (retried, or dead).
+    Answered(Response),
+    View(TwilioView),
+}
+
+/// Reads the interaction channel (or conversation) and its participants, and judges them
+/// (`domain::orphan`). Shared by the close procedure and the sweep.
+pub async fn confirm_orphan(
+    client: &TwilioClient,
+    conversation_sid: &str,
+    interaction: Option<&(String, String)>,
+) -> Result<Confirmation, TransportError> {
+    let (resource, participants) = orphan::confirmation_reads(conversation_sid, interaction);
+    let resource = client.send(&resource).await?;
+    if resource.status == 404 {
+        return Ok(Confirmation::View(TwilioView::AlreadyClosed));
+    }
+    if !(200..300).contains(&resource.status) {
+        return Ok(Confirmation::Answered(resource));
+    }
+    let participants = client.send(&participants).await?;
+    if !(200..300).contains(&participants.status) {
+        return Ok(Confirmation::Answered(participants));
+    }
+    let parse = |body: &str| serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
+    let (resource, participants) = (parse(&resource.body), parse(&participants.body));
+    Ok(Confirmation::View(orphan::judge(&resource, &participants)))
 }

@@ -3,8 +3,9 @@
 //! applied exactly once however many processes run.
 
 use crate::domain::chain::{self, CompleteOn};
-use crate::domain::event::TwilioEvent;
+use crate::domain::event::{ConversationsEventType, TaskRouterEventType, TwilioEvent};
 use crate::domain::facts::{self, Observation, ReservationFact, TaskFact, WorkerFact};
+use crate::domain::orphan::{self, ConversationRef};
 use crate::store::{self, inbox::ClaimedEvent, StoreError};
 use sqlx::PgPool;
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,6 +33,12 @@ pub struct ProcessorConfig {
     pub workspace_sid: String,
     /// When a transfer's transferring side is finished (`BATON_COMPLETE_ON`).
     pub complete_on: CompleteOn,
+    /// How long after its last task ended a conversation is looked at for closing
+    /// (`BATON_ORPHAN_GRACE`).
+    pub orphan_grace: Duration,
+    /// `workflow.timeout` of a conversation task: invite the customer again through this
+    /// workflow instead of closing (`BATON_TIMEOUT_FALLBACK_WORKFLOW_SID`).
+    pub fallback_workflow_sid: Option<String>,
 }
 
 impl Default for ProcessorConfig {
@@ -44,6 +51,8 @@ impl Default for ProcessorConfig {
             max_attempts: 10,
             workspace_sid: String::new(),
             complete_on: CompleteOn::default(),
+            orphan_grace: Duration::from_secs(30),
+            fallback_workflow_sid: None,
         }
     }
 }
@@ -197,14 +206,10 @@ impl Processor {
             nodes.iter().map(|n| (n.task_sid.as_str(), n)).collect();
         for c in &chains {
             for action in chain::decide(c, &by_sid, self.config.complete_on) {
-                let planned = action.plan(&self.config.workspace_sid);
-                let call = store::outbox::NewCall {
-                    idempotency_key: planned.idempotency_key,
-                    kind: planned.kind,
-                    request: planned.request,
-                    procedure: planned.procedure,
+                let call = store::outbox::NewCall::planned(
+                    action.plan(&self.config.workspace_sid),
                     caused_by_event,
-                };
+                );
                 if store::outbox::enqueue(tx, &call).await? {
                     tracing::info!(chain_id = %c.chain_id, key = %call.idempotency_key, "chain decision enqueued");
                     self.decided
@@ -212,6 +217,73 @@ impl Processor {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Conversations: their reported state, orphan checks for those whose task ended, and the
+    /// fallback invite of a task whose workflow timed out.
+    async fn update_conversations(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        events: &[(&ClaimedEvent, TwilioEvent, i64)],
+    ) -> Result<(), StoreError> {
+        let mut ended: Vec<(String, String)> = Vec::new();
+        for (row, event, ms) in events {
+            match event {
+                TwilioEvent::Taskrouter(tr) if orphan::ends_task(&tr.event_type) => {
+                    let Some(task) = &tr.task else { continue };
+                    ended.push((task.task_sid.clone(), tr.event_type.as_str().to_owned()));
+                    let fallback = self.config.fallback_workflow_sid.as_deref();
+                    if let (Some(workflow), TaskRouterEventType::WorkflowTimeout) =
+                        (fallback, &tr.event_type)
+                    {
+                        let attrs = row.task_attributes.as_ref();
+                        let call = attrs
+                            .and_then(|a| Some((a, ConversationRef::from_attributes(a)?)))
+                            .and_then(|(attrs, conversation)| {
+                                orphan::fallback_invite(
+                                    &task.task_sid,
+                                    &conversation,
+                                    attrs,
+                                    &self.config.workspace_sid,
+                                    workflow,
+                                    task.task_channel_unique_name.as_deref(),
+                                )
+                            });
+                        if let Some(call) = call {
+                            let call = store::outbox::NewCall::planned(call, Some(row.id));
+                            if store::outbox::enqueue(tx, &call).await? {
+                                tracing::info!(task_sid = %task.task_sid, key = %call.idempotency_key, "workflow timed out: customer invited again through the fallback workflow");
+                                self.decided
+                                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+                TwilioEvent::Conversations(c) => {
+                    let Some(sid) = c.conversation_sid.as_deref() else {
+                        continue;
+                    };
+                    let removed = c.event_type == ConversationsEventType::ConversationRemoved;
+                    let state = match c.event_type {
+                        ConversationsEventType::ConversationStateUpdated => c.state_to.as_deref(),
+                        ConversationsEventType::ConversationRemoved => Some("closed"),
+                        _ => continue,
+                    };
+                    store::conversations::apply_state(
+                        tx,
+                        sid,
+                        state,
+                        removed,
+                        *ms,
+                        c.reason.as_deref(),
+                    )
+                    .await?;
+                }
+                _ => {}
+            }
+        }
+        store::conversations::schedule_checks(tx, &ended, self.config.orphan_grace).await?;
         Ok(())
     }
 
@@ -262,6 +334,7 @@ impl Processor {
         // stored version's links went in with it, so most events (which repeat the attributes)
         // add nothing.
         let mut links: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut conversations: Vec<ConversationRef> = Vec::new();
         for (_, event, _) in &events {
             let TwilioEvent::Taskrouter(tr) = event else {
                 continue;
@@ -280,6 +353,7 @@ impl Processor {
             for link in chain::links(&t.task_sid, attrs) {
                 links.insert((t.task_sid.clone(), link));
             }
+            conversations.extend(ConversationRef::from_attributes(attrs));
         }
         let mut reservations: BTreeMap<String, ReservationFact> =
             store::facts::lock_and_load(&mut tx, &reservation_sids).await?;
@@ -320,6 +394,8 @@ impl Processor {
         store::chains::add_links(&mut tx, &links).await?;
         let first_event = events.first().map(|(row, _, _)| row.id);
         self.update_chains(&mut tx, &task_sids, first_event).await?;
+        store::conversations::upsert(&mut tx, &conversations).await?;
+        self.update_conversations(&mut tx, &events).await?;
 
         let owned_ids: Vec<i64> = events.iter().map(|(row, _, _)| row.id).collect();
         let lags = store::inbox::mark_processed(&mut tx, self.id, &owned_ids).await?;

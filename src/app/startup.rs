@@ -3,6 +3,7 @@
 
 use super::configuration::Settings;
 use super::dispatcher::{Dispatcher, DispatcherConfig};
+use super::orphans::{OrphanConfig, OrphanWorker};
 use super::processor::{Processor, ProcessorConfig};
 use super::telemetry;
 use super::transfers::TransferService;
@@ -34,6 +35,8 @@ pub struct BuildOptions {
     pub processor: ProcessorConfig,
     /// The outbox dispatcher, if this process sends Twilio calls.
     pub dispatcher: Option<DispatcherConfig>,
+    /// Orphan checks and sweeps, if this process runs them.
+    pub orphans: Option<OrphanConfig>,
 }
 
 impl BuildOptions {
@@ -46,6 +49,7 @@ impl BuildOptions {
                 concurrency: settings.twilio_concurrency,
                 ..DispatcherConfig::default()
             }),
+            orphans: Some(OrphanConfig::default()),
         }
     }
 }
@@ -111,6 +115,11 @@ impl Application {
         let processor_config = ProcessorConfig {
             workspace_sid: settings.workspace_sid.to_string(),
             complete_on: settings.complete_on,
+            orphan_grace: settings.orphan_grace,
+            fallback_workflow_sid: settings
+                .timeout_fallback_workflow_sid
+                .as_ref()
+                .map(|s| s.to_string()),
             ..options.processor.clone()
         };
         let mut workers: Vec<JoinHandle<()>> = (0..options.processors)
@@ -121,7 +130,25 @@ impl Application {
                 tokio::spawn(processor.run(shutdown.child_token()))
             })
             .collect();
+        if let Some(config) = options.orphans {
+            let worker = OrphanWorker::new(
+                pool.clone(),
+                client.clone(),
+                OrphanConfig {
+                    grace: settings.orphan_grace,
+                    sweep_interval: settings.sweep_interval,
+                    sweep_older_than: settings.sweep_older_than,
+                    ..config
+                },
+                outbox_wake.clone(),
+            );
+            workers.push(tokio::spawn(worker.run(shutdown.child_token())));
+        }
         if let Some(config) = options.dispatcher {
+            let config = DispatcherConfig {
+                invite_window: settings.orphan_grace,
+                ..config
+            };
             let dispatcher = Dispatcher::new(pool.clone(), client, config, outbox_wake);
             workers.push(tokio::spawn(dispatcher.run(shutdown.child_token())));
         }

@@ -378,6 +378,8 @@ impl TransferService {
                     marker: transfer_id.clone(),
                 }),
                 caused_by_event: None,
+                conversation_sid: crate::domain::transfer::conversation_keys(&attributes)
+                    .conversation_sid,
             },
         )
         .await?;

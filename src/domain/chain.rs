@@ -582,6 +582,8 @@ pub struct PlannedCall {
     pub kind: OperationKind,
     pub request: TwilioRequest,
     pub procedure: Option<Procedure>,
+    /// The conversation the call is about (an invite keeps it open until its task is seen).
+    pub conversation_sid: Option<String>,
 }
 
 fn complete_task(
@@ -728,11 +730,18 @@ impl Action {
                 }
             }
         };
+        let conversation_sid = match self {
+            Action::RouteBack { attributes, .. } => {
+                transfer::conversation_keys(attributes).conversation_sid
+            }
+            _ => None,
+        };
         PlannedCall {
             idempotency_key: key,
             kind,
             request,
             procedure,
+            conversation_sid,
         }
     }
 }

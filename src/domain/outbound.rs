@@ -176,6 +176,13 @@ pub enum Procedure {
         lookup: Option<TwilioRequest>,
         marker: String,
     },
+    /// Close an orphaned conversation: check baton's state again (a task, invite, transfer or
+    /// park may have appeared since the decision), confirm with Twilio that only the customer
+    /// is left, then close the interaction channel (or the conversation).
+    CloseOrphan {
+        conversation_sid: String,
+        interaction: Option<(String, String)>,
+    },
 }
 
 /// The attributes to write so `attributes` carries `chain_id` as its Insights conversation id,

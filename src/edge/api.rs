@@ -185,6 +185,31 @@ pub async fn task_chain(
     }
 }
 
+/// `GET /api/v1/conversations/{sid}`: a conversation's tasks, chains, pending orphan check and
+/// close record.
+pub async fn get_conversation(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, EdgeError> {
+    let api = api(&state)?;
+    let caller = authenticate(&req, api, None).await?;
+    if !caller.may_read_history() {
+        return Err(EdgeError::Forbidden(
+            "conversation history needs the ops token or a Flex admin/supervisor".into(),
+        ));
+    }
+    let sid = Sid::parse_kind(&path, SidKind::Conversation)
+        .map_err(|e| EdgeError::Invalid(format!("{:?} is not a conversation SID: {e}", &*path)))?
+        .to_string();
+    match store::conversations::fetch_view(&state.pool, &sid).await? {
+        Some(view) => Ok(HttpResponse::Ok().json(view)),
+        None => Err(EdgeError::NoSuch(format!(
+            "baton has seen no task of conversation {sid}"
+        ))),
+    }
+}
+
 /// `POST /api/v1/transfers`.
 pub async fn create_transfer(
     req: HttpRequest,

@@ -47,6 +47,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/api/v1/tasks/{task_sid}/chain",
             web::get().to(api::task_chain),
         )
+        .route(
+            "/api/v1/conversations/{sid}",
+            web::get().to(api::get_conversation),
+        )
         .route("/api/v1/transfers", web::post().to(api::create_transfer))
         .route(
             "/api/v1/transfers/{transfer_id}",

@@ -2,6 +2,7 @@
 //! later layers) the outbox. Migrations are embedded from `migrations/`.
 
 pub mod chains;
+pub mod conversations;
 pub mod facts;
 pub mod inbox;
 pub mod outbox;

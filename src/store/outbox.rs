@@ -3,6 +3,7 @@
 //! send the same call at the same time; a crashed sender's calls come back when the lease ends.
 
 use super::StoreError;
+use crate::domain::chain::PlannedCall;
 use crate::domain::outbound::{OperationKind, Procedure, TwilioRequest};
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -17,6 +18,22 @@ pub struct NewCall {
     pub request: TwilioRequest,
     pub procedure: Option<Procedure>,
     pub caused_by_event: Option<i64>,
+    /// The conversation the call is about (a pending invite keeps it open).
+    pub conversation_sid: Option<String>,
+}
+
+impl NewCall {
+    /// A planned call, as decided while processing `caused_by_event`.
+    pub fn planned(planned: PlannedCall, caused_by_event: Option<i64>) -> NewCall {
+        NewCall {
+            idempotency_key: planned.idempotency_key,
+            kind: planned.kind,
+            request: planned.request,
+            procedure: planned.procedure,
+            caused_by_event,
+            conversation_sid: planned.conversation_sid,
+        }
+    }
 }
 
 /// Enqueues a call inside the caller's transaction. Returns false when a call with the same
@@ -34,8 +51,9 @@ pub async fn enqueue(
         .transpose()
         .map_err(|e| StoreError::Decode(e.to_string()))?;
     let inserted = sqlx::query(
-        "INSERT INTO outbox (idempotency_key, kind, request, procedure, caused_by_event)
-         VALUES ($1, $2, $3, $4, $5)
+        "INSERT INTO outbox (idempotency_key, kind, request, procedure, caused_by_event,
+                             conversation_sid)
+         VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (idempotency_key) DO NOTHING",
     )
     .bind(&call.idempotency_key)
@@ -43,6 +61,7 @@ pub async fn enqueue(
     .bind(request)
     .bind(procedure)
     .bind(call.caused_by_event)
+    .bind(&call.conversation_sid)
     .execute(&mut **tx)
     .await?;
     Ok(inserted.rows_affected() == 1)

@@ -63,6 +63,11 @@ pub struct AppOptions {
     pub public_url: Option<String>,
     pub dispatcher: Option<baton::app::dispatcher::DispatcherConfig>,
     pub transfer_workflow_sid: Option<String>,
+    /// Run orphan checks (and sweeps, with `sweep_interval`).
+    pub orphans: bool,
+    pub orphan_grace: Duration,
+    pub sweep_interval: Option<Duration>,
+    pub timeout_fallback_workflow_sid: Option<String>,
 }
 
 impl Default for AppOptions {
@@ -78,6 +83,10 @@ impl Default for AppOptions {
             public_url: None,
             dispatcher: None,
             transfer_workflow_sid: None,
+            orphans: false,
+            orphan_grace: Duration::from_secs(30),
+            sweep_interval: None,
+            timeout_fallback_workflow_sid: None,
         }
     }
 }
@@ -109,6 +118,13 @@ pub fn settings(database_url: &str, options: &AppOptions) -> Settings {
             .transfer_workflow_sid
             .as_deref()
             .map(|s| Sid::parse(s).expect("workflow sid")),
+        orphan_grace: options.orphan_grace,
+        sweep_interval: options.sweep_interval,
+        sweep_older_than: Duration::from_secs(3600),
+        timeout_fallback_workflow_sid: options
+            .timeout_fallback_workflow_sid
+            .as_deref()
+            .map(|s| Sid::parse(s).expect("workflow sid")),
         shutdown_timeout: Duration::from_secs(5),
     }
 }
@@ -136,6 +152,10 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
                 ..ProcessorConfig::default()
             },
             dispatcher: options.dispatcher.clone(),
+            orphans: options.orphans.then(|| baton::app::orphans::OrphanConfig {
+                poll: Duration::from_millis(20),
+                ..Default::default()
+            }),
         },
     )
     .await

@@ -1,8 +1,10 @@
 //! HTTP-level and database-level tests against a real Postgres (one fresh database per test).
 
 mod cli;
+mod flex;
 mod helpers;
 mod ingest;
+mod orphans;
 mod outbox;
 mod processor;
 mod transfers;

@@ -40,6 +40,7 @@ async fn rig(policy: RetryPolicy) -> Rig {
             lease: Duration::from_secs(30),
             poll: Duration::from_millis(20),
             policy,
+            ..DispatcherConfig::default()
         },
         Arc::new(Notify::new()),
     );
@@ -75,6 +76,7 @@ fn complete_task(twilio: &StandIn, task: &str) -> NewCall {
         },
         procedure: None,
         caused_by_event: None,
+        conversation_sid: None,
     }
 }
 
@@ -265,6 +267,7 @@ async fn a_permanent_error_dead_letters_at_once_with_twilio_s_message() {
         },
         procedure: None,
         caused_by_event: None,
+        conversation_sid: None,
     };
     enqueue(&rig.pool, &call).await;
     settle(&rig, Duration::from_secs(5)).await;

@@ -333,7 +333,7 @@ pub use error::{
 pub use faults::{FaultKind, Faults};
 pub use log::{LoggedRequest, LOGGED_HEADERS};
 pub use model::*;
-pub use play::TASK_TTL_EXCEEDED;
+pub use play::{TASK_TTL_EXCEEDED, WORKFLOW_TIMEOUT};
 pub use routes::{routes, Api, Body, ParamKind, ParamSpec, RouteSpec, META_FIELDS};
 pub use seed::*;
 pub use state::RecloseChannel;

@@ -15,6 +15,9 @@ use serde_json::Value;
 /// The reason (and `task.canceled` description) TaskRouter gives a task whose TTL ran out.
 pub const TASK_TTL_EXCEEDED: &str = "Task TTL Exceeded";
 
+/// The reason a task canceled after `workflow.timeout` carries.
+pub const WORKFLOW_TIMEOUT: &str = "Workflow Timeout";
+
 /// The automatic offer of a new task, made once the creating request has built its answer:
 /// TaskRouter routes after `CreateTask` returns, so the answer still shows a pending task.
 #[must_use = "make the offer after building the answer"]
@@ -303,6 +306,29 @@ impl StandIn {
     /// Panics unless the task is pending or reserved (an assigned task only ends as completed).
     pub fn cancel_task(&self, task_sid: &str, reason: &str) {
         self.cancel_early("cancel_task", "are canceled", task_sid, reason);
+    }
+
+    /// The task ran out of its workflow unmatched (no worker took it before the last filter's
+    /// timeout and no default queue caught it): `workflow.timeout`, then the task is canceled
+    /// with the reason [`WORKFLOW_TIMEOUT`] (`task.canceled`). Panics unless the task is pending
+    /// or reserved.
+    pub fn time_out_workflow(&self, task_sid: &str) {
+        self.play("time_out_workflow", |state, now| {
+            let status = task_status(state, task_sid)?;
+            if !matches!(status, TaskStatus::Pending | TaskStatus::Reserved) {
+                return Err(format!(
+                    "task {task_sid} is {status}; only pending or reserved tasks time out of their workflow"
+                ));
+            }
+            state.emit_workflow_timeout(now, task_sid);
+            state.move_task(
+                task_sid,
+                TaskStatus::Canceled,
+                Some(WORKFLOW_TIMEOUT.to_owned()),
+                now,
+            );
+            Ok(())
+        });
     }
 
     fn cancel_early(&self, what: &str, verb: &str, task_sid: &str, reason: &str) {

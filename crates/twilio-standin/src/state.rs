@@ -578,6 +578,28 @@ impl State {
         self.emit(now, event_type, "task", task_sid, description, fields);
     }
 
+    /// `workflow.timeout`: the task ran out of its workflow's filters and timeouts unmatched.
+    /// Its resource is the workflow; it carries the Task group.
+    pub(crate) fn emit_workflow_timeout(&mut self, now: DateTime<Utc>, task_sid: &str) {
+        if !self.emitting() {
+            return;
+        }
+        let Some(task) = self.tasks.get(task_sid) else {
+            return;
+        };
+        let fields = self.task_fields(task, now, true);
+        let workflow = task.workflow_sid.clone().unwrap_or_default();
+        let description = format!("Task {task_sid} timed out of Workflow {workflow}");
+        self.emit(
+            now,
+            "workflow.timeout",
+            "workflow",
+            &workflow,
+            description,
+            fields,
+        );
+    }
+
     /// A `reservation.*` event: the Task and Worker groups, `ReservationSid`, queue, workflow.
     pub(crate) fn emit_reservation(
         &mut self,
@@ -871,6 +893,31 @@ impl State {
         }
         let sid = self.sid("UT");
         let workspace_sid = self.settings.workspace_sid.clone();
+        // The agent joins the channel's conversation too, as a chat participant named by the
+        // worker's identity (what Flex's Conversations SDK client is), so the conversation's
+        // participant list shows who is still in it.
+        let conversation_participant_sid = self
+            .channels
+            .get(&channel_sid)
+            .and_then(|c| c.conversation_sid.clone())
+            .and_then(|ch| {
+                let identity = self.workers.get(worker_sid)?.friendly_name.clone();
+                let mb = self.sid("MB");
+                let now = Utc::now();
+                let conversation = self.conversations.get_mut(&ch)?;
+                conversation
+                    .participants
+                    .push(ConversationParticipantState {
+                        sid: mb.clone(),
+                        identity: Some(identity),
+                        attributes: "{}".into(),
+                        messaging_binding: None,
+                        role_sid: None,
+                        date_created: now,
+                        date_updated: now,
+                    });
+                Some(mb)
+            });
         if let Some(channel) = self.channels.get_mut(&channel_sid) {
             channel.participants.push(InteractionParticipantState {
                 sid,
@@ -882,7 +929,7 @@ impl State {
                     "worker_sid": worker_sid,
                     "reservation_sid": reservation_sid,
                 })),
-                conversation_participant_sid: None,
+                conversation_participant_sid,
             });
         }
     }

@@ -1,0 +1,304 @@
+//! Orphan cleanup: runs the due orphan checks (a conversation whose last task ended, after the
+//! grace period) and the periodic sweep that finds idle open conversations and confirms them
+//! with Twilio. Every close is an outbox call (`close:{CH}:{generation}`), checked once more when
+//! it is sent.
+
+use super::dispatcher::{confirm_orphan, Confirmation};
+use crate::domain::orphan::{self, CloseReason, ConversationRef, Keep, TwilioView};
+use crate::store::{self, conversations, StoreError};
+use crate::twilio::TwilioClient;
+use serde::Serialize;
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone)]
+pub struct OrphanConfig {
+    /// `BATON_ORPHAN_GRACE`: also how long a sent invite holds its conversation open.
+    pub grace: Duration,
+    /// How often due checks are looked for.
+    pub poll: Duration,
+    /// `BATON_SWEEP_INTERVAL` (`None`: no periodic sweep).
+    pub sweep_interval: Option<Duration>,
+    /// `BATON_SWEEP_OLDER_THAN`.
+    pub sweep_older_than: Duration,
+}
+
+impl Default for OrphanConfig {
+    fn default() -> Self {
+        OrphanConfig {
+            grace: Duration::from_secs(30),
+            poll: Duration::from_millis(250),
+            sweep_interval: Some(Duration::from_secs(300)),
+            sweep_older_than: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// What one sweep did (or, dry, would do) with one conversation.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SweepItem {
+    pub conversation_sid: String,
+    pub interaction_sid: Option<String>,
+    pub channel_sid: Option<String>,
+    pub idle_since: chrono::DateTime<chrono::Utc>,
+    /// `would_close`, `closing`, `kept`, `already_closed`, `unconfirmed`.
+    pub action: String,
+    pub detail: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct OrphanWorker {
+    pool: PgPool,
+    client: TwilioClient,
+    config: OrphanConfig,
+    outbox_wake: Arc<Notify>,
+}
+
+impl OrphanWorker {
+    pub fn new(
+        pool: PgPool,
+        client: TwilioClient,
+        config: OrphanConfig,
+        outbox_wake: Arc<Notify>,
+    ) -> OrphanWorker {
+        OrphanWorker {
+            pool,
+            client,
+            config,
+            outbox_wake,
+        }
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!("orphan cleanup started");
+        let mut next_sweep = self
+            .config
+            .sweep_interval
+            .map(|i| tokio::time::Instant::now() + i);
+        while !shutdown.is_cancelled() {
+            match self.run_due_checks().await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "orphan checks failed; retrying"),
+            }
+            if let (Some(at), Some(interval)) = (next_sweep, self.config.sweep_interval) {
+                if tokio::time::Instant::now() >= at {
+                    match self.sweep(false, self.config.sweep_older_than, 500).await {
+                        Ok(items) => {
+                            let closing = items.iter().filter(|i| i.action == "closing").count();
+                            metrics::counter!("baton_sweep_runs_total").increment(1);
+                            metrics::counter!("baton_sweep_closes_total").increment(closing as u64);
+                            tracing::info!(
+                                looked_at = items.len(),
+                                closing,
+                                "orphan sweep finished"
+                            );
+                        }
+                        Err(e) => tracing::warn!(error = %e, "orphan sweep failed"),
+                    }
+                    next_sweep = Some(tokio::time::Instant::now() + interval);
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tokio::time::sleep(self.config.poll) => {}
+            }
+        }
+        tracing::info!("orphan cleanup stopped");
+    }
+
+    /// Runs the checks that are due. Returns how many were looked at.
+    pub async fn run_due_checks(&self) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let due = conversations::claim_due_checks(&mut tx, 100).await?;
+        let mut decided = false;
+        for check in &due {
+            let ch = check.conversation_sid.as_str();
+            let occupancy = conversations::occupancy(&mut tx, ch, self.config.grace).await?;
+            match occupancy.verdict() {
+                Ok(()) => {
+                    let Some(conversation) = conversations::conversation_ref(&mut tx, ch).await?
+                    else {
+                        conversations::finish_check(&mut tx, ch, None).await?;
+                        continue;
+                    };
+                    decide_close(
+                        &mut tx,
+                        &conversation,
+                        CloseReason::Orphan,
+                        check.task_sid.as_deref(),
+                        check.event_type.as_deref(),
+                        None,
+                    )
+                    .await?;
+                    conversations::finish_check(&mut tx, ch, None).await?;
+                    decided = true;
+                }
+                // Invites and transfers resolve by themselves (a task appears, or the call
+                // dies): look again then.
+                Err(Keep::PendingInvite(_) | Keep::TransferInFlight(_)) => {
+                    tracing::debug!(
+                        conversation_sid = ch,
+                        "orphan check postponed: invite pending"
+                    );
+                    conversations::finish_check(&mut tx, ch, Some(self.config.grace)).await?;
+                }
+                Err(keep) => {
+                    tracing::debug!(conversation_sid = ch, %keep, "conversation kept open");
+                    conversations::finish_check(&mut tx, ch, None).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        if decided {
+            self.outbox_wake.notify_one();
+        }
+        Ok(due.len())
+    }
+
+    /// One sweep: idle open conversations, confirmed with Twilio, closed (or, `dry_run`, only
+    /// listed).
+    pub async fn sweep(
+        &self,
+        dry_run: bool,
+        older_than: Duration,
+        limit: i64,
+    ) -> Result<Vec<SweepItem>, StoreError> {
+        let candidates = conversations::sweep_candidates(&self.pool, older_than, limit).await?;
+        let mut items = Vec::with_capacity(candidates.len());
+        let mut decided = false;
+        for c in candidates {
+            let conversation = ConversationRef {
+                conversation_sid: c.conversation_sid.clone(),
+                interaction: c.interaction_sid.clone().zip(c.channel_sid.clone()),
+                channel_type: c.channel_type.clone(),
+            };
+            let mut item = SweepItem {
+                conversation_sid: c.conversation_sid.clone(),
+                interaction_sid: c.interaction_sid.clone(),
+                channel_sid: c.channel_sid.clone(),
+                idle_since: c.idle_since,
+                action: String::new(),
+                detail: None,
+            };
+            let occupancy = {
+                let mut conn = self.pool.acquire().await?;
+                conversations::occupancy(&mut conn, &c.conversation_sid, self.config.grace).await?
+            };
+            if let Err(keep) = occupancy.verdict() {
+                item.action = "kept".into();
+                item.detail = Some(keep.to_string());
+                items.push(item);
+                continue;
+            }
+            let view = match confirm_orphan(
+                &self.client,
+                &c.conversation_sid,
+                conversation.interaction.as_ref(),
+            )
+            .await
+            {
+                Ok(Confirmation::View(view)) => view,
+                Ok(Confirmation::Answered(response)) => {
+                    item.action = "unconfirmed".into();
+                    item.detail = Some(format!("Twilio answered HTTP {}", response.status));
+                    items.push(item);
+                    continue;
+                }
+                Err(e) => {
+                    item.action = "unconfirmed".into();
+                    item.detail = Some(e.to_string());
+                    items.push(item);
+                    continue;
+                }
+            };
+            match view {
+                TwilioView::AlreadyClosed => {
+                    item.action = "already_closed".into();
+                    if !dry_run {
+                        conversations::mark_closed(&self.pool, &c.conversation_sid).await?;
+                    }
+                }
+                TwilioView::Occupied(why) => {
+                    item.action = "kept".into();
+                    item.detail = Some(why);
+                }
+                TwilioView::Orphaned if dry_run => item.action = "would_close".into(),
+                TwilioView::Orphaned => {
+                    let mut tx = self.pool.begin().await?;
+                    // Decided under the same rules as a due check, in one transaction.
+                    let occupancy =
+                        conversations::occupancy(&mut tx, &c.conversation_sid, self.config.grace)
+                            .await?;
+                    match occupancy.verdict() {
+                        Ok(()) => {
+                            let id = decide_close(
+                                &mut tx,
+                                &conversation,
+                                CloseReason::Sweep,
+                                None,
+                                None,
+                                Some(&format!(
+                                    "idle since {}; Twilio shows only the customer",
+                                    c.idle_since.to_rfc3339()
+                                )),
+                            )
+                            .await?;
+                            item.action = "closing".into();
+                            item.detail = id.map(|id| format!("outbox {id}"));
+                            decided = true;
+                        }
+                        Err(keep) => {
+                            item.action = "kept".into();
+                            item.detail = Some(keep.to_string());
+                        }
+                    }
+                    tx.commit().await?;
+                }
+            }
+            items.push(item);
+        }
+        if decided {
+            self.outbox_wake.notify_one();
+        }
+        Ok(items)
+    }
+}
+
+/// Enqueues the close and records why. Returns the outbox id.
+async fn decide_close(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    conversation: &ConversationRef,
+    reason: CloseReason,
+    task_sid: Option<&str>,
+    event_type: Option<&str>,
+    detail: Option<&str>,
+) -> Result<Option<i64>, StoreError> {
+    let ch = conversation.conversation_sid.as_str();
+    let generation = conversations::next_close_generation(tx, ch).await?;
+    let planned = orphan::close_call(conversation, generation);
+    let key = planned.idempotency_key.clone();
+    store::outbox::enqueue(tx, &store::outbox::NewCall::planned(planned, None)).await?;
+    conversations::record_close(
+        tx,
+        ch,
+        generation,
+        reason,
+        detail,
+        task_sid,
+        event_type,
+        orphan::close_method(conversation),
+        &key,
+    )
+    .await?;
+    let id: Option<i64> = sqlx::query_scalar("SELECT id FROM outbox WHERE idempotency_key = $1")
+        .bind(&key)
+        .fetch_optional(&mut **tx)
+        .await?;
+    tracing::info!(conversation_sid = ch, reason = reason.as_str(), key = %key, "conversation close decided");
+    metrics::counter!("baton_conversation_closes_total", "reason" => reason.as_str()).increment(1);
+    Ok(id)
+}

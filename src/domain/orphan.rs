@@ -1,0 +1,510 @@
+//! Orphaned conversations: a Flex conversation that no task owns any more stays open (its
+//! interaction channel for 180 days), and the customer's next message opens no new task. baton
+//! closes it — but only when nothing could still want it: no live task, no pending invite or
+//! transfer, no park. This module holds those rules, pure; `store::conversations` gathers the
+//! facts they read and `app::orphans` runs them.
+
+use super::chain::PlannedCall;
+use super::event::TaskRouterEventType;
+use super::outbound::{create_invite, OperationKind, Procedure, Product, TwilioRequest};
+use super::transfer;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A conversation as a task's attributes name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationRef {
+    pub conversation_sid: String,
+    /// The interaction (KD) and its channel (UO), for Flex Conversations tasks.
+    pub interaction: Option<(String, String)>,
+    pub channel_type: Option<String>,
+}
+
+impl ConversationRef {
+    /// The Flex Conversations conversation a task serves (`conversationSid`), if any. Legacy
+    /// Programmable Chat channels (`channelSid`) are not conversations baton closes: that API
+    /// reached end of life.
+    pub fn from_attributes(attributes: &Value) -> Option<ConversationRef> {
+        let keys = transfer::conversation_keys(attributes);
+        let conversation_sid = keys.conversation_sid.filter(|s| s.starts_with("CH"))?;
+        let interaction = match (keys.interaction_sid, keys.interaction_channel_sid) {
+            (Some(kd), Some(uo)) if kd.starts_with("KD") && uo.starts_with("UO") => Some((kd, uo)),
+            _ => None,
+        };
+        let channel_type = attributes
+            .get("channelType")
+            .and_then(Value::as_str)
+            .or_else(|| {
+                attributes
+                    .get("conversations")
+                    .and_then(|c| c.get("communication_channel"))
+                    .and_then(Value::as_str)
+            })
+            .map(str::to_ascii_lowercase);
+        Some(ConversationRef {
+            conversation_sid,
+            interaction,
+            channel_type,
+        })
+    }
+}
+
+/// Whether this event ends a task's hold on its conversation (and so may leave it orphaned).
+/// A declined known-worker invite ends as `task.canceled`.
+pub fn ends_task(event_type: &TaskRouterEventType) -> bool {
+    matches!(
+        event_type.as_str(),
+        "task.canceled"
+            | "task.completed"
+            | "task.deleted"
+            | "task.system-deleted"
+            | "workflow.timeout"
+    )
+}
+
+/// What baton knows holds a conversation open.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Occupancy {
+    /// Twilio's state as last seen (`active`, `inactive`, `closed`).
+    pub state: String,
+    pub removed: bool,
+    /// Tasks of the conversation still pending, reserved or assigned.
+    pub live_tasks: Vec<String>,
+    /// Invites (or tasks) baton is creating for it: outbox calls not yet sent, or sent so
+    /// recently that their task may not have been reported yet.
+    pub pending_invites: Vec<i64>,
+    /// Transfers asked of baton whose target task does not exist yet.
+    pub transfers_in_flight: Vec<String>,
+    /// Parks holding it.
+    pub parks: Vec<String>,
+    /// baton already decided to close it.
+    pub close_decided: bool,
+}
+
+/// Why a conversation is kept open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Keep {
+    AlreadyClosed,
+    Removed,
+    CloseAlreadyDecided,
+    LiveTask(String),
+    PendingInvite(i64),
+    TransferInFlight(String),
+    Parked(String),
+}
+
+impl std::fmt::Display for Keep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Keep::AlreadyClosed => write!(f, "already closed"),
+            Keep::Removed => write!(f, "removed"),
+            Keep::CloseAlreadyDecided => write!(f, "close already decided"),
+            Keep::LiveTask(t) => write!(f, "live task {t}"),
+            Keep::PendingInvite(id) => write!(f, "pending invite (outbox {id})"),
+            Keep::TransferInFlight(t) => write!(f, "transfer {t} in flight"),
+            Keep::Parked(p) => write!(f, "parked ({p})"),
+        }
+    }
+}
+
+impl Occupancy {
+    /// `Ok(())` when nothing holds the conversation: it may be closed.
+    pub fn verdict(&self) -> Result<(), Keep> {
+        if self.removed {
+            return Err(Keep::Removed);
+        }
+        if self.state == "closed" {
+            return Err(Keep::AlreadyClosed);
+        }
+        if let Some(p) = self.parks.first() {
+            return Err(Keep::Parked(p.clone()));
+        }
+        if let Some(t) = self.live_tasks.first() {
+            return Err(Keep::LiveTask(t.clone()));
+        }
+        if let Some(t) = self.transfers_in_flight.first() {
+            return Err(Keep::TransferInFlight(t.clone()));
+        }
+        if let Some(i) = self.pending_invites.first() {
+            return Err(Keep::PendingInvite(*i));
+        }
+        if self.close_decided {
+            return Err(Keep::CloseAlreadyDecided);
+        }
+        Ok(())
+    }
+}
+
+/// Why baton closes a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// Its last task ended and the grace period passed.
+    Orphan,
+    /// The reconciler found it idle past the threshold, and Twilio confirmed no agent is in it.
+    Sweep,
+}
+
+impl CloseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Orphan => "orphan",
+            CloseReason::Sweep => "sweep",
+        }
+    }
+}
+
+/// The close call: the interaction channel when there is one (Twilio closes the conversation
+/// with it; cancelling interaction tasks through TaskRouter is forbidden), else the
+/// conversation. One per decision (`close:{CH}:{generation}`; a close withdrawn at send time may
+/// be decided again). The procedure checks again at send time, against baton's state and
+/// Twilio's participants.
+pub fn close_call(conversation: &ConversationRef, generation: i32) -> PlannedCall {
+    let ch = &conversation.conversation_sid;
+    let (kind, request) = match &conversation.interaction {
+        Some((kd, uo)) => (
+            OperationKind::CloseInteractionChannel,
+            TwilioRequest::post(
+                Product::Flex,
+                format!("/v1/Interactions/{kd}/Channels/{uo}"),
+                vec![("Status".into(), "closed".into())],
+            ),
+        ),
+        None => (
+            OperationKind::CloseConversation,
+            TwilioRequest::post(
+                Product::Conversations,
+                format!("/v1/Conversations/{ch}"),
+                vec![("State".into(), "closed".into())],
+            ),
+        ),
+    };
+    PlannedCall {
+        idempotency_key: format!("close:{ch}:{generation}"),
+        kind,
+        request,
+        procedure: Some(Procedure::CloseOrphan {
+            conversation_sid: ch.clone(),
+            interaction: conversation.interaction.clone(),
+        }),
+        conversation_sid: Some(ch.clone()),
+    }
+}
+
+/// The method a close uses, as recorded.
+pub fn close_method(conversation: &ConversationRef) -> &'static str {
+    if conversation.interaction.is_some() {
+        "interaction_channel"
+    } else {
+        "conversation"
+    }
+}
+
+/// What Twilio's view says about closing: read from the interaction channel (or conversation)
+/// and its participants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TwilioView {
+    /// Closed already (or gone): nothing to do.
+    AlreadyClosed,
+    /// Someone other than the customer is still in it.
+    Occupied(String),
+    /// Only the customer is left: close.
+    Orphaned,
+}
+
+/// Judges the interaction channel (or conversation) fetch and the conversation's participant
+/// list: orphaned when at most one participant (the customer) is left. Interactions
+/// participants carry no status, but closing one removes its conversation participant, so the
+/// conversation's list is what shows who is still in it.
+pub fn judge(resource: &Value, participants: &Value) -> TwilioView {
+    let closed = |key: &str| resource.get(key).and_then(Value::as_str) == Some("closed");
+    if closed("status") || closed("state") {
+        return TwilioView::AlreadyClosed;
+    }
+    let list = participants
+        .get("participants")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if list.len() <= 1 {
+        return TwilioView::Orphaned;
+    }
+    let who: Vec<&str> = list
+        .iter()
+        .filter_map(|p| p.get("identity").and_then(Value::as_str))
+        .collect();
+    TwilioView::Occupied(if who.is_empty() {
+        format!("{} participants are still in it", list.len())
+    } else {
+        format!(
+            "{} participants are still in it ({})",
+            list.len(),
+            who.join(", ")
+        )
+    })
+}
+
+/// The reads that confirm an orphan with Twilio: the interaction channel (or the conversation),
+/// then the conversation's participants.
+pub fn confirmation_reads(
+    conversation_sid: &str,
+    interaction: Option<&(String, String)>,
+) -> (TwilioRequest, TwilioRequest) {
+    let conversation = format!("/v1/Conversations/{conversation_sid}");
+    let resource = match interaction {
+        Some((kd, uo)) => TwilioRequest::get(
+            Product::Flex,
+            format!("/v1/Interactions/{kd}/Channels/{uo}"),
+        ),
+        None => TwilioRequest::get(Product::Conversations, conversation.clone()),
+    };
+    (
+        resource,
+        TwilioRequest::get(
+            Product::Conversations,
+            format!("{conversation}/Participants?PageSize=50"),
+        ),
+    )
+}
+
+/// `workflow.timeout` of a customer-facing task with a fallback workflow configured: invite the
+/// customer again through that workflow instead of leaving them (Twilio's best practice), with
+/// every original attribute. One per timed-out task (`fallback:{WT}`).
+pub fn fallback_invite(
+    task_sid: &str,
+    conversation: &ConversationRef,
+    attributes: &Value,
+    workspace_sid: &str,
+    fallback_workflow_sid: &str,
+    task_channel: Option<&str>,
+) -> Option<PlannedCall> {
+    let (kd, uo) = conversation.interaction.as_ref()?;
+    let key = format!("fallback:{task_sid}");
+    let mut attributes = match attributes {
+        Value::Object(map) => map.clone(),
+        _ => serde_json::Map::new(),
+    };
+    let baton = attributes
+        .entry("baton")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if !baton.is_object() {
+        *baton = Value::Object(Default::default());
+    }
+    if let Some(b) = baton.as_object_mut() {
+        b.insert(
+            "fallback_from_task_sid".into(),
+            Value::String(task_sid.into()),
+        );
+        b.insert("outbox_key".into(), Value::String(key.clone()));
+    }
+    let properties = serde_json::json!({
+        "workspace_sid": workspace_sid,
+        "workflow_sid": fallback_workflow_sid,
+        "task_channel_unique_name": task_channel.unwrap_or("chat"),
+        "attributes": Value::Object(attributes),
+    });
+    let (request, lookup) = create_invite(kd, uo, properties);
+    Some(PlannedCall {
+        idempotency_key: key.clone(),
+        kind: OperationKind::CreateInvite,
+        request,
+        procedure: Some(Procedure::CreateOnce {
+            lookup: Some(lookup),
+            marker: key,
+        }),
+        conversation_sid: Some(conversation.conversation_sid.clone()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const CH: &str = "CH00000000000000000000000000000001";
+    const KD: &str = "KD00000000000000000000000000000001";
+    const UO: &str = "UO00000000000000000000000000000001";
+
+    fn conversation() -> ConversationRef {
+        ConversationRef::from_attributes(&json!({
+            "conversationSid": CH, "flexInteractionSid": KD, "flexInteractionChannelSid": UO,
+            "conversations": {"communication_channel": "SMS"}
+        }))
+        .expect("a conversation task")
+    }
+
+    #[test]
+    fn reads_the_conversation_of_a_task() {
+        let c = conversation();
+        assert_eq!(c.conversation_sid, CH);
+        assert_eq!(c.interaction, Some((KD.into(), UO.into())));
+        assert_eq!(c.channel_type.as_deref(), Some("sms"));
+        // Legacy chat channels and voice tasks name no conversation to close.
+        assert_eq!(
+            ConversationRef::from_attributes(&json!({"channelSid": CH})),
+            None
+        );
+        assert_eq!(
+            ConversationRef::from_attributes(&json!({"call_sid": "CA1"})),
+            None
+        );
+    }
+
+    #[test]
+    fn anything_holding_the_conversation_keeps_it_open() {
+        let free = Occupancy {
+            state: "active".into(),
+            ..Default::default()
+        };
+        assert_eq!(free.verdict(), Ok(()));
+        let cases = [
+            (
+                Occupancy {
+                    live_tasks: vec!["WT1".into()],
+                    ..free.clone()
+                },
+                Keep::LiveTask("WT1".into()),
+            ),
+            (
+                Occupancy {
+                    pending_invites: vec![7],
+                    ..free.clone()
+                },
+                Keep::PendingInvite(7),
+            ),
+            (
+                Occupancy {
+                    transfers_in_flight: vec!["TR1".into()],
+                    ..free.clone()
+                },
+                Keep::TransferInFlight("TR1".into()),
+            ),
+            (
+                Occupancy {
+                    parks: vec!["PA1".into()],
+                    ..free.clone()
+                },
+                Keep::Parked("PA1".into()),
+            ),
+            (
+                Occupancy {
+                    state: "closed".into(),
+                    ..free.clone()
+                },
+                Keep::AlreadyClosed,
+            ),
+            (
+                Occupancy {
+                    removed: true,
+                    ..free.clone()
+                },
+                Keep::Removed,
+            ),
+            (
+                Occupancy {
+                    close_decided: true,
+                    ..free.clone()
+                },
+                Keep::CloseAlreadyDecided,
+            ),
+        ];
+        for (occupancy, keep) in cases {
+            assert_eq!(occupancy.verdict(), Err(keep));
+        }
+    }
+
+    #[test]
+    fn closes_the_interaction_channel_once_per_decision() {
+        let call = close_call(&conversation(), 1);
+        assert_eq!(call.idempotency_key, format!("close:{CH}:1"));
+        assert_eq!(call.kind, OperationKind::CloseInteractionChannel);
+        assert_eq!(
+            call.request.path,
+            format!("/v1/Interactions/{KD}/Channels/{UO}")
+        );
+        assert_eq!(
+            call.request.form,
+            vec![("Status".to_owned(), "closed".to_owned())]
+        );
+        let plain = ConversationRef {
+            interaction: None,
+            ..conversation()
+        };
+        let call = close_call(&plain, 2);
+        assert_eq!(call.idempotency_key, format!("close:{CH}:2"));
+        assert_eq!(call.kind, OperationKind::CloseConversation);
+        assert_eq!(call.request.path, format!("/v1/Conversations/{CH}"));
+        assert_eq!(
+            call.request.form,
+            vec![("State".to_owned(), "closed".to_owned())]
+        );
+    }
+
+    #[test]
+    fn twilio_confirms_only_when_no_agent_is_left() {
+        let open = json!({"status": "active"});
+        let customer_only = json!({"participants": [
+            {"sid": "MB1", "identity": null, "messaging_binding": {"address": "+1"}}
+        ]});
+        assert_eq!(judge(&open, &customer_only), TwilioView::Orphaned);
+        assert_eq!(
+            judge(&open, &json!({"participants": []})),
+            TwilioView::Orphaned
+        );
+        let with_agent = json!({"participants": [
+            {"sid": "MB1", "identity": null},
+            {"sid": "MB2", "identity": "alice"}
+        ]});
+        assert_eq!(
+            judge(&open, &with_agent),
+            TwilioView::Occupied("2 participants are still in it (alice)".into())
+        );
+        assert_eq!(
+            judge(&json!({"status": "closed"}), &with_agent),
+            TwilioView::AlreadyClosed
+        );
+        assert_eq!(
+            judge(&json!({"state": "closed"}), &customer_only),
+            TwilioView::AlreadyClosed
+        );
+        let reads = confirmation_reads(CH, Some(&(KD.to_owned(), UO.to_owned())));
+        assert_eq!(reads.0.path, format!("/v1/Interactions/{KD}/Channels/{UO}"));
+        assert_eq!(
+            reads.1.path,
+            format!("/v1/Conversations/{CH}/Participants?PageSize=50")
+        );
+    }
+
+    #[test]
+    fn a_timed_out_task_is_invited_again_through_the_fallback_workflow() {
+        let attrs = json!({"conversationSid": CH, "flexInteractionSid": KD,
+            "flexInteractionChannelSid": UO, "from": "+1"});
+        let call = fallback_invite("WT1", &conversation(), &attrs, "WS1", "WW9", Some("chat"))
+            .expect("an interaction task");
+        assert_eq!(call.idempotency_key, "fallback:WT1");
+        assert_eq!(call.kind, OperationKind::CreateInvite);
+        assert_eq!(call.conversation_sid.as_deref(), Some(CH));
+        let routing: Value =
+            serde_json::from_str(&call.request.form[0].1).expect("routing is JSON");
+        assert_eq!(routing["properties"]["workflow_sid"], "WW9");
+        assert_eq!(routing["properties"]["attributes"]["from"], "+1");
+        assert_eq!(
+            routing["properties"]["attributes"]["baton"]["fallback_from_task_sid"],
+            "WT1"
+        );
+    }
+
+    #[test]
+    fn terminal_events() {
+        for t in [
+            "task.canceled",
+            "task.completed",
+            "task.deleted",
+            "task.system-deleted",
+            "workflow.timeout",
+        ] {
+            assert!(ends_task(&TaskRouterEventType::parse(t)), "{t}");
+        }
+        assert!(!ends_task(&TaskRouterEventType::parse("task.wrapup")));
+    }
+}
