@@ -95,6 +95,9 @@ pub struct ServeArgs {
     /// workflow (WW…) instead of closing the conversation. Unset: close it.
     #[arg(long, env = "BATON_TIMEOUT_FALLBACK_WORKFLOW_SID")]
     pub timeout_fallback_workflow_sid: Option<String>,
+    /// How long a parked call may wait before baton un-parks it to its queue (e.g. 10m).
+    #[arg(long, env = "BATON_PARK_TTL", default_value = "10m")]
+    pub park_ttl: String,
     /// Seconds to finish in-flight requests and claimed work after SIGTERM.
     #[arg(long, env = "BATON_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,
@@ -133,6 +136,7 @@ pub struct Settings {
     pub sweep_interval: Option<Duration>,
     pub sweep_older_than: Duration,
     pub timeout_fallback_workflow_sid: Option<Sid>,
+    pub park_ttl: Duration,
     pub shutdown_timeout: Duration,
 }
 
@@ -300,6 +304,7 @@ impl Settings {
         let orphan_grace = duration(&args.orphan_grace, "BATON_ORPHAN_GRACE")?;
         let sweep_interval = optional_duration(&args.sweep_interval, "BATON_SWEEP_INTERVAL")?;
         let sweep_older_than = duration(&args.sweep_older_than, "BATON_SWEEP_OLDER_THAN")?;
+        let park_ttl = duration(&args.park_ttl, "BATON_PARK_TTL")?;
         Ok(Settings {
             database_url,
             db_pool_size: args.database.db_pool_size.max(2),
@@ -322,6 +327,7 @@ impl Settings {
             sweep_interval,
             sweep_older_than,
             timeout_fallback_workflow_sid,
+            park_ttl,
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
         })
     }

@@ -6,6 +6,7 @@ use crate::domain::orphan::{self, TwilioView};
 use crate::domain::outbound::{
     agent_participant, stamp_attributes, Procedure, Product, TwilioRequest,
 };
+use crate::domain::park::unparked_attributes;
 use crate::domain::retry::{Decision, Outcome, RetryPolicy};
 use crate::store::outbox::{self, AttemptRecord, ClaimedCall, Next};
 use crate::store::StoreError;
@@ -185,58 +186,30 @@ impl Dispatcher {
                 task_sid,
                 chain_id,
             }) => {
-                let path = format!("/v1/Workspaces/{workspace_sid}/Tasks/{task_sid}");
-                // A 412 means the task changed between our read and write: read again at once.
-                for _ in 0..3 {
-                    let read = self
-                        .client
-                        .send(&TwilioRequest::get(Product::TaskRouter, path.as_str()))
-                        .await?;
-                    if !(200..300).contains(&read.status) {
-                        return Ok(Executed::Answered(read, Note::None));
-                    }
-                    let attributes = serde_json::from_str::<serde_json::Value>(&read.body)
-                        .ok()
-                        .and_then(|task| task.get("attributes")?.as_str().map(str::to_owned))
-                        .and_then(|raw| serde_json::from_str::<serde_json::Value>(&raw).ok())
-                        .unwrap_or(serde_json::Value::Null);
-                    let Some(merged) = stamp_attributes(&attributes, chain_id) else {
-                        return Ok(Executed::Answered(
-                            read,
-                            Note::Stamped {
-                                already_linked: true,
-                            },
-                        ));
-                    };
-                    let write = TwilioRequest {
-                        if_match: read.etag.clone(),
-                        ..TwilioRequest::post(
-                            Product::TaskRouter,
-                            path.as_str(),
-                            vec![("Attributes".into(), merged.to_string())],
-                        )
-                    };
-                    let written = self.client.send(&write).await?;
-                    if written.status != 412 {
-                        let note = if (200..300).contains(&written.status) {
-                            Note::Stamped {
-                                already_linked: false,
-                            }
-                        } else {
-                            Note::None
-                        };
-                        return Ok(Executed::Answered(written, note));
-                    }
-                }
-                Ok(Executed::Answered(
-                    Response {
-                        status: 412,
-                        body: String::new(),
-                        retry_after: None,
-                        etag: None,
-                    },
-                    Note::None,
-                ))
+                let (response, unchanged) = self
+                    .merge_task_attributes(workspace_sid, task_sid, |attributes| {
+                        stamp_attributes(attributes, chain_id)
+                    })
+                    .await?;
+                let note = match unchanged {
+                    Some(already_linked) => Note::Stamped { already_linked },
+                    None => Note::None,
+                };
+                Ok(Executed::Answered(response, note))
+            }
+            Some(Procedure::UnparkTask {
+                workspace_sid,
+                task_sid,
+                park_id,
+            }) => {
+                let (response, _) = self
+                    .merge_task_attributes(workspace_sid, task_sid, |attributes| {
+                        let already = attributes.get("baton_unparked").and_then(|v| v.as_str())
+                            == Some(park_id.as_str());
+                        (!already).then(|| unparked_attributes(attributes, park_id))
+                    })
+                    .await?;
+                Ok(Executed::Answered(response, Note::None))
             }
             Some(Procedure::CloseAgentParticipant {
                 interaction_sid,
@@ -283,6 +256,111 @@ impl Dispatcher {
                     Note::None,
                 ))
             }
+            Some(Procedure::RestoreWorkerActivity {
+                workspace_sid,
+                worker_sid,
+            }) => {
+                let workspace = self
+                    .client
+                    .send(&TwilioRequest::get(
+                        Product::TaskRouter,
+                        format!("/v1/Workspaces/{workspace_sid}"),
+                    ))
+                    .await?;
+                if !(200..300).contains(&workspace.status) {
+                    return Ok(Executed::Answered(workspace, Note::None));
+                }
+                let worker_path = format!("/v1/Workspaces/{workspace_sid}/Workers/{worker_sid}");
+                let worker = self
+                    .client
+                    .send(&TwilioRequest::get(
+                        Product::TaskRouter,
+                        worker_path.as_str(),
+                    ))
+                    .await?;
+                if !(200..300).contains(&worker.status) {
+                    return Ok(Executed::Answered(worker, Note::None));
+                }
+                let field = |body: &str, key: &str| {
+                    serde_json::from_str::<serde_json::Value>(body)
+                        .ok()
+                        .and_then(|v| v[key].as_str().map(str::to_owned))
+                };
+                let timeout_activity = field(&workspace.body, "timeout_activity_sid");
+                let current = field(&worker.body, "activity_sid");
+                if timeout_activity.is_none() || current != timeout_activity {
+                    return Ok(Executed::Withdrawn(
+                        "the worker is not in the timeout activity".into(),
+                    ));
+                }
+                let known: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+                    "SELECT activity_sid, previous_activity_sid FROM workers WHERE worker_sid = $1",
+                )
+                .bind(worker_sid)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| TransportError(format!("database: {e}")))?;
+                let previous = match known {
+                    Some((activity, Some(previous)))
+                        if activity == timeout_activity
+                            && Some(&previous) != timeout_activity.as_ref() =>
+                    {
+                        previous
+                    }
+                    // The move's worker.activity.update is not processed yet: try again later.
+                    _ => {
+                        return Err(TransportError(
+                            "the worker's previous activity is not known yet".into(),
+                        ))
+                    }
+                };
+                let restore = TwilioRequest::post(
+                    Product::TaskRouter,
+                    worker_path,
+                    vec![("ActivitySid".into(), previous)],
+                );
+                Ok(Executed::Answered(
+                    self.client.send(&restore).await?,
+                    Note::None,
+                ))
+            }
+            Some(Procedure::RemoveWebhooks {
+                conversation_sid,
+                marker,
+            }) => {
+                let list = self.client.send(&call.request).await?;
+                if !(200..300).contains(&list.status) {
+                    return Ok(Executed::Answered(list, Note::None));
+                }
+                let body: serde_json::Value =
+                    serde_json::from_str(&list.body).unwrap_or(serde_json::Value::Null);
+                let doomed: Vec<String> = body["webhooks"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|w| {
+                        w["configuration"]["url"]
+                            .as_str()
+                            .is_some_and(|u| u.contains(marker.as_str()))
+                    })
+                    .filter_map(|w| w["sid"].as_str().map(str::to_owned))
+                    .collect();
+                let mut last = list;
+                for sid in doomed {
+                    let delete = TwilioRequest {
+                        method: "DELETE".into(),
+                        ..TwilioRequest::get(
+                            Product::Conversations,
+                            format!("/v1/Conversations/{conversation_sid}/Webhooks/{sid}"),
+                        )
+                    };
+                    last = self.client.send(&delete).await?;
+                    if !(200..300).contains(&last.status) && last.status != 404 {
+                        break;
+                    }
+                }
+                Ok(Executed::Answered(last, Note::None))
+            }
             Some(Procedure::CloseOrphan {
                 conversation_sid,
                 interaction,
@@ -322,6 +400,57 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    /// GET the task (its `ETag`), change its attributes, POST them with `If-Match`; a 412 means
+    /// someone else wrote in between: read again (three times). Returns the deciding answer and,
+    /// when the attributes are as wanted, whether they already were (`Some(true)`).
+    async fn merge_task_attributes(
+        &self,
+        workspace_sid: &str,
+        task_sid: &str,
+        change: impl Fn(&serde_json::Value) -> Option<serde_json::Value>,
+    ) -> Result<(Response, Option<bool>), TransportError> {
+        let path = format!("/v1/Workspaces/{workspace_sid}/Tasks/{task_sid}");
+        for _ in 0..3 {
+            let read = self
+                .client
+                .send(&TwilioRequest::get(Product::TaskRouter, path.as_str()))
+                .await?;
+            if !(200..300).contains(&read.status) {
+                return Ok((read, None));
+            }
+            let attributes = serde_json::from_str::<serde_json::Value>(&read.body)
+                .ok()
+                .and_then(|task| task.get("attributes")?.as_str().map(str::to_owned))
+                .and_then(|raw| serde_json::from_str::<serde_json::Value>(&raw).ok())
+                .unwrap_or(serde_json::Value::Null);
+            let Some(changed) = change(&attributes) else {
+                return Ok((read, Some(true)));
+            };
+            let write = TwilioRequest {
+                if_match: read.etag.clone(),
+                ..TwilioRequest::post(
+                    Product::TaskRouter,
+                    path.as_str(),
+                    vec![("Attributes".into(), changed.to_string())],
+                )
+            };
+            let written = self.client.send(&write).await?;
+            if written.status != 412 {
+                let ok = (200..300).contains(&written.status);
+                return Ok((written, ok.then_some(false)));
+            }
+        }
+        Ok((
+            Response {
+                status: 412,
+                body: String::new(),
+                retry_after: None,
+                etag: None,
+            },
+            None,
+        ))
     }
 
     async fn attempt(&self, call: ClaimedCall) {

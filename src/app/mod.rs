@@ -4,6 +4,7 @@ pub mod cli;
 pub mod configuration;
 pub mod dispatcher;
 pub mod orphans;
+pub mod parks;
 pub mod processor;
 pub mod startup;
 pub mod telemetry;

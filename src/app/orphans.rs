@@ -1,4 +1,4 @@
-//! Orphan cleanup: runs the due orphan checks (a conversation whose last task ended, after the
+//! Timers: parks whose TTL ran out, and orphan cleanup — the due orphan checks (a conversation whose last task ended, after the
 //! grace period) and the periodic sweep that finds idle open conversations and confirms them
 //! with Twilio. Every close is an outbox call (`close:{CH}:{generation}`), checked once more when
 //! it is sent.
@@ -24,6 +24,8 @@ pub struct OrphanConfig {
     pub sweep_interval: Option<Duration>,
     /// `BATON_SWEEP_OLDER_THAN`.
     pub sweep_older_than: Duration,
+    /// Where calls of expired parks go.
+    pub workspace_sid: String,
 }
 
 impl Default for OrphanConfig {
@@ -33,6 +35,7 @@ impl Default for OrphanConfig {
             poll: Duration::from_millis(250),
             sweep_interval: Some(Duration::from_secs(300)),
             sweep_older_than: Duration::from_secs(3600),
+            workspace_sid: String::new(),
         }
     }
 }
@@ -79,6 +82,11 @@ impl OrphanWorker {
             .sweep_interval
             .map(|i| tokio::time::Instant::now() + i);
         while !shutdown.is_cancelled() {
+            match super::parks::expire_due(&self.pool, &self.config.workspace_sid).await {
+                Ok(n) if n > 0 => self.outbox_wake.notify_one(),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "park expiry failed; retrying"),
+            }
             match self.run_due_checks().await {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => {}

@@ -2,10 +2,12 @@
 //! back — all effects of an event commit together with its `processed_at`, so each event is
 //! applied exactly once however many processes run.
 
+use crate::app::parks;
 use crate::domain::chain::{self, CompleteOn};
 use crate::domain::event::{ConversationsEventType, TaskRouterEventType, TwilioEvent};
 use crate::domain::facts::{self, Observation, ReservationFact, TaskFact, WorkerFact};
 use crate::domain::orphan::{self, ConversationRef};
+use crate::domain::park::{self, ParkEnd, ResumeRoute};
 use crate::store::{self, inbox::ClaimedEvent, StoreError};
 use sqlx::PgPool;
 use std::collections::{BTreeMap, BTreeSet};
@@ -39,6 +41,8 @@ pub struct ProcessorConfig {
     /// `workflow.timeout` of a conversation task: invite the customer again through this
     /// workflow instead of closing (`BATON_TIMEOUT_FALLBACK_WORKFLOW_SID`).
     pub fallback_workflow_sid: Option<String>,
+    /// How long a voice park may last before baton un-parks it (`BATON_PARK_TTL`).
+    pub voice_park_ttl: Duration,
 }
 
 impl Default for ProcessorConfig {
@@ -53,6 +57,7 @@ impl Default for ProcessorConfig {
             complete_on: CompleteOn::default(),
             orphan_grace: Duration::from_secs(30),
             fallback_workflow_sid: None,
+            voice_park_ttl: Duration::from_secs(600),
         }
     }
 }
@@ -287,6 +292,118 @@ impl Processor {
         Ok(())
     }
 
+    /// Parks: a parked customer who wrote is resumed, a conversation closed while parked ends
+    /// its park, a resumed task is recorded; voice parks are observed and followed.
+    async fn update_parks(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        events: &[(&ClaimedEvent, TwilioEvent, i64)],
+        task_sids: &[String],
+    ) -> Result<(), StoreError> {
+        let mut resumed = Vec::new();
+
+        for (row, event, ms) in events {
+            match event {
+                TwilioEvent::Conversations(c) => {
+                    let Some(ch) = c.conversation_sid.as_deref() else {
+                        continue;
+                    };
+                    match c.event_type {
+                        ConversationsEventType::MessageAdded => {
+                            if let Some(p) = store::parks::lock_parked_conversation(tx, ch).await? {
+                                if parks::end_park(
+                                    tx,
+                                    &p,
+                                    ParkEnd::CustomerMessage,
+                                    ResumeRoute::SameWorker,
+                                    &self.config.workspace_sid,
+                                )
+                                .await?
+                                {
+                                    self.decided
+                                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                                }
+                            }
+                        }
+                        ConversationsEventType::ConversationRemoved => {
+                            store::parks::end_for_closed_conversation(tx, ch).await?;
+                        }
+                        ConversationsEventType::ConversationStateUpdated
+                            if c.state_to.as_deref() == Some("closed") =>
+                        {
+                            store::parks::end_for_closed_conversation(tx, ch).await?;
+                        }
+                        _ => {}
+                    }
+                }
+                TwilioEvent::Taskrouter(tr) => {
+                    let (Some(task), Some(attrs)) = (&tr.task, row.task_attributes.as_ref()) else {
+                        continue;
+                    };
+                    if let Some(park_id) = attrs
+                        .get("baton")
+                        .and_then(|b| b.get("park_id"))
+                        .and_then(|p| p.as_str())
+                    {
+                        resumed.push((park_id.to_owned(), task.task_sid.clone()));
+                    }
+                    if let Some(marks) = park::voice_park_marks(attrs) {
+                        let worker = marks
+                            .target_worker
+                            .clone()
+                            .or_else(|| tr.worker.as_ref().map(|w| w.worker_sid.clone()));
+                        store::parks::observe_voice(
+                            tx,
+                            &format!("PA{}", Uuid::new_v4().simple()),
+                            &task.task_sid,
+                            worker.as_deref(),
+                            marks.vocabulary,
+                            *ms,
+                            self.config.voice_park_ttl.as_secs() as i64,
+                        )
+                        .await?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        store::parks::record_resumed_tasks(tx, &resumed).await?;
+        let open = store::parks::open_voice_parks(tx, task_sids).await?;
+        for (locked, parked_ms, task_status, reservations) in open {
+            for step in park::voice_park_steps(parked_ms, task_status.as_deref(), &reservations) {
+                let call = match step {
+                    park::VoiceParkStep::FinishLeftBehind(wr) => {
+                        park::finish_left_behind(&self.config.workspace_sid, &locked.task_sid, &wr)
+                    }
+                    park::VoiceParkStep::RestoreActivity {
+                        reservation_sid,
+                        worker_sid,
+                    } => park::restore_activity(
+                        &self.config.workspace_sid,
+                        &worker_sid,
+                        &reservation_sid,
+                    ),
+                    park::VoiceParkStep::End(end) => {
+                        parks::end_park(
+                            tx,
+                            &locked,
+                            end,
+                            ResumeRoute::SameWorker,
+                            &self.config.workspace_sid,
+                        )
+                        .await?;
+                        continue;
+                    }
+                };
+                if store::outbox::enqueue(tx, &store::outbox::NewCall::planned(call, None)).await? {
+                    self.decided
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Applies claimed events in one transaction.
     async fn apply(&self, claimed: &[ClaimedEvent]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -396,6 +513,7 @@ impl Processor {
         self.update_chains(&mut tx, &task_sids, first_event).await?;
         store::conversations::upsert(&mut tx, &conversations).await?;
         self.update_conversations(&mut tx, &events).await?;
+        self.update_parks(&mut tx, &events, &task_sids).await?;
 
         let owned_ids: Vec<i64> = events.iter().map(|(row, _, _)| row.id).collect();
         let lags = store::inbox::mark_processed(&mut tx, self.id, &owned_ids).await?;

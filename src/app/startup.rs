@@ -4,6 +4,7 @@
 use super::configuration::Settings;
 use super::dispatcher::{Dispatcher, DispatcherConfig};
 use super::orphans::{OrphanConfig, OrphanWorker};
+use super::parks::ParkService;
 use super::processor::{Processor, ProcessorConfig};
 use super::telemetry;
 use super::transfers::TransferService;
@@ -92,6 +93,12 @@ impl Application {
                     .as_ref()
                     .map(|s| s.to_string()),
             },
+            ParkService {
+                pool: pool.clone(),
+                client: client.clone(),
+                workspace_sid: settings.workspace_sid.to_string(),
+                webhooks_url: format!("{}/webhooks/conversations", settings.public_base_on(port)),
+            },
         ));
         let state = web::Data::new(AppState {
             pool: pool.clone(),
@@ -116,6 +123,7 @@ impl Application {
             workspace_sid: settings.workspace_sid.to_string(),
             complete_on: settings.complete_on,
             orphan_grace: settings.orphan_grace,
+            voice_park_ttl: settings.park_ttl,
             fallback_workflow_sid: settings
                 .timeout_fallback_workflow_sid
                 .as_ref()
@@ -138,6 +146,7 @@ impl Application {
                     grace: settings.orphan_grace,
                     sweep_interval: settings.sweep_interval,
                     sweep_older_than: settings.sweep_older_than,
+                    workspace_sid: settings.workspace_sid.to_string(),
                     ..config
                 },
                 outbox_wake.clone(),

@@ -46,6 +46,14 @@ pub enum TransferError {
     },
     #[error("{0}")]
     NotConfigured(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{message}")]
+    Conflict {
+        code: &'static str,
+        message: String,
+        detail: Option<Value>,
+    },
     #[error("Twilio could not be reached to check the request: {0}")]
     Twilio(String),
     #[error(transparent)]
@@ -102,7 +110,7 @@ pub struct Requested {
     pub created: bool,
 }
 
-fn parse_sid(raw: &str, field: &str, kinds: &[SidKind]) -> Result<Sid, TransferError> {
+pub fn parse_sid(raw: &str, field: &str, kinds: &[SidKind]) -> Result<Sid, TransferError> {
     let sid = Sid::parse(raw.trim())
         .map_err(|e| TransferError::Invalid(format!("{field} {raw:?} is not a Twilio SID: {e}")))?;
     if !sid.kind().is_some_and(|k| kinds.contains(&k)) {
@@ -174,31 +182,7 @@ impl TransferService {
 
         // Check against Twilio: the task is live, the target exists.
         let ws = &self.workspace_sid;
-        let task = self
-            .client
-            .send(&TwilioRequest::get(
-                Product::TaskRouter,
-                format!("/v1/Workspaces/{ws}/Tasks/{task_sid}"),
-            ))
-            .await?;
-        if task.status == 404 {
-            return Err(TransferError::TaskNotFound(task_sid));
-        }
-        if !(200..300).contains(&task.status) {
-            return Err(TransferError::Twilio(format!(
-                "fetching the task answered HTTP {}",
-                task.status
-            )));
-        }
-        let task: Value = serde_json::from_str(&task.body)
-            .map_err(|e| TransferError::Twilio(format!("unreadable task: {e}")))?;
-        let status = task["assignment_status"].as_str().unwrap_or("unknown");
-        if status != "assigned" {
-            return Err(TransferError::TaskNotLive {
-                task_sid,
-                status: status.to_owned(),
-            });
-        }
+        let task = fetch_assigned_task(&self.client, ws, &task_sid).await?;
         let target_path = match target_type {
             TargetType::Worker => format!("/v1/Workspaces/{ws}/Workers/{target}"),
             TargetType::Queue => format!("/v1/Workspaces/{ws}/TaskQueues/{target}"),
@@ -432,6 +416,39 @@ impl TransferService {
             .fetch_optional(&self.pool)
             .await?)
     }
+}
+
+/// The task as Twilio has it now, if it is assigned (a live customer with an agent).
+pub async fn fetch_assigned_task(
+    client: &TwilioClient,
+    workspace_sid: &str,
+    task_sid: &str,
+) -> Result<Value, TransferError> {
+    let task = client
+        .send(&TwilioRequest::get(
+            Product::TaskRouter,
+            format!("/v1/Workspaces/{workspace_sid}/Tasks/{task_sid}"),
+        ))
+        .await?;
+    if task.status == 404 {
+        return Err(TransferError::TaskNotFound(task_sid.to_owned()));
+    }
+    if !(200..300).contains(&task.status) {
+        return Err(TransferError::Twilio(format!(
+            "fetching the task answered HTTP {}",
+            task.status
+        )));
+    }
+    let task: Value = serde_json::from_str(&task.body)
+        .map_err(|e| TransferError::Twilio(format!("unreadable task: {e}")))?;
+    let status = task["assignment_status"].as_str().unwrap_or("unknown");
+    if status != "assigned" {
+        return Err(TransferError::TaskNotLive {
+            task_sid: task_sid.to_owned(),
+            status: status.to_owned(),
+        });
+    }
+    Ok(task)
 }
 
 fn target_type_word(t: TargetType) -> &'static str {

@@ -6,6 +6,7 @@ pub mod event;
 pub mod facts;
 pub mod orphan;
 pub mod outbound;
+pub mod park;
 pub mod retry;
 pub mod sid;
 pub mod transfer;

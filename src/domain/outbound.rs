@@ -96,6 +96,12 @@ pub enum OperationKind {
     CreateTask,
     /// Make a task's `conversations.conversation_id` its chain's id (see [`Procedure`]).
     StampInsights,
+    /// `POST /v1/Conversations/{CH}/Webhooks` (a park's customer-message webhook).
+    CreateConversationWebhook,
+    /// `DELETE /v1/Conversations/{CH}/Webhooks/{WH}`.
+    DeleteConversationWebhook,
+    /// `POST /v1/Workspaces/{WS}/Tasks/{WT}/Reservations/{WR}` `ReservationStatus=completed`.
+    CompleteReservation,
     /// Anything else (no special already-done rule).
     Other,
 }
@@ -112,6 +118,9 @@ impl OperationKind {
             OperationKind::CloseInteractionParticipant => "close_interaction_participant",
             OperationKind::CreateTask => "create_task",
             OperationKind::StampInsights => "stamp_insights",
+            OperationKind::CreateConversationWebhook => "create_conversation_webhook",
+            OperationKind::DeleteConversationWebhook => "delete_conversation_webhook",
+            OperationKind::CompleteReservation => "complete_reservation",
             OperationKind::Other => "other",
         }
     }
@@ -127,6 +136,9 @@ impl OperationKind {
             OperationKind::CloseInteractionParticipant,
             OperationKind::CreateTask,
             OperationKind::StampInsights,
+            OperationKind::CreateConversationWebhook,
+            OperationKind::DeleteConversationWebhook,
+            OperationKind::CompleteReservation,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -141,7 +153,10 @@ impl OperationKind {
     pub fn already_done(self, status: u16, code: Option<u32>) -> bool {
         let gone = status == 404 || code == Some(20404);
         match self {
-            OperationKind::CompleteTask => gone || code == Some(20001),
+            OperationKind::CompleteTask | OperationKind::CompleteReservation => {
+                gone || code == Some(20001)
+            }
+            OperationKind::DeleteConversationWebhook => gone,
             OperationKind::CloseConversation
             | OperationKind::CloseInteractionChannel
             | OperationKind::CloseInteractionParticipant => gone || code == Some(80906),
@@ -182,6 +197,26 @@ pub enum Procedure {
     CloseOrphan {
         conversation_sid: String,
         interaction: Option<(String, String)>,
+    },
+    /// A voice park past its TTL: GET the task, remove its park marks, POST with `If-Match`
+    /// (as [`Procedure::StampInsights`]).
+    UnparkTask {
+        workspace_sid: String,
+        task_sid: String,
+        park_id: String,
+    },
+    /// A parked call's reservation timed out and TaskRouter moved the worker to the workspace's
+    /// timeout activity: put them back in the activity they had (baton's worker facts'
+    /// `previous_activity_sid`), if they are still in the timeout activity.
+    RestoreWorkerActivity {
+        workspace_sid: String,
+        worker_sid: String,
+    },
+    /// List the conversation's webhooks and delete each whose URL holds `marker` (none left:
+    /// done).
+    RemoveWebhooks {
+        conversation_sid: String,
+        marker: String,
     },
 }
 

@@ -6,6 +6,7 @@
 use super::error::EdgeError;
 use super::webhooks::{read_body, require_content_type};
 use super::AppState;
+use crate::app::parks::{ParkRequest, ParkService, ResumeRequest};
 use crate::app::transfers::{Initiator, TransferError, TransferRequest, TransferService};
 use crate::domain::sid::{Sid, SidKind};
 use crate::store;
@@ -32,15 +33,21 @@ type TokenCache = HashMap<[u8; 32], (Instant, Result<FlexUser, String>)>;
 pub struct ApiState {
     pub ops_token: SecretString,
     pub transfers: TransferService,
+    pub parks: ParkService,
     /// sha256(token) → (when validated, what Twilio said).
     tokens: Mutex<TokenCache>,
 }
 
 impl ApiState {
-    pub fn new(ops_token: SecretString, transfers: TransferService) -> ApiState {
+    pub fn new(
+        ops_token: SecretString,
+        transfers: TransferService,
+        parks: ParkService,
+    ) -> ApiState {
         ApiState {
             ops_token,
             transfers,
+            parks,
             tokens: Mutex::new(HashMap::new()),
         }
     }
@@ -203,7 +210,12 @@ pub async fn get_conversation(
         .map_err(|e| EdgeError::Invalid(format!("{:?} is not a conversation SID: {e}", &*path)))?
         .to_string();
     match store::conversations::fetch_view(&state.pool, &sid).await? {
-        Some(view) => Ok(HttpResponse::Ok().json(view)),
+        Some(view) => {
+            let parks = store::parks::of_conversation(&state.pool, &sid).await?;
+            let mut body = serde_json::to_value(view).map_err(|_| EdgeError::Internal)?;
+            body["parks"] = serde_json::to_value(parks).map_err(|_| EdgeError::Internal)?;
+            Ok(HttpResponse::Ok().json(body))
+        }
         None => Err(EdgeError::NoSuch(format!(
             "baton has seen no task of conversation {sid}"
         ))),
@@ -236,26 +248,156 @@ pub async fn create_transfer(
                 ))
                 .json(serde_json::json!({ "transfer": requested.transfer, "created": requested.created })))
         }
-        Err(e) => Err(match e {
-            TransferError::Invalid(m) => EdgeError::Invalid(m),
-            TransferError::TaskNotFound(_) => EdgeError::NoSuch(e.to_string()),
-            TransferError::TaskNotLive { .. } => EdgeError::Conflict {
-                code: "task_not_live",
-                message: e.to_string(),
-                detail: None,
-            },
-            TransferError::InFlight { ref existing, .. } => EdgeError::Conflict {
-                code: "transfer_in_flight",
-                message: e.to_string(),
-                detail: serde_json::to_value(existing).ok(),
-            },
-            TransferError::NotConfigured(m) => EdgeError::NotConfigured(m),
-            TransferError::Twilio(m) => {
-                tracing::warn!(error = %m, "transfer check against Twilio failed");
-                EdgeError::Upstream(format!("Twilio could not be reached: {m}"))
-            }
-            TransferError::Store(e) => EdgeError::from(e),
-        }),
+        Err(e) => Err(edge_error(e)),
+    }
+}
+
+/// `POST /api/v1/parks`: park a Flex Conversations task.
+pub async fn create_park(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, EdgeError> {
+    let api = api(&state)?;
+    require_content_type(&req, &["application/json"], "application/json")?;
+    let body = read_body(&req, payload, state.max_body_bytes).await?;
+    let request: ParkRequest = serde_json::from_slice(&body)
+        .map_err(|e| EdgeError::Invalid(format!("malformed park request: {e}")))?;
+    let caller = authenticate(&req, api, request.token.as_deref()).await?;
+    let parked = api
+        .parks
+        .park(request, &caller.initiator().label)
+        .await
+        .map_err(edge_error)?;
+    let mut response = if parked.created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(response
+        .insert_header((
+            header::LOCATION,
+            format!("/api/v1/parks/{}", parked.park.park_id),
+        ))
+        .json(serde_json::json!({ "park": parked.park, "created": parked.created })))
+}
+
+/// `POST /api/v1/parks/{park_id}/resume` `{route: same_worker | queue}`.
+pub async fn resume_park(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, EdgeError> {
+    let api = api(&state)?;
+    let body = read_body(&req, payload, state.max_body_bytes).await?;
+    let request: ResumeRequest = if body.is_empty() {
+        ResumeRequest {
+            route: None,
+            token: None,
+        }
+    } else {
+        require_content_type(&req, &["application/json"], "application/json")?;
+        serde_json::from_slice(&body)
+            .map_err(|e| EdgeError::Invalid(format!("malformed resume request: {e}")))?
+    };
+    authenticate(&req, api, request.token.as_deref()).await?;
+    let park = api
+        .parks
+        .resume(&path, request.route.as_deref())
+        .await
+        .map_err(edge_error)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "park": park })))
+}
+
+/// `GET /api/v1/parks/{park_id}`.
+pub async fn get_park(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, EdgeError> {
+    let api = api(&state)?;
+    authenticate(&req, api, None).await?;
+    match store::parks::get(&state.pool, &path).await? {
+        Some(park) => Ok(HttpResponse::Ok().json(serde_json::json!({ "park": park }))),
+        None => Err(EdgeError::NoSuch(format!("no park {}", path.as_str()))),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParkQuery {
+    state: Option<String>,
+    worker_sid: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/parks?state=parked|resumed|expired|ended&worker_sid=WK…&limit=`.
+pub async fn list_parks(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, EdgeError> {
+    let api = api(&state)?;
+    authenticate(&req, api, None).await?;
+    let query = web::Query::<ParkQuery>::from_query(req.query_string())
+        .map_err(|e| EdgeError::Invalid(format!("bad query: {e}")))?;
+    if let Some(s) = query.state.as_deref() {
+        if !matches!(s, "parked" | "resumed" | "expired" | "ended") {
+            return Err(EdgeError::Invalid(format!(
+                "state {s:?} must be parked, resumed, expired or ended"
+            )));
+        }
+    }
+    if let Some(w) = query.worker_sid.as_deref() {
+        Sid::parse_kind(w, SidKind::Worker)
+            .map_err(|e| EdgeError::Invalid(format!("worker_sid {w:?}: {e}")))?;
+    }
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(EdgeError::Invalid("limit must be between 1 and 500".into()));
+    }
+    let parks = store::parks::list(
+        &state.pool,
+        query.state.as_deref(),
+        query.worker_sid.as_deref(),
+        limit,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "parks": parks })))
+}
+
+/// How a transfer or park request's failure is answered.
+fn edge_error(e: TransferError) -> EdgeError {
+    match e {
+        TransferError::Invalid(m) => EdgeError::Invalid(m),
+        TransferError::TaskNotFound(_) | TransferError::NotFound(_) => {
+            EdgeError::NoSuch(e.to_string())
+        }
+        TransferError::TaskNotLive { .. } => EdgeError::Conflict {
+            code: "task_not_live",
+            message: e.to_string(),
+            detail: None,
+        },
+        TransferError::InFlight { ref existing, .. } => EdgeError::Conflict {
+            code: "transfer_in_flight",
+            message: e.to_string(),
+            detail: serde_json::to_value(existing).ok(),
+        },
+        TransferError::Conflict {
+            code,
+            message,
+            detail,
+        } => EdgeError::Conflict {
+            code,
+            message,
+            detail,
+        },
+        TransferError::NotConfigured(m) => EdgeError::NotConfigured(m),
+        TransferError::Twilio(m) => {
+            tracing::warn!(error = %m, "request check against Twilio failed");
+            EdgeError::Upstream(format!("Twilio could not be reached: {m}"))
+        }
+        TransferError::Store(e) => EdgeError::from(e),
     }
 }
 

@@ -51,6 +51,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/api/v1/conversations/{sid}",
             web::get().to(api::get_conversation),
         )
+        .route("/api/v1/parks", web::post().to(api::create_park))
+        .route("/api/v1/parks", web::get().to(api::list_parks))
+        .route("/api/v1/parks/{park_id}", web::get().to(api::get_park))
+        .route(
+            "/api/v1/parks/{park_id}/resume",
+            web::post().to(api::resume_park),
+        )
         .route("/api/v1/transfers", web::post().to(api::create_transfer))
         .route(
             "/api/v1/transfers/{transfer_id}",

@@ -6,6 +6,7 @@ pub mod conversations;
 pub mod facts;
 pub mod inbox;
 pub mod outbox;
+pub mod parks;
 pub mod writer;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

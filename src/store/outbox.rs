@@ -6,7 +6,7 @@ use super::StoreError;
 use crate::domain::chain::PlannedCall;
 use crate::domain::outbound::{OperationKind, Procedure, TwilioRequest};
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::PgPool;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -38,10 +38,7 @@ impl NewCall {
 
 /// Enqueues a call inside the caller's transaction. Returns false when a call with the same
 /// idempotency key already exists (the decision was already made).
-pub async fn enqueue(
-    tx: &mut Transaction<'_, Postgres>,
-    call: &NewCall,
-) -> Result<bool, StoreError> {
+pub async fn enqueue(tx: &mut sqlx::PgConnection, call: &NewCall) -> Result<bool, StoreError> {
     let request =
         serde_json::to_value(&call.request).map_err(|e| StoreError::Decode(e.to_string()))?;
     let procedure = call
@@ -62,7 +59,7 @@ pub async fn enqueue(
     .bind(procedure)
     .bind(call.caused_by_event)
     .bind(&call.conversation_sid)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(inserted.rows_affected() == 1)
 }

@@ -41,6 +41,7 @@ pub(crate) struct FlexOptions {
     /// Orphan cleanup on, with this grace period.
     pub(crate) orphan_grace: Option<Duration>,
     pub(crate) timeout_fallback: bool,
+    pub(crate) park_ttl: Duration,
 }
 
 impl Default for FlexOptions {
@@ -50,6 +51,7 @@ impl Default for FlexOptions {
             max_attempts: 8,
             orphan_grace: None,
             timeout_fallback: false,
+            park_ttl: Duration::from_secs(600),
         }
     }
 }
@@ -102,6 +104,7 @@ impl Flex {
             timeout_fallback_workflow_sid: options
                 .timeout_fallback
                 .then(|| transfer_workflow.clone()),
+            park_ttl: options.park_ttl,
             ..AppOptions::default()
         })
         .await;
@@ -369,6 +372,21 @@ impl Flex {
             "the auth token was printed"
         );
         stdout
+    }
+
+    /// `POST` JSON to an `/api/v1` path with the ops token: status and JSON body.
+    pub(crate) async fn api_post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .app
+            .client
+            .post(format!("{}{path}", self.app.address))
+            .bearer_auth(OPS_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("baton reachable");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("json body"))
     }
 
     /// `GET` an `/api/v1` path with the ops token: status and JSON body.

@@ -68,6 +68,7 @@ pub struct AppOptions {
     pub orphan_grace: Duration,
     pub sweep_interval: Option<Duration>,
     pub timeout_fallback_workflow_sid: Option<String>,
+    pub park_ttl: Duration,
 }
 
 impl Default for AppOptions {
@@ -87,6 +88,7 @@ impl Default for AppOptions {
             orphan_grace: Duration::from_secs(30),
             sweep_interval: None,
             timeout_fallback_workflow_sid: None,
+            park_ttl: Duration::from_secs(600),
         }
     }
 }
@@ -125,6 +127,7 @@ pub fn settings(database_url: &str, options: &AppOptions) -> Settings {
             .timeout_fallback_workflow_sid
             .as_deref()
             .map(|s| Sid::parse(s).expect("workflow sid")),
+        park_ttl: options.park_ttl,
         shutdown_timeout: Duration::from_secs(5),
     }
 }

@@ -6,5 +6,6 @@ mod helpers;
 mod ingest;
 mod orphans;
 mod outbox;
+mod parks;
 mod processor;
 mod transfers;

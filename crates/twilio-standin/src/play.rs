@@ -188,11 +188,11 @@ pub(crate) fn offer(
     let open = task.reservations.iter().any(|wr| {
         state.reservations.get(wr).is_some_and(|r| {
             r.worker_sid == worker_sid
+                // A worker still wrapping this task up may be offered it again (a call
+                // transferred back, or parked to themselves).
                 && matches!(
                     r.status,
-                    ReservationStatus::Pending
-                        | ReservationStatus::Accepted
-                        | ReservationStatus::Wrapping
+                    ReservationStatus::Pending | ReservationStatus::Accepted
                 )
         })
     });
@@ -306,6 +306,38 @@ impl StandIn {
     /// Panics unless the task is pending or reserved (an assigned task only ends as completed).
     pub fn cancel_task(&self, task_sid: &str, reason: &str) {
         self.cancel_early("cancel_task", "are canceled", task_sid, reason);
+    }
+
+    /// A voice call transferred cold by the agent holding it, as Flex's TransferTask does — to
+    /// another worker, or to themselves to park it (the transfer-park plugin): the accepted
+    /// reservation goes to `wrapping` (`reservation.wrapup`; the agent's leg is gone), the task
+    /// back to `reserved`, and a new pending reservation offers the call to `to_worker`
+    /// (`reservation.created`). Returns its `WR…` SID. Panics unless the task is assigned.
+    pub fn transfer_call(&self, task_sid: &str, to_worker: &str) -> String {
+        self.play("transfer_call", |state, now| {
+            let status = task_status(state, task_sid)?;
+            if status != TaskStatus::Assigned {
+                return Err(format!("task {task_sid} is {status}, not assigned"));
+            }
+            let held: Vec<String> = state
+                .tasks
+                .get(task_sid)
+                .map(|t| t.reservations.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|wr| {
+                    state
+                        .reservations
+                        .get(wr)
+                        .is_some_and(|r| r.status == ReservationStatus::Accepted)
+                })
+                .collect();
+            for wr in &held {
+                state.set_reservation_status(wr, ReservationStatus::Wrapping, now);
+            }
+            state.move_task(task_sid, TaskStatus::Pending, None, now);
+            offer(state, task_sid, to_worker, now)
+        })
     }
 
     /// The task ran out of its workflow unmatched (no worker took it before the last filter's

@@ -1,0 +1,326 @@
+//! Parks: `POST /api/v1/parks` (messaging), resuming (customer message, ops, TTL), and the
+//! voice parks the processor observes. Every Twilio call goes through the outbox, in the same
+//! transaction as the park's state change, so a park or resume never half-happens.
+
+use super::transfers::{fetch_assigned_task, parse_sid, TransferError};
+use crate::domain::outbound::OperationKind;
+use crate::domain::park::{self, ParkEnd, ResumeRoute, ResumeState};
+use crate::domain::sid::SidKind;
+use crate::domain::transfer;
+use crate::store::parks::{LockedPark, NewPark, ParkView};
+use crate::store::{self, outbox::NewCall, StoreError};
+use crate::twilio::TwilioClient;
+use serde::Deserialize;
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
+use std::time::Duration;
+
+/// The body of `POST /api/v1/parks`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParkRequest {
+    pub task_sid: String,
+    #[serde(default)]
+    pub ttl_seconds: Option<u64>,
+    #[serde(default)]
+    pub notes: Option<String>,
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    #[serde(default, rename = "Token")]
+    pub token: Option<String>,
+}
+
+/// The body of `POST /api/v1/parks/{id}/resume`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeRequest {
+    #[serde(default)]
+    pub route: Option<String>,
+    #[serde(default, rename = "Token")]
+    pub token: Option<String>,
+}
+
+/// The longest TTL a park may ask for (7 days).
+const MAX_TTL_SECONDS: u64 = 7 * 24 * 3600;
+
+pub struct ParkService {
+    pub pool: PgPool,
+    pub client: TwilioClient,
+    pub workspace_sid: String,
+    /// Where the parked customer's messages are posted: baton's own
+    /// `{BATON_PUBLIC_URL}/webhooks/conversations`.
+    pub webhooks_url: String,
+}
+
+pub struct Parked {
+    pub park: ParkView,
+    pub created: bool,
+}
+
+impl ParkService {
+    pub async fn park(&self, body: ParkRequest, initiator: &str) -> Result<Parked, TransferError> {
+        let task_sid = parse_sid(&body.task_sid, "task_sid", &[SidKind::Task])?.to_string();
+        if body
+            .ttl_seconds
+            .is_some_and(|t| t == 0 || t > MAX_TTL_SECONDS)
+        {
+            return Err(TransferError::Invalid(format!(
+                "ttl_seconds must be between 1 and {MAX_TTL_SECONDS}"
+            )));
+        }
+        let notes = body
+            .notes
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty());
+        if notes.as_ref().is_some_and(|n| n.len() > 4000) {
+            return Err(TransferError::Invalid(
+                "notes are longer than 4000 characters".into(),
+            ));
+        }
+        let park_id = format!("PA{}", uuid::Uuid::new_v4().simple());
+        let idempotency_key = body
+            .idempotency_key
+            .clone()
+            .unwrap_or_else(|| park_id.clone());
+        if idempotency_key.is_empty() || idempotency_key.len() > 200 {
+            return Err(TransferError::Invalid(
+                "idempotency_key must be 1 to 200 characters".into(),
+            ));
+        }
+        if let Some(existing) =
+            store::parks::by_idempotency_key(&self.pool, &idempotency_key).await?
+        {
+            return Ok(Parked {
+                park: existing,
+                created: false,
+            });
+        }
+        let task = fetch_assigned_task(&self.client, &self.workspace_sid, &task_sid).await?;
+        let attributes: Value = task["attributes"]
+            .as_str()
+            .and_then(|a| serde_json::from_str(a).ok())
+            .unwrap_or(Value::Null);
+        let keys = transfer::conversation_keys(&attributes);
+        let (Some(conversation_sid), Some(interaction_sid), Some(channel_sid)) = (
+            keys.conversation_sid,
+            keys.interaction_sid,
+            keys.interaction_channel_sid,
+        ) else {
+            return Err(TransferError::Invalid(format!(
+                "task {task_sid} is not a Flex Conversations task (no conversationSid, \
+                 flexInteractionSid, flexInteractionChannelSid); voice parks are observed from \
+                 the task's attributes"
+            )));
+        };
+        if let Some(existing) = store::parks::parked_in(&self.pool, &conversation_sid).await? {
+            return Err(TransferError::Conflict {
+                code: "already_parked",
+                message: format!(
+                    "conversation {conversation_sid} is already parked ({})",
+                    existing.park_id
+                ),
+                detail: serde_json::to_value(existing).ok(),
+            });
+        }
+        let channel_type = crate::domain::orphan::ConversationRef::from_attributes(&attributes)
+            .and_then(|c| c.channel_type);
+        let ttl = body
+            .ttl_seconds
+            .map(Duration::from_secs)
+            .or_else(|| park::default_messaging_ttl(channel_type.as_deref()));
+        let worker_sid: Option<String> = sqlx::query_scalar(
+            "SELECT worker_sid FROM reservations WHERE task_sid = $1
+               AND status IN ('accepted', 'wrapping', 'completed')
+             ORDER BY accepted_ms DESC NULLS LAST LIMIT 1",
+        )
+        .bind(&task_sid)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::from)?
+        .flatten();
+        let chain_id = match store::chains::chain_id_of(&self.pool, &task_sid).await? {
+            Some(id) => id,
+            None => keys
+                .insights_conversation_id
+                .unwrap_or_else(|| task_sid.clone()),
+        };
+        let state = ResumeState {
+            interaction_sid,
+            channel_sid,
+            conversation_sid: conversation_sid.clone(),
+            workflow_sid: task["workflow_sid"].as_str().map(str::to_owned),
+            task_queue_sid: task["task_queue_sid"].as_str().map(str::to_owned),
+            task_queue_name: task["task_queue_friendly_name"].as_str().map(str::to_owned),
+            task_channel: task["task_channel_unique_name"].as_str().map(str::to_owned),
+            worker_sid: worker_sid.clone(),
+            chain_id,
+            attributes,
+        };
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let inserted = store::parks::insert_messaging(
+            &mut tx,
+            &NewPark {
+                park_id: &park_id,
+                task_sid: &task_sid,
+                worker_sid: worker_sid.as_deref(),
+                channel_type: channel_type.as_deref(),
+                notes: notes.as_deref(),
+                ttl_seconds: ttl.map(|t| t.as_secs() as i64),
+                resume_state: &state,
+                idempotency_key: &idempotency_key,
+            },
+        )
+        .await?;
+        if !inserted {
+            drop(tx);
+            return store::parks::by_idempotency_key(&self.pool, &idempotency_key)
+                .await?
+                .map(|park| Parked {
+                    park,
+                    created: false,
+                })
+                .ok_or_else(|| TransferError::Invalid("idempotency key conflict".into()));
+        }
+        // Webhook first in the outbox; the agent leaves in the same commit.
+        for call in [
+            park::park_webhook(&park_id, &conversation_sid, &self.webhooks_url),
+            park::agent_leaves(&park_id, &state, &task_sid),
+        ] {
+            store::outbox::enqueue(&mut tx, &NewCall::planned(call, None)).await?;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        tracing::info!(%park_id, %task_sid, conversation_sid = %conversation_sid, initiator, "conversation parked");
+        metrics::counter!("baton_parks_total", "kind" => "messaging").increment(1);
+        let park = store::parks::get(&self.pool, &park_id)
+            .await?
+            .ok_or_else(|| TransferError::Invalid("park vanished".into()))?;
+        Ok(Parked {
+            park,
+            created: true,
+        })
+    }
+
+    /// Ops resume a park.
+    pub async fn resume(
+        &self,
+        park_id: &str,
+        route: Option<&str>,
+    ) -> Result<ParkView, TransferError> {
+        let route = match route.map(str::trim) {
+            None | Some("") => ResumeRoute::SameWorker,
+            Some(r) => r.parse::<ResumeRoute>().map_err(TransferError::Invalid)?,
+        };
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let Some(locked) = store::parks::lock_parked(&mut tx, park_id).await? else {
+            drop(tx);
+            return match store::parks::get(&self.pool, park_id).await? {
+                Some(park) => Err(TransferError::Conflict {
+                    code: "not_parked",
+                    message: format!("park {park_id} is {}", park.state),
+                    detail: serde_json::to_value(park).ok(),
+                }),
+                None => Err(TransferError::NotFound(format!("no park {park_id}"))),
+            };
+        };
+        end_park(&mut tx, &locked, ParkEnd::Ops, route, &self.workspace_sid).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        store::parks::get(&self.pool, park_id)
+            .await?
+            .ok_or_else(|| TransferError::NotFound(format!("no park {park_id}")))
+    }
+}
+
+/// Ends a locked park: its state, and the calls that carry it out (a messaging park's resume
+/// invite and webhook removal; a voice park's un-park when its TTL ran out). Returns whether
+/// calls were enqueued.
+pub async fn end_park(
+    conn: &mut PgConnection,
+    park: &LockedPark,
+    end: ParkEnd,
+    route: ResumeRoute,
+    workspace_sid: &str,
+) -> Result<bool, StoreError> {
+    let resumes = matches!(end, ParkEnd::CustomerMessage | ParkEnd::Ops | ParkEnd::Ttl);
+    let route = match end {
+        // An expired park goes to the queue: the agent did not come back in time.
+        ParkEnd::Ttl => ResumeRoute::Queue,
+        _ => route,
+    };
+    store::parks::finish(conn, &park.park_id, end, resumes.then_some(route)).await?;
+    let held = (chrono::Utc::now() - park.parked_at)
+        .to_std()
+        .unwrap_or_default();
+    let mut calls = Vec::new();
+    match (park.kind.as_str(), park.resume_state()) {
+        ("messaging", Some(state)) => {
+            if resumes {
+                calls.push(park::resume_invite(
+                    &park.park_id,
+                    &park.task_sid,
+                    &state,
+                    route,
+                    end,
+                    held,
+                    workspace_sid,
+                ));
+            }
+            calls.push(park::remove_park_webhook(
+                &park.park_id,
+                &state.conversation_sid,
+            ));
+        }
+        ("voice", _) if end == ParkEnd::Ttl => {
+            calls.push(voice_unpark(&park.park_id, &park.task_sid, workspace_sid));
+        }
+        _ => {}
+    }
+    let any = !calls.is_empty();
+    for call in calls {
+        store::outbox::enqueue(conn, &NewCall::planned(call, None)).await?;
+    }
+    tracing::info!(park_id = %park.park_id, task_sid = %park.task_sid, end = end.as_str(), route = route.as_str(), held_s = held.as_secs(), "park ended");
+    metrics::counter!("baton_park_ends_total", "end" => end.as_str()).increment(1);
+    Ok(any)
+}
+
+/// A voice park past its TTL: the task's park marks are removed (GET → If-Match merge), so the
+/// workflow routes it to its queue.
+fn voice_unpark(
+    park_id: &str,
+    task_sid: &str,
+    workspace_sid: &str,
+) -> crate::domain::chain::PlannedCall {
+    use crate::domain::outbound::{Procedure, Product, TwilioRequest};
+    crate::domain::chain::PlannedCall {
+        idempotency_key: format!("unpark:{park_id}:task"),
+        kind: OperationKind::UpdateTaskAttributes,
+        request: TwilioRequest::get(
+            Product::TaskRouter,
+            format!("/v1/Workspaces/{workspace_sid}/Tasks/{task_sid}"),
+        ),
+        procedure: Some(Procedure::UnparkTask {
+            workspace_sid: workspace_sid.to_owned(),
+            task_sid: task_sid.to_owned(),
+            park_id: park_id.to_owned(),
+        }),
+        conversation_sid: None,
+    }
+}
+
+/// Ends every park whose TTL ran out. Returns how many.
+pub async fn expire_due(pool: &PgPool, workspace_sid: &str) -> Result<usize, StoreError> {
+    let mut tx = pool.begin().await?;
+    let due = store::parks::lock_expired(&mut tx, 100).await?;
+    for park in &due {
+        end_park(
+            &mut tx,
+            park,
+            ParkEnd::Ttl,
+            ResumeRoute::Queue,
+            workspace_sid,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(due.len())
+}
