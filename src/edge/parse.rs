@@ -634,6 +634,123 @@ fn cloud_event(mut item: Value) -> ParsedEvent {
     finish(Source::EventStreams, event, to_raw(&item), delivery, errors)
 }
 
+/// Events API resource names: the envelope is the resource's own fields (`sid`, `event_type`,
+/// `event_date_ms`, `event_date`, `resource_*`, `account_sid`, `workspace_sid`); everything else
+/// is an `event_data` key — the callback's parameters in snake_case, as in Event Streams payloads.
+const EVENTS_API_NAMES: TaskRouterNames = TaskRouterNames {
+    event_type: "event_type",
+    timestamp_ms: "event_date_ms",
+    timestamp: "event_date",
+    ..STREAM_NAMES
+};
+
+/// An Events API resource's fields: its own first, then `event_data`'s.
+struct EventResourceFields<'a> {
+    resource: JsonFields<'a>,
+    data: Option<JsonFields<'a>>,
+}
+
+impl Fields for EventResourceFields<'_> {
+    fn text(&self, name: &str) -> Option<String> {
+        self.resource
+            .text(name)
+            .or_else(|| self.data.as_ref().and_then(|d| d.text(name)))
+    }
+}
+
+/// `event_data` as an object: Twilio documents no type for it (an object in its examples; a
+/// JSON string is read too). `*_attributes` given as objects become JSON text, as callbacks
+/// carry them.
+fn event_data(
+    resource: &Map<String, Value>,
+    errors: &mut Vec<String>,
+) -> Option<Map<String, Value>> {
+    let mut data = match resource.get("event_data") {
+        None | Some(Value::Null) => return None,
+        Some(Value::Object(map)) => map.clone(),
+        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(map)) => map,
+            _ => {
+                errors.push("event_data is a string that is not a JSON object".into());
+                return None;
+            }
+        },
+        Some(_) => {
+            errors.push("event_data is not an object".into());
+            return None;
+        }
+    };
+    for (key, value) in data.iter_mut() {
+        if key.ends_with("_attributes") && matches!(value, Value::Object(_) | Value::Array(_)) {
+            *value = Value::String(value.to_string());
+        }
+    }
+    Some(data)
+}
+
+/// One resource of `GET /v1/Workspaces/{WS}/Events` (backfill and reconciliation). It becomes
+/// the same typed event, with the same identity, as the event's callback: `sid` is the
+/// callback's `Sid`, `event_date_ms` its `TimestampMs`, and `event_data` holds its other
+/// parameters. A resource baton cannot interpret is kept and flagged, as the edge does.
+pub fn events_api_event(mut item: Value) -> ParsedEvent {
+    let mut errors = Vec::new();
+    if replace_nul(&mut item) {
+        errors.push("NUL characters were replaced with U+FFFD".into());
+    }
+    let Value::Object(resource) = &item else {
+        errors.push("an Events API item is not a JSON object".into());
+        let delivery = DeliveryIdentity {
+            cloud_event_id: None,
+            idempotency_token: None,
+            content_hash: Some(hex::encode(Sha256::digest(item.to_string().as_bytes()))),
+        };
+        return finish(
+            Source::EventsApi,
+            TwilioEvent::Unrecognized { event_type: None },
+            to_raw(&item),
+            delivery,
+            errors,
+        );
+    };
+    let data = event_data(resource, &mut errors);
+    let f = EventResourceFields {
+        resource: JsonFields(resource),
+        data: data.as_ref().map(JsonFields),
+    };
+    let event = match f.text(EVENTS_API_NAMES.event_type) {
+        Some(t) => {
+            let mut event = taskrouter_event(
+                &f,
+                &EVENTS_API_NAMES,
+                TaskRouterEventType::parse(&t),
+                &mut errors,
+            );
+            // A reservation event is about its reservation even when `event_data` leaves the
+            // SID out (a callback always carries `ReservationSid`).
+            if event.reservation_sid.is_none()
+                && event
+                    .resource_type
+                    .as_deref()
+                    .is_some_and(|r| r.eq_ignore_ascii_case("reservation"))
+            {
+                event.reservation_sid.clone_from(&event.resource_sid);
+            }
+            TwilioEvent::Taskrouter(Box::new(event))
+        }
+        None => {
+            errors.push("the event has no event_type".into());
+            TwilioEvent::Unrecognized { event_type: None }
+        }
+    };
+    let delivery = DeliveryIdentity {
+        cloud_event_id: None,
+        idempotency_token: None,
+        content_hash: (!event.has_own_identity())
+            .then(|| hex::encode(Sha256::digest(item.to_string().as_bytes()))),
+    };
+    finish(Source::EventsApi, event, to_raw(&item), delivery, errors)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -844,5 +961,213 @@ mod tests {
             event_streams_batch(b"42"),
             Err(BodyError::NotAnArray)
         ));
+    }
+
+    /// The Events API resource of a task event, shaped as Twilio's OpenAPI example and the
+    /// stand-in's Events list: the callback's parameters, snake_case, in `event_data`.
+    fn api_task_event(sid: Option<&str>) -> Value {
+        let mut event = serde_json::json!({
+            "account_sid": "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "actor_sid": null, "actor_type": null, "actor_url": null,
+            "description": "Task created",
+            "event_data": {
+                "workspace_sid": "WSaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                "workspace_name": "Flex Task Assignment",
+                "task_sid": WT,
+                "task_attributes": "{\"conversationSid\":\"CH1\"}",
+                "task_assignment_status": "pending",
+                "task_age": "3",
+                "task_priority": "0",
+                "task_channel_unique_name": "chat",
+                "workflow_sid": "WWaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+            },
+            "event_date": "2023-11-14T22:13:20Z",
+            "event_date_ms": 1_700_000_000_123_i64,
+            "event_type": "task.created",
+            "resource_sid": WT,
+            "resource_type": "task",
+            "resource_url": format!("https://taskrouter.twilio.com/v1/Workspaces/WSaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/Tasks/{WT}"),
+            "source": "twilio",
+            "source_ip_address": "1.2.3.4",
+            "workspace_sid": "WSaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "url": "https://taskrouter.twilio.com/v1/Workspaces/WSaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/Events/EVaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        });
+        if let Some(sid) = sid {
+            event["sid"] = Value::String(sid.into());
+        }
+        event
+    }
+
+    /// The same event as a callback.
+    fn callback_task_event(sid: Option<&str>) -> Vec<(String, String)> {
+        let mut p = pairs(&[
+            ("AccountSid", "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+            ("WorkspaceSid", "WSaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+            ("WorkspaceName", "Flex Task Assignment"),
+            ("EventType", "task.created"),
+            ("EventDescription", "Task created"),
+            ("ResourceType", "task"),
+            ("ResourceSid", WT),
+            ("Timestamp", "1700000000"),
+            ("TimestampMs", "1700000000123"),
+            ("TaskSid", WT),
+            ("TaskAttributes", r#"{"conversationSid":"CH1"}"#),
+            ("TaskAssignmentStatus", "pending"),
+            ("TaskAge", "3"),
+            ("TaskPriority", "0"),
+            ("TaskChannelUniqueName", "chat"),
+            ("WorkflowSid", "WWaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+        ]);
+        if let Some(sid) = sid {
+            p.push(("Sid".into(), sid.into()));
+        }
+        p
+    }
+
+    #[test]
+    fn an_events_api_resource_is_the_same_typed_event_as_its_callback() {
+        const EV: &str = "EVaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        let api = events_api_event(api_task_event(Some(EV)));
+        let callback = taskrouter_callback(&callback_task_event(Some(EV)), Some("tok".into()));
+        assert_eq!(api.interpret_error, None);
+        assert_eq!(api.source, Source::EventsApi);
+        assert_eq!(api.event, callback.event);
+        assert_eq!(api.task_attributes(), callback.task_attributes());
+        let a = api.event.identity(api.source, &api.delivery);
+        let c = callback.event.identity(callback.source, &callback.delivery);
+        assert_eq!(a, c);
+        assert_eq!(a.key, format!("tr:sid:{EV}"));
+        assert_eq!(
+            a.natural_key.as_deref(),
+            Some(format!("tr:task.created:{WT}:1700000000123").as_str())
+        );
+        let params: Value = serde_json::from_str(api.params.get()).unwrap();
+        assert_eq!(params["event_data"]["task_sid"], WT);
+    }
+
+    #[test]
+    fn a_callback_without_sid_meets_the_events_api_resource_on_the_natural_key() {
+        let api = events_api_event(api_task_event(Some("EVaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")));
+        let callback = taskrouter_callback(&callback_task_event(None), None);
+        let a = api.event.identity(api.source, &api.delivery);
+        let c = callback.event.identity(callback.source, &callback.delivery);
+        assert_eq!(c.key, format!("tr:task.created:{WT}:1700000000123"));
+        assert_eq!(a.natural_key.as_deref(), Some(c.key.as_str()));
+    }
+
+    #[test]
+    fn the_openapi_example_resource_parses_into_a_worker_event() {
+        // `taskrouter.v1.workspace.event` example (twilio_taskrouter_v1.json, ListEvent readFull).
+        let item = serde_json::json!({
+            "account_sid": "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "actor_sid": "WSaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "actor_type": "workspace",
+            "description": "Worker JustinWorker updated to Idle Activity",
+            "event_data": {
+                "worker_activity_name": "Offline",
+                "worker_activity_sid": "WAaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                "worker_attributes": "{}",
+                "worker_name": "JustinWorker",
+                "worker_sid": "WKaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                "worker_time_in_previous_activity": "26",
+                "worker_time_in_previous_activity_ms": "26123",
+                "workspace_name": "WorkspaceName",
+                "workspace_sid": "WSaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+            },
+            "event_date": "2015-02-07T00:32:41Z",
+            "event_date_ms": 987_654_321_111_i64,
+            "event_type": "worker.activity",
+            "resource_sid": "WKaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "resource_type": "worker",
+            "sid": "EVaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "source": "twilio",
+            "workspace_sid": "WSaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        });
+        let parsed = events_api_event(item);
+        // The example's type is not one TaskRouter documents: stored, flagged.
+        assert_eq!(
+            parsed.interpret_error.as_deref(),
+            Some("unknown event type \"worker.activity\"")
+        );
+        let TwilioEvent::Taskrouter(e) = &parsed.event else {
+            panic!("not a TaskRouter event: {:?}", parsed.event)
+        };
+        let worker = e.worker.as_ref().unwrap();
+        assert_eq!(worker.worker_sid, "WKaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+        assert_eq!(worker.activity_name.as_deref(), Some("Offline"));
+        assert_eq!(worker.attributes, Some(serde_json::json!({})));
+        assert_eq!(
+            e.time,
+            Some(EventTime {
+                ms: 987_654_321_111,
+                millisecond_precision: true
+            })
+        );
+        assert_eq!(
+            parsed.event.identity(parsed.source, &parsed.delivery).key,
+            "tr:sid:EVaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        );
+    }
+
+    #[test]
+    fn events_api_variants_parse_and_oddities_are_flagged() {
+        // event_data as a JSON string, attributes as an object, a reservation event without
+        // `reservation_sid` in its data, a second-precision date only.
+        let item = serde_json::json!({
+            "sid": "EVbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+            "event_type": "reservation.accepted",
+            "event_date": "2023-11-14T22:13:20Z",
+            "resource_type": "reservation",
+            "resource_sid": "WRaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "event_data": serde_json::json!({
+                "task_sid": WT,
+                "task_attributes": {"conversationSid": "CH2"},
+                "worker_sid": "WKaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+            }).to_string()
+        });
+        let parsed = events_api_event(item);
+        assert_eq!(parsed.interpret_error, None);
+        let TwilioEvent::Taskrouter(e) = &parsed.event else {
+            panic!("not a TaskRouter event")
+        };
+        assert_eq!(
+            e.reservation_sid.as_deref(),
+            Some("WRaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+        );
+        assert_eq!(
+            parsed.task_attributes(),
+            Some(&serde_json::json!({"conversationSid": "CH2"}))
+        );
+        assert_eq!(
+            e.time,
+            Some(EventTime {
+                ms: 1_700_000_000_000,
+                millisecond_precision: false
+            })
+        );
+        let id = parsed.event.identity(parsed.source, &parsed.delivery);
+        assert_eq!(id.key, "tr:sid:EVbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+        assert_eq!(id.natural_key, None);
+
+        let no_type = events_api_event(serde_json::json!({"sid": "EVc", "event_data": 5}));
+        assert_eq!(
+            no_type.interpret_error.as_deref(),
+            Some("event_data is not an object; the event has no event_type")
+        );
+        assert_eq!(
+            no_type.event,
+            TwilioEvent::Unrecognized { event_type: None }
+        );
+        let key = no_type
+            .event
+            .identity(no_type.source, &no_type.delivery)
+            .key;
+        assert!(key.starts_with("events_api:sha256:"), "{key}");
+
+        let not_object = events_api_event(serde_json::json!("EVd"));
+        assert_eq!(
+            not_object.interpret_error.as_deref(),
+            Some("an Events API item is not a JSON object")
+        );
     }
 }

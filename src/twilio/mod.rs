@@ -2,6 +2,8 @@
 //! Twilio's error bodies, `Retry-After` and `ETag`. Used only by the outbox dispatcher and the
 //! backfills. Never logs or returns the auth token.
 
+pub mod events;
+
 use crate::domain::outbound::{Product, TwilioRequest};
 use crate::domain::retry::Outcome;
 use secrecy::{ExposeSecret, SecretString};
