@@ -1,5 +1,6 @@
 //! Configuration, startup and shutdown, telemetry, and the wiring of edge, store and domain.
 
+pub mod backfill;
 pub mod cli;
 pub mod configuration;
 pub mod dispatcher;

@@ -58,9 +58,11 @@ pub async fn insert(pool: &PgPool, events: &[NewInboxEvent]) -> Result<InsertRep
     })
 }
 
-/// Like [`insert`], returning the event keys this statement stored.
-pub async fn insert_returning_keys(
-    pool: &PgPool,
+/// Like [`insert`], returning the event keys this statement stored. Runs on a pool (its own
+/// transaction) or inside a caller's transaction (a backfill page and its checkpoint commit
+/// together).
+pub async fn insert_returning_keys<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
     events: &[NewInboxEvent],
 ) -> Result<Vec<String>, StoreError> {
     if events.is_empty() {
@@ -117,7 +119,7 @@ pub async fn insert_returning_keys(
     .bind(events.iter().map(|e| e.event.get()).collect::<Vec<_>>())
     .bind(json(|e| Some(&*e.params)))
     .bind(text(|e| e.interpret_error.as_ref()))
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await?;
     Ok(inserted)
 }

@@ -1,6 +1,7 @@
 //! Storage: sqlx queries and transactions over Postgres. The inbox, the facts tables, and (in
 //! later layers) the outbox. Migrations are embedded from `migrations/`.
 
+pub mod backfill;
 pub mod chains;
 pub mod conversations;
 pub mod facts;
