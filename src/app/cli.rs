@@ -1,6 +1,9 @@
 //! The `baton` command line.
 
-use super::configuration::{self, ConfigError, DatabaseArgs, ServeArgs, Settings};
+use super::backfill_command;
+use super::configuration::{
+    self, BackfillEventsArgs, BackfillSettings, ConfigError, DatabaseArgs, ServeArgs, Settings,
+};
 use super::startup::{self, Application, BuildOptions};
 use super::telemetry;
 use crate::store::{self, PoolSettings};
@@ -30,6 +33,9 @@ pub enum Command {
     Loadgen(LoadgenArgs),
     /// Run one orphan sweep: find idle open conversations, confirm with Twilio, close them.
     Sweep(SweepArgs),
+    /// Fetch events baton may have missed from Twilio and store them like callbacks.
+    #[command(subcommand)]
+    Backfill(BackfillCommand),
 }
 
 /// `baton sweep`.
@@ -58,6 +64,15 @@ pub struct SweepArgs {
     /// How long to wait for the closes to be sent.
     #[arg(long, default_value = "60s")]
     pub wait: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackfillCommand {
+    /// Page through TaskRouter's Events API (`GET /v1/Workspaces/{WS}/Events`, 30 days kept)
+    /// over a window and feed every event through the inbox; events baton already has are
+    /// duplicates, stored once. Resumable: Ctrl-C stops after the current page, and running
+    /// the same command again continues.
+    Events(Box<BackfillEventsArgs>),
 }
 
 /// Exit code 2: configuration error (one line on stderr).
@@ -131,6 +146,14 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Err(SweepFailure::Config(e)) => config_failure(e),
                 Err(SweepFailure::Run(e)) => failure(e),
             }
+        }
+        Command::Backfill(BackfillCommand::Events(args)) => {
+            let settings = match BackfillSettings::from_args(&args, chrono::Utc::now()) {
+                Ok(s) => s,
+                Err(e) => return config_failure(e),
+            };
+            telemetry::init_tracing_with_default(configuration::LogFormat::Text, "warn");
+            backfill_command::run(settings).await
         }
     }
 }

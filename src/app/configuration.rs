@@ -3,6 +3,7 @@
 
 use crate::domain::chain::CompleteOn;
 use crate::domain::sid::{Sid, SidKind};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use clap::{Args, ValueEnum};
 use secrecy::SecretString;
 use std::net::SocketAddr;
@@ -101,6 +102,196 @@ pub struct ServeArgs {
     /// Seconds to finish in-flight requests and claimed work after SIGTERM.
     #[arg(long, env = "BATON_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,
+    /// Run the Events API backfill over the recent past this often (e.g. `5m`; `off` by
+    /// default), so an event whose callback never arrived is recovered within minutes.
+    #[arg(long, env = "BATON_RECONCILE_INTERVAL", default_value = "off")]
+    pub reconcile_interval: String,
+}
+
+/// `baton backfill events` settings: the database and the Twilio account (no HTTP server).
+#[derive(Debug, Clone, Args)]
+pub struct BackfillEventsArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Twilio account SID (AC…).
+    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
+    pub twilio_account_sid: Option<String>,
+    /// Twilio auth token (the first of a comma-separated list is used).
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub twilio_auth_token: Option<String>,
+    /// TaskRouter workspace SID (WS…).
+    #[arg(long, env = "TWILIO_WORKSPACE_SID")]
+    pub twilio_workspace_sid: Option<String>,
+    /// Send the Events API calls to this base instead of Twilio's host (tests).
+    #[arg(long, env = "TWILIO_API_BASE_URL")]
+    pub twilio_api_base_url: Option<String>,
+    /// Start of the window: an ISO 8601 time (2026-11-01T00:00Z; UTC when no zone is given), a
+    /// date (2026-11-01), or a duration ago (6h, 2d). Twilio keeps 30 days of events.
+    #[arg(long)]
+    pub since: String,
+    /// End of the window, in the same forms. Default: now (fixed when the run starts, so a
+    /// rerun continues the same window).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Events per page (Twilio allows at most 1000).
+    #[arg(long, default_value_t = 1000)]
+    pub page_size: u32,
+    /// Stop after this many pages; running the command again continues.
+    #[arg(long)]
+    pub max_pages: Option<u32>,
+    /// At the end, wait up to this many seconds for baton's processor to apply the new events
+    /// ("chains changed" counts applied events only); 0: do not wait.
+    #[arg(long, default_value_t = 60)]
+    pub wait_secs: u64,
+    /// Start a new run even if an unfinished one of the same window exists.
+    #[arg(long)]
+    pub restart: bool,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Validated `baton backfill events` settings.
+#[derive(Debug, Clone)]
+pub struct BackfillSettings {
+    pub database_url: SecretString,
+    pub db_pool_size: u32,
+    pub account_sid: Sid,
+    pub auth_token: SecretString,
+    pub workspace_sid: Sid,
+    pub twilio_api_base_url: Option<Url>,
+    pub since: DateTime<Utc>,
+    /// `None`: up to the run's start.
+    pub until: Option<DateTime<Utc>>,
+    pub page_size: u32,
+    pub max_pages: Option<u32>,
+    pub wait: Duration,
+    pub restart: bool,
+    pub json: bool,
+}
+
+/// A point in time on the command line: RFC 3339 (seconds optional, UTC when no zone is given),
+/// a date (midnight UTC), or a duration before `now` (`6h`, `2d`).
+pub fn parse_time_arg(raw: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let raw = raw.trim();
+    let invalid = || {
+        format!(
+            "{raw:?} is not a time such as 2026-11-01T00:00Z, a date such as 2026-11-01, or a duration ago such as 6h"
+        )
+    };
+    if raw.is_empty() {
+        return Err(invalid());
+    }
+    if let Ok(at) = DateTime::parse_from_rfc3339(raw) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    if let Ok(date) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        return date
+            .and_hms_opt(0, 0, 0)
+            .map(|at| at.and_utc())
+            .ok_or_else(invalid);
+    }
+    if raw.as_bytes().first().is_some_and(u8::is_ascii_digit) && raw.contains('-') {
+        // 2026-11-01T00:00Z, 2026-11-01T00:00+01:00, 2026-11-01T00:00 (UTC), space for T.
+        let normalized = raw.replacen(' ', "T", 1);
+        let (local, zone) = match normalized.strip_suffix(['Z', 'z']) {
+            Some(local) => (local.to_owned(), "+00:00".to_owned()),
+            None => match normalized.rfind(['+', '-']).filter(|&i| i > 10) {
+                Some(i) => (normalized[..i].to_owned(), normalized[i..].to_owned()),
+                None => (normalized.clone(), "+00:00".to_owned()),
+            },
+        };
+        for format in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S%.f"] {
+            if let Ok(at) = NaiveDateTime::parse_from_str(&local, format) {
+                return DateTime::parse_from_rfc3339(&format!(
+                    "{}{zone}",
+                    at.format("%Y-%m-%dT%H:%M:%S%.f")
+                ))
+                .map(|at| at.with_timezone(&Utc))
+                .map_err(|_| invalid());
+            }
+        }
+        return Err(invalid());
+    }
+    let ago = duration(raw, "").map_err(|_| invalid())?;
+    TimeDelta::from_std(ago)
+        .ok()
+        .and_then(|ago| now.checked_sub_signed(ago))
+        .ok_or_else(invalid)
+}
+
+impl BackfillSettings {
+    pub fn from_args(args: &BackfillEventsArgs, now: DateTime<Utc>) -> Result<Self, ConfigError> {
+        let database_url = database_url(&args.database)?;
+        let account_sid = sid(
+            &args.twilio_account_sid,
+            "TWILIO_ACCOUNT_SID",
+            SidKind::Account,
+        )?;
+        let auth_token = required(&args.twilio_auth_token, "TWILIO_AUTH_TOKEN")?
+            .split(',')
+            .map(str::trim)
+            .find(|t| !t.is_empty())
+            .map(|t| SecretString::from(t.to_owned()))
+            .ok_or(ConfigError::Missing {
+                name: "TWILIO_AUTH_TOKEN",
+            })?;
+        let workspace_sid = sid(
+            &args.twilio_workspace_sid,
+            "TWILIO_WORKSPACE_SID",
+            SidKind::Workspace,
+        )?;
+        let twilio_api_base_url = match args.twilio_api_base_url.as_deref().map(str::trim) {
+            Some(raw) if !raw.is_empty() => Some(http_url(raw, "TWILIO_API_BASE_URL")?),
+            _ => None,
+        };
+        let since = parse_time_arg(&args.since, now).map_err(|reason| ConfigError::Invalid {
+            name: "--since",
+            reason,
+        })?;
+        let until = match &args.until {
+            Some(raw) => Some(
+                parse_time_arg(raw, now).map_err(|reason| ConfigError::Invalid {
+                    name: "--until",
+                    reason,
+                })?,
+            ),
+            None => None,
+        };
+        if until.is_some_and(|until| until > now) {
+            return Err(ConfigError::Invalid {
+                name: "--until",
+                reason: "is in the future; leave it out to backfill up to now".into(),
+            });
+        }
+        if since >= until.unwrap_or(now) {
+            return Err(ConfigError::Invalid {
+                name: "--since",
+                reason: "must be before --until (or now)".into(),
+            });
+        }
+        if args.page_size == 0 || args.page_size > 1000 {
+            return Err(ConfigError::Invalid {
+                name: "--page-size",
+                reason: "must be between 1 and 1000".into(),
+            });
+        }
+        Ok(BackfillSettings {
+            database_url,
+            db_pool_size: args.database.db_pool_size.clamp(2, 4),
+            account_sid,
+            auth_token,
+            workspace_sid,
+            twilio_api_base_url,
+            since,
+            until,
+            page_size: args.page_size,
+            max_pages: args.max_pages.filter(|&n| n > 0),
+            wait: Duration::from_secs(args.wait_secs),
+            restart: args.restart,
+            json: args.json,
+        })
+    }
 }
 
 /// A setting that is missing or malformed; `Display` is the one line printed at startup.
@@ -138,6 +329,8 @@ pub struct Settings {
     pub timeout_fallback_workflow_sid: Option<Sid>,
     pub park_ttl: Duration,
     pub shutdown_timeout: Duration,
+    /// `BATON_RECONCILE_INTERVAL`; `None`: off.
+    pub reconcile_interval: Option<Duration>,
 }
 
 /// A duration such as `30s`, `5m`, `1h 30m`.
@@ -305,6 +498,14 @@ impl Settings {
         let sweep_interval = optional_duration(&args.sweep_interval, "BATON_SWEEP_INTERVAL")?;
         let sweep_older_than = duration(&args.sweep_older_than, "BATON_SWEEP_OLDER_THAN")?;
         let park_ttl = duration(&args.park_ttl, "BATON_PARK_TTL")?;
+        let reconcile_interval =
+            optional_duration(&args.reconcile_interval, "BATON_RECONCILE_INTERVAL")?;
+        if reconcile_interval.is_some_and(|d| d < Duration::from_secs(10)) {
+            return Err(ConfigError::Invalid {
+                name: "BATON_RECONCILE_INTERVAL",
+                reason: "must be at least 10s (or off)".into(),
+            });
+        }
         Ok(Settings {
             database_url,
             db_pool_size: args.database.db_pool_size.max(2),
@@ -329,6 +530,7 @@ impl Settings {
             timeout_fallback_workflow_sid,
             park_ttl,
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
+            reconcile_interval,
         })
     }
 
@@ -432,6 +634,41 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "TWILIO_API_BASE_URL must be an http:// or https:// URL"
+        );
+    }
+
+    #[test]
+    fn the_reconcile_interval_is_off_by_default_and_parses_like_a_duration() {
+        assert_eq!(args(&[]).unwrap().reconcile_interval, None);
+        assert_eq!(
+            args(&["--reconcile-interval", "off"])
+                .unwrap()
+                .reconcile_interval,
+            None
+        );
+        assert_eq!(
+            args(&["--reconcile-interval", "5m"])
+                .unwrap()
+                .reconcile_interval,
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(
+            args(&["--reconcile-interval", "1h 30m"])
+                .unwrap()
+                .reconcile_interval,
+            Some(Duration::from_secs(5400))
+        );
+        let e = args(&["--reconcile-interval", "often"]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("BATON_RECONCILE_INTERVAL must be a duration such as 30s, 5m or 1h"),
+            "{e}"
+        );
+        assert_eq!(
+            args(&["--reconcile-interval", "2s"])
+                .unwrap_err()
+                .to_string(),
+            "BATON_RECONCILE_INTERVAL must be at least 10s (or off)"
         );
     }
 

@@ -1,12 +1,14 @@
 //! Configuration, startup and shutdown, telemetry, and the wiring of edge, store and domain.
 
 pub mod backfill;
+pub mod backfill_command;
 pub mod cli;
 pub mod configuration;
 pub mod dispatcher;
 pub mod orphans;
 pub mod parks;
 pub mod processor;
+pub mod reconcile;
 pub mod startup;
 pub mod telemetry;
 pub mod transfers;

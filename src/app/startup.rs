@@ -1,11 +1,13 @@
 //! Building and running the application: pool, migrations, HTTP server, processors, and a
 //! graceful shutdown (stop accepting, finish in-flight requests and claimed work, release leases).
 
+use super::backfill::Backfiller;
 use super::configuration::Settings;
 use super::dispatcher::{Dispatcher, DispatcherConfig};
 use super::orphans::{OrphanConfig, OrphanWorker};
 use super::parks::ParkService;
 use super::processor::{Processor, ProcessorConfig};
+use super::reconcile::{ReconcileConfig, Reconciler};
 use super::telemetry;
 use super::transfers::TransferService;
 use crate::edge::{self, api::ApiState, signature::RequestValidator, AppState};
@@ -38,6 +40,8 @@ pub struct BuildOptions {
     pub dispatcher: Option<DispatcherConfig>,
     /// Orphan checks and sweeps, if this process runs them.
     pub orphans: Option<OrphanConfig>,
+    /// The reconciler (`BATON_RECONCILE_INTERVAL`), if on.
+    pub reconcile: Option<ReconcileConfig>,
 }
 
 impl BuildOptions {
@@ -51,6 +55,7 @@ impl BuildOptions {
                 ..DispatcherConfig::default()
             }),
             orphans: Some(OrphanConfig::default()),
+            reconcile: settings.reconcile_interval.map(ReconcileConfig::every),
         }
     }
 }
@@ -152,6 +157,13 @@ impl Application {
                 outbox_wake.clone(),
             );
             workers.push(tokio::spawn(worker.run(shutdown.child_token())));
+        }
+        if let Some(config) = options.reconcile {
+            let backfiller = Backfiller::new(pool.clone(), client.clone(), config.backfill.clone())
+                .with_wake(wake.clone());
+            let reconciler =
+                Reconciler::new(backfiller, settings.workspace_sid.to_string(), config);
+            workers.push(tokio::spawn(reconciler.run(shutdown.child_token())));
         }
         if let Some(config) = options.dispatcher {
             let config = DispatcherConfig {

@@ -7,8 +7,14 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global log subscriber. Safe to call more than once (later calls do nothing).
 pub fn init_tracing(format: LogFormat) {
+    init_tracing_with_default(format, "info,sqlx=warn");
+}
+
+/// [`init_tracing`] with another filter when `RUST_LOG` is unset (commands whose output is
+/// their summary log warnings only).
+pub fn init_tracing_with_default(format: LogFormat, default_filter: &str) {
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -69,6 +69,7 @@ pub struct AppOptions {
     pub sweep_interval: Option<Duration>,
     pub timeout_fallback_workflow_sid: Option<String>,
     pub park_ttl: Duration,
+    pub reconcile: Option<baton::app::reconcile::ReconcileConfig>,
 }
 
 impl Default for AppOptions {
@@ -89,6 +90,7 @@ impl Default for AppOptions {
             sweep_interval: None,
             timeout_fallback_workflow_sid: None,
             park_ttl: Duration::from_secs(600),
+            reconcile: None,
         }
     }
 }
@@ -129,6 +131,7 @@ pub fn settings(database_url: &str, options: &AppOptions) -> Settings {
             .map(|s| Sid::parse(s).expect("workflow sid")),
         park_ttl: options.park_ttl,
         shutdown_timeout: Duration::from_secs(5),
+        reconcile_interval: options.reconcile.as_ref().map(|r| r.interval),
     }
 }
 
@@ -159,6 +162,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
                 poll: Duration::from_millis(20),
                 ..Default::default()
             }),
+            reconcile: options.reconcile.clone(),
         },
     )
     .await
