@@ -198,8 +198,12 @@ impl Processor {
         touched.sort();
         touched.dedup();
         let component = store::chains::component(tx, &touched).await?;
-        if component.len() == touched.len() && !store::chains::any_stored(tx, &touched).await? {
-            // Every touched task is alone: chains of one are not stored and call for nothing.
+        // The component is just the touched tasks: unless they are linked among themselves (all
+        // of a chain's first events in one batch, as a backfill page brings them) or already in
+        // a chain, each is alone, and chains of one are not stored and call for nothing.
+        if component.len() == touched.len()
+            && !store::chains::any_chained_or_linked(tx, &touched).await?
+        {
             return Ok(());
         }
         let sids: Vec<String> = component.into_iter().collect();

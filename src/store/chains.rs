@@ -60,14 +60,22 @@ pub async fn component(
     Ok(known)
 }
 
-/// Whether any of the tasks is in a stored chain.
-pub async fn any_stored(conn: &mut PgConnection, sids: &[String]) -> Result<bool, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM chain_tasks WHERE task_sid = ANY($1))")
-            .bind(sids)
-            .fetch_one(&mut *conn)
-            .await?,
+/// Whether any of the tasks is in a stored chain, or shares a link with another task. If
+/// neither, each is a chain of one (not stored, calling for nothing).
+pub async fn any_chained_or_linked(
+    conn: &mut PgConnection,
+    sids: &[String],
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM chain_tasks WHERE task_sid = ANY($1))
+             OR EXISTS (SELECT 1 FROM task_links mine
+                        JOIN task_links other
+                          ON other.link = mine.link AND other.task_sid <> mine.task_sid
+                        WHERE mine.task_sid = ANY($1))",
     )
+    .bind(sids)
+    .fetch_one(&mut *conn)
+    .await?)
 }
 
 /// Locks the tasks (in SID order, like every other task lock) so two processors never derive

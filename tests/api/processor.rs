@@ -282,3 +282,32 @@ async fn released_leases_are_claimable_at_once() {
     );
     assert_eq!(drain(&processor(&app.pool, 100)).await, 7);
 }
+
+#[tokio::test]
+async fn a_chain_whose_tasks_all_arrive_in_one_batch_is_stored() {
+    let app = spawn_app().await;
+    let (a, b) = (sid("WT", 31), sid("WT", 32));
+    // Both tasks carry the same conversationSid (task_callback's attributes): one chain.
+    let rows = vec![
+        row(&task_callback(
+            "task.created",
+            &a,
+            "pending",
+            1_763_600_000_000,
+        )),
+        row(&task_callback(
+            "task.created",
+            &b,
+            "pending",
+            1_763_600_001_000,
+        )),
+    ];
+    store::inbox::insert(&app.pool, &rows).await.unwrap();
+    assert_eq!(processor(&app.pool, 100).run_once().await.unwrap(), 2);
+    let chain: Vec<(String, String, i32)> =
+        sqlx::query_as("SELECT task_sid, chain_id, position FROM chain_tasks ORDER BY position")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(chain, vec![(a.clone(), a.clone(), 0), (b, a, 1)]);
+}
