@@ -67,33 +67,56 @@ fn date_ms(ms: i64) -> String {
 }
 
 /// Stops the run after the current page on the first Ctrl-C (or SIGTERM); quits at once on a
-/// second one (the checkpoint is already safe: pages commit with it).
+/// second one (the checkpoint is already safe: pages commit with it). The handlers are in place
+/// when this returns.
 fn cancel_on_signals(cancel: CancellationToken, progress: ProgressBar) {
+    let mut signals = Signals::install();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signals.next().await;
         progress.suspend(|| {
             eprintln!("baton: stopping after the current page (Ctrl-C again to quit now)")
         });
         cancel.cancel();
-        wait_for_signal().await;
-        progress.suspend(|| eprintln!("baton: quitting; the last page stored is checkpointed"));
+        signals.next().await;
+        progress.suspend(|| eprintln!("baton: quitting; the pages stored so far are checkpointed"));
         std::process::exit(130);
     });
 }
 
-async fn wait_for_signal() {
+/// SIGINT and SIGTERM (Ctrl-C elsewhere), registered at once.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+    unix: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Signals {
+                unix: signal(SignalKind::interrupt())
+                    .and_then(|int| Ok((int, signal(SignalKind::terminate())?)))
+                    .ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Signals {}
+        }
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some((int, term)) = self.unix.as_mut() {
             tokio::select! {
+                _ = int.recv() => {}
                 _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// The progress bar: the share of the window paged through (the list is newest first), with

@@ -1,5 +1,6 @@
 //! HTTP-level and database-level tests against a real Postgres (one fresh database per test).
 
+mod backfill;
 mod cli;
 mod flex;
 mod helpers;
