@@ -138,9 +138,12 @@ fn progress_bar(run: &Run) -> ProgressBar {
 
 fn show_progress(bar: &ProgressBar, run: &Run, invocation: (u64, Instant)) {
     let until_ms = run.until.timestamp_millis();
-    let done = run
-        .oldest_event_ms
-        .map_or(0, |oldest| until_ms.saturating_sub(oldest).max(0) as u64);
+    let done = if run.all_pages_stored() {
+        bar.length().unwrap_or(0)
+    } else {
+        run.oldest_event_ms
+            .map_or(0, |oldest| until_ms.saturating_sub(oldest).max(0) as u64)
+    };
     let (fetched_now, started) = invocation;
     let rate = fetched_now as f64 / started.elapsed().as_secs_f64().max(0.001);
     bar.set_position(done);
@@ -213,12 +216,22 @@ async fn wait_for_processing(
     bar: &ProgressBar,
 ) -> anyhow::Result<i64> {
     let deadline = Instant::now() + wait;
+    let mut announced = false;
     loop {
         let left = runs::unprocessed(pool, run).await?;
         if left == 0 || Instant::now() >= deadline || cancel.is_cancelled() {
             return Ok(left);
         }
-        bar.set_message(format!("waiting for baton to apply {left} new events"));
+        if bar.is_hidden() && !announced {
+            eprintln!(
+                "baton: waiting up to {}s for baton serve to apply {left} new events",
+                wait.as_secs()
+            );
+            announced = true;
+        }
+        bar.set_message(format!(
+            "waiting for baton serve to apply {left} new events"
+        ));
         tokio::select! {
             _ = cancel.cancelled() => {}
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}

@@ -672,6 +672,90 @@ mod tests {
         );
     }
 
+    fn backfill(extra: &[&str]) -> Result<BackfillSettings, ConfigError> {
+        #[derive(Parser)]
+        struct BackfillCli {
+            #[command(flatten)]
+            events: BackfillEventsArgs,
+        }
+        let mut argv = vec![
+            "baton",
+            "--database-url",
+            "postgres://u:hunter2@localhost/baton",
+            "--twilio-account-sid",
+            "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "--twilio-auth-token",
+            "first-token,second-token",
+            "--twilio-workspace-sid",
+            "WSaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ];
+        argv.extend_from_slice(extra);
+        let now = DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
+            .unwrap()
+            .to_utc();
+        BackfillSettings::from_args(&BackfillCli::parse_from(argv).events, now)
+    }
+
+    #[test]
+    fn backfill_windows_parse_from_times_dates_and_durations() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        let s = backfill(&["--since", "2026-11-01T00:00Z"]).unwrap();
+        assert_eq!(s.since, at("2026-11-01T00:00:00Z"));
+        assert_eq!(s.until, None);
+        assert_eq!(s.page_size, 1000);
+        assert_eq!(s.wait, Duration::from_secs(60));
+        let debug = format!("{s:?}");
+        assert!(
+            !debug.contains("first-token") && !debug.contains("hunter2"),
+            "{debug}"
+        );
+        let s = backfill(&[
+            "--since",
+            "2026-11-20",
+            "--until",
+            "2026-11-21T10:30+01:00",
+            "--page-size",
+            "50",
+        ])
+        .unwrap();
+        assert_eq!(s.since, at("2026-11-20T00:00:00Z"));
+        assert_eq!(s.until, Some(at("2026-11-21T09:30:00Z")));
+        assert_eq!(s.page_size, 50);
+        let s = backfill(&["--since", "6h", "--until", "2026-11-23T11:59:30.5Z"]).unwrap();
+        assert_eq!(s.since, at("2026-11-23T06:00:00Z"));
+        assert_eq!(s.until, Some(at("2026-11-23T11:59:30.5Z")));
+        assert_eq!(
+            backfill(&["--since", "2026-11-22 08:15"]).unwrap().since,
+            at("2026-11-22T08:15:00Z")
+        );
+    }
+
+    #[test]
+    fn bad_backfill_windows_name_the_flag() {
+        assert_eq!(
+            backfill(&["--since", "yesterday"]).unwrap_err().to_string(),
+            "--since \"yesterday\" is not a time such as 2026-11-01T00:00Z, a date such as 2026-11-01, or a duration ago such as 6h"
+        );
+        assert_eq!(
+            backfill(&["--since", "1d", "--until", "2d"])
+                .unwrap_err()
+                .to_string(),
+            "--since must be before --until (or now)"
+        );
+        assert_eq!(
+            backfill(&["--since", "1d", "--until", "2026-12-01"])
+                .unwrap_err()
+                .to_string(),
+            "--until is in the future; leave it out to backfill up to now"
+        );
+        assert_eq!(
+            backfill(&["--since", "1d", "--page-size", "1001"])
+                .unwrap_err()
+                .to_string(),
+            "--page-size must be between 1 and 1000"
+        );
+    }
+
     #[test]
     fn secrets_never_appear_in_errors_or_debug_output() {
         let e = args(&["--database-url", "mysql://u:hunter2@localhost/x"]).unwrap_err();

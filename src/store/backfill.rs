@@ -292,9 +292,9 @@ pub async fn chains_changed(pool: &PgPool, run: &Run) -> Result<i64, StoreError>
 /// (neither processed nor dead-lettered).
 pub async fn unprocessed(pool: &PgPool, run: &Run) -> Result<i64, StoreError> {
     let n: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM inbox_events e JOIN inbox_progress p ON p.event_id = e.id
-         WHERE e.source = 'events_api' AND e.received_at >= $1
-           AND p.processed_at IS NULL AND p.dead_at IS NULL",
+        "SELECT count(*) FROM inbox_progress p JOIN inbox_events e ON e.id = p.event_id
+         WHERE p.processed_at IS NULL AND p.dead_at IS NULL
+           AND e.source = 'events_api' AND e.received_at >= $1",
     )
     .bind(run.started_at)
     .fetch_one(pool)

@@ -89,3 +89,29 @@ fn malformed_settings_are_named() {
         "BATON_LISTEN must be an address and port such as 127.0.0.1:8080",
     );
 }
+
+#[test]
+fn backfill_settings_errors_are_one_line_too() {
+    let out = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["backfill", "events", "--since", "last tuesday"])
+        .env_clear()
+        .envs(GOOD.iter().copied())
+        .output()
+        .expect("run baton");
+    assert_eq!(out.status.code(), Some(2));
+    assert_one_line(
+        &String::from_utf8_lossy(&out.stderr),
+        "--since \"last tuesday\" is not a time such as 2026-11-01T00:00Z, a date such as 2026-11-01, or a duration ago such as 6h",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["backfill", "events", "--since", "2d"])
+        .env_clear()
+        .envs(with(&[], &["TWILIO_WORKSPACE_SID"]))
+        .output()
+        .expect("run baton");
+    assert_eq!(out.status.code(), Some(2));
+    assert_one_line(
+        &String::from_utf8_lossy(&out.stderr),
+        "TWILIO_WORKSPACE_SID is not set",
+    );
+}
