@@ -143,6 +143,7 @@ impl Reconciler {
         )
         .await?;
         metrics::counter!("baton_reconcile_runs_total").increment(1);
+        let started = std::time::Instant::now();
         let end = self
             .backfiller
             .run(run, &RunOptions::default(), shutdown, &mut |_| {})
@@ -186,7 +187,8 @@ impl Reconciler {
         if let Err(e) = runs::prune_reconcile_runs(pool, KEEP_RUNS_DAYS).await {
             tracing::debug!(error = %e, "could not prune old reconcile runs");
         }
-        Ok(self.config.interval)
+        // Runs start an interval apart, however long one takes.
+        Ok(self.config.interval.saturating_sub(started.elapsed()))
     }
 }
 
