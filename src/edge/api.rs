@@ -164,6 +164,19 @@ async fn authenticate(
     }
 }
 
+/// An `/api` request's JSON body (`application/json`, within the body limit), parsed.
+async fn json_body<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    what: &str,
+) -> Result<T, EdgeError> {
+    require_content_type(req, &["application/json"], "application/json")?;
+    let body = read_body(req, payload, state.max_body_bytes).await?;
+    serde_json::from_slice(&body)
+        .map_err(|e| EdgeError::Invalid(format!("malformed {what} request: {e}")))
+}
+
 fn task_sid(raw: &str) -> Result<String, EdgeError> {
     Sid::parse_kind(raw, SidKind::Task)
         .map(|s| s.to_string())
@@ -229,10 +242,7 @@ pub async fn create_transfer(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, EdgeError> {
     let api = api(&state)?;
-    require_content_type(&req, &["application/json"], "application/json")?;
-    let body = read_body(&req, payload, state.max_body_bytes).await?;
-    let request: TransferRequest = serde_json::from_slice(&body)
-        .map_err(|e| EdgeError::Invalid(format!("malformed transfer request: {e}")))?;
+    let request: TransferRequest = json_body(&req, payload, &state, "transfer").await?;
     let caller = authenticate(&req, api, request.token.as_deref()).await?;
     match api.transfers.request(request, &caller.initiator()).await {
         Ok(requested) => {
@@ -259,10 +269,7 @@ pub async fn create_park(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, EdgeError> {
     let api = api(&state)?;
-    require_content_type(&req, &["application/json"], "application/json")?;
-    let body = read_body(&req, payload, state.max_body_bytes).await?;
-    let request: ParkRequest = serde_json::from_slice(&body)
-        .map_err(|e| EdgeError::Invalid(format!("malformed park request: {e}")))?;
+    let request: ParkRequest = json_body(&req, payload, &state, "park").await?;
     let caller = authenticate(&req, api, request.token.as_deref()).await?;
     let parked = api
         .parks

@@ -222,19 +222,26 @@ pub async fn open_voice_parks(
     if task_sids.is_empty() {
         return Ok(Vec::new());
     }
-    let parks: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT park_id, parked_ms FROM parks
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        park: LockedPark,
+        parked_ms: i64,
+    }
+    let parks: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {LOCKED}, parked_ms FROM parks
          WHERE task_sid = ANY($1) AND kind = 'voice' AND state = 'parked'
-         ORDER BY park_id FOR UPDATE",
-    )
+         ORDER BY park_id FOR UPDATE"
+    ))
     .bind(task_sids)
     .fetch_all(&mut *conn)
     .await?;
     let mut out = Vec::with_capacity(parks.len());
-    for (park_id, parked_ms) in parks {
-        let Some(locked) = lock_parked(conn, &park_id).await? else {
-            continue;
-        };
+    for Row {
+        park: locked,
+        parked_ms,
+    } in parks
+    {
         let status: Option<String> =
             sqlx::query_scalar("SELECT assignment_status FROM tasks WHERE task_sid = $1")
                 .bind(&locked.task_sid)

@@ -71,6 +71,13 @@ impl Flex {
         body["parks"].as_array().expect("parks").clone()
     }
 
+    /// The one open park's id.
+    async fn parked_id(&self) -> String {
+        let parks = self.parks("?state=parked").await;
+        assert_eq!(parks.len(), 1, "{parks:?}");
+        parks[0]["park_id"].as_str().expect("park_id").to_owned()
+    }
+
     async fn park_view(&self, park_id: &str) -> Value {
         let (status, body) = self.api_get(&format!("/api/v1/parks/{park_id}")).await;
         assert_eq!(status, 200, "{body}");
@@ -155,10 +162,7 @@ async fn a_parked_call_never_picked_up_is_unparked_to_its_queue_after_the_ttl() 
     let flex = rig(Duration::from_secs(1)).await;
     let (task, _) = flex.call_with(&flex.alice).await;
     flex.park_call(&task, &flex.alice).await;
-    let id = flex.parks("?state=parked").await[0]["park_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = flex.parked_id().await;
     let park = flex.wait_for_park_state(&id, "expired").await;
     assert_eq!(park["ended_by"], "ttl");
     let updates: Vec<LoggedRequest> = flex
@@ -209,10 +213,7 @@ async fn a_caller_hanging_up_while_parked_ends_the_park() {
     let flex = rig(Duration::from_secs(600)).await;
     let (task, _) = flex.call_with(&flex.alice).await;
     flex.park_call(&task, &flex.alice).await;
-    let id = flex.parks("?state=parked").await[0]["park_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = flex.parked_id().await;
     flex.twilio.cancel_task(&task, "hangup");
     let park = flex.wait_for_park_state(&id, "ended").await;
     assert_eq!(park["ended_by"], "hangup");
