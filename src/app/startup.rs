@@ -86,25 +86,32 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let port = listener.local_addr()?.port();
         let wake = Arc::new(Notify::new());
+        let outbox_wake = Arc::new(Notify::new());
         let client = twilio_client(settings)?;
-        let api = Arc::new(ApiState::new(
-            settings.ops_token.clone(),
-            TransferService {
-                pool: pool.clone(),
-                client: client.clone(),
-                workspace_sid: settings.workspace_sid.to_string(),
-                transfer_workflow_sid: settings
-                    .transfer_workflow_sid
-                    .as_ref()
-                    .map(|s| s.to_string()),
-            },
-            ParkService {
-                pool: pool.clone(),
-                client: client.clone(),
-                workspace_sid: settings.workspace_sid.to_string(),
-                webhooks_url: format!("{}/webhooks/conversations", settings.public_base_on(port)),
-            },
-        ));
+        let api = Arc::new(
+            ApiState::new(
+                settings.ops_token.clone(),
+                TransferService {
+                    pool: pool.clone(),
+                    client: client.clone(),
+                    workspace_sid: settings.workspace_sid.to_string(),
+                    transfer_workflow_sid: settings
+                        .transfer_workflow_sid
+                        .as_ref()
+                        .map(|s| s.to_string()),
+                },
+                ParkService {
+                    pool: pool.clone(),
+                    client: client.clone(),
+                    workspace_sid: settings.workspace_sid.to_string(),
+                    webhooks_url: format!(
+                        "{}/webhooks/conversations",
+                        settings.public_base_on(port)
+                    ),
+                },
+            )
+            .with_outbox_wake(outbox_wake.clone()),
+        );
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             inbox: InboxWriter::start(
@@ -123,7 +130,6 @@ impl Application {
         });
         let server = run_server(listener, state, settings)?;
         let shutdown = CancellationToken::new();
-        let outbox_wake = Arc::new(Notify::new());
         let processor_config = ProcessorConfig {
             workspace_sid: settings.workspace_sid.to_string(),
             complete_on: settings.complete_on,

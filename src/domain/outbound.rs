@@ -1,6 +1,7 @@
 //! Outbound Twilio operations baton decides on, and which Twilio errors mean "already done" for
 //! each (so a retried or duplicated call converges instead of dead-lettering).
 
+use super::sid::{Sid, SidKind};
 use serde::{Deserialize, Serialize};
 
 /// The Twilio product an operation talks to (each has its own host unless overridden).
@@ -52,6 +53,16 @@ impl TwilioRequest {
             form,
             if_match: None,
         }
+    }
+}
+
+impl TwilioRequest {
+    /// The first SID of `kind` its Twilio path names (`/v1/Workspaces/WS…/Tasks/WT…` names a
+    /// task), for ops' view of the outbox.
+    pub fn path_sid(&self, kind: SidKind) -> Option<&str> {
+        self.path
+            .split(['/', '?'])
+            .find(|segment| Sid::parse_kind(segment, kind).is_ok())
     }
 }
 
@@ -220,6 +231,19 @@ pub enum Procedure {
     },
 }
 
+impl Procedure {
+    /// The task the procedure works on, when its request's path does not name it (an agent
+    /// participant is found by its task).
+    pub fn task_sid(&self) -> Option<&str> {
+        match self {
+            Procedure::StampInsights { task_sid, .. }
+            | Procedure::CloseAgentParticipant { task_sid, .. }
+            | Procedure::UnparkTask { task_sid, .. } => Some(task_sid),
+            _ => None,
+        }
+    }
+}
+
 /// The attributes to write so `attributes` carries `chain_id` as its Insights conversation id,
 /// merged into the existing `conversations` object; `None` when they already do.
 pub fn stamp_attributes(
@@ -306,6 +330,31 @@ mod tests {
         assert!(OperationKind::CompleteTask.already_done(404, Some(20404)));
         assert!(!OperationKind::CompleteTask.already_done(400, Some(20002)));
         assert!(!OperationKind::CreateInvite.already_done(404, Some(20404)));
+    }
+
+    #[test]
+    fn a_path_names_its_task_and_conversation() {
+        let task = format!("WT{}", "a".repeat(32));
+        let call = TwilioRequest::get(
+            Product::TaskRouter,
+            format!("/v1/Workspaces/WS{}/Tasks/{task}", "1".repeat(32)),
+        );
+        assert_eq!(call.path_sid(SidKind::Task), Some(task.as_str()));
+        assert_eq!(call.path_sid(SidKind::Conversation), None);
+        let webhooks = TwilioRequest::get(
+            Product::Conversations,
+            format!(
+                "/v1/Conversations/CH{}/Webhooks?PageSize=50",
+                "b".repeat(32)
+            ),
+        );
+        assert_eq!(
+            webhooks.path_sid(SidKind::Conversation),
+            Some(format!("CH{}", "b".repeat(32)).as_str())
+        );
+        // Not a SID: too short, or not hex.
+        let odd = TwilioRequest::get(Product::TaskRouter, "/v1/Workspaces/WS1/Tasks/WTzz");
+        assert_eq!(odd.path_sid(SidKind::Task), None);
     }
 
     #[test]

@@ -16,9 +16,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
+use tokio::sync::Notify;
 
 /// How long a Flex token's validation is trusted.
 const VALID_TOKEN_TTL: Duration = Duration::from_secs(60);
@@ -34,6 +35,8 @@ pub struct ApiState {
     pub ops_token: SecretString,
     pub transfers: TransferService,
     pub parks: ParkService,
+    /// Wakes the local outbox dispatcher (a re-driven call is due at once).
+    pub outbox_wake: Arc<Notify>,
     /// sha256(token) → (when validated, what Twilio said).
     tokens: Mutex<TokenCache>,
 }
@@ -48,8 +51,15 @@ impl ApiState {
             ops_token,
             transfers,
             parks,
+            outbox_wake: Arc::new(Notify::new()),
             tokens: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Wakes this dispatcher when ops re-drive a call (without it, the dispatcher's poll finds it).
+    pub fn with_outbox_wake(mut self, wake: Arc<Notify>) -> ApiState {
+        self.outbox_wake = wake;
+        self
     }
 
     async fn flex_user(&self, token: &str) -> Result<FlexUser, EdgeError> {
@@ -126,10 +136,39 @@ impl Caller {
     }
 }
 
-fn api(state: &AppState) -> Result<&ApiState, EdgeError> {
+pub(super) fn api(state: &AppState) -> Result<&ApiState, EdgeError> {
     state.api.as_deref().ok_or_else(|| {
         EdgeError::NotConfigured("the API needs Twilio credentials; see the README".into())
     })
+}
+
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").map(str::trim))
+}
+
+fn is_ops_token(api: &ApiState, token: &str) -> bool {
+    bool::from(
+        token
+            .as_bytes()
+            .ct_eq(api.ops_token.expose_secret().as_bytes()),
+    )
+}
+
+/// Routes for operations staff only (the outbox): the ops token, never a Flex token.
+pub(super) fn require_ops<'a>(
+    req: &HttpRequest,
+    state: &'a AppState,
+) -> Result<&'a ApiState, EdgeError> {
+    let api = api(state)?;
+    match bearer(req) {
+        Some(token) if is_ops_token(api, token) => Ok(api),
+        _ => Err(EdgeError::Unauthorized(
+            "send Authorization: Bearer with the ops token".into(),
+        )),
+    }
 }
 
 async fn authenticate(
@@ -137,14 +176,9 @@ async fn authenticate(
     api: &ApiState,
     body_token: Option<&str>,
 ) -> Result<Caller, EdgeError> {
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").map(str::trim));
+    let bearer = bearer(req);
     if let Some(token) = bearer {
-        let ops = api.ops_token.expose_secret().as_bytes();
-        if bool::from(token.as_bytes().ct_eq(ops)) {
+        if is_ops_token(api, token) {
             return Ok(Caller::Ops);
         }
     }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod error;
 pub mod form;
 pub mod health;
+pub mod outbox;
 pub mod parse;
 pub mod signature;
 pub mod webhooks;
@@ -62,6 +63,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/api/v1/transfers/{transfer_id}",
             web::get().to(api::get_transfer),
+        )
+        .route("/api/v1/outbox", web::get().to(outbox::list_calls))
+        .route("/api/v1/outbox/{id}", web::get().to(outbox::get_call))
+        .route(
+            "/api/v1/outbox/{id}/retry",
+            web::post().to(outbox::retry_call),
         )
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))

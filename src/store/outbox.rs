@@ -4,7 +4,8 @@
 
 use super::StoreError;
 use crate::domain::chain::PlannedCall;
-use crate::domain::outbound::{OperationKind, Procedure, TwilioRequest};
+use crate::domain::outbound::{OperationKind, Procedure, Product, TwilioRequest};
+use crate::domain::sid::SidKind;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use std::time::Duration;
@@ -177,7 +178,8 @@ pub async fn finish_attempt(
              last_status = $5, last_error = COALESCE($6, $7),
              response = COALESCE($8, response),
              done_at = CASE WHEN $3 = 'done' THEN now() END,
-             dead_at = CASE WHEN $3 = 'dead' THEN now() END
+             dead_at = CASE WHEN $3 = 'dead' THEN now() END,
+             updated_at = now()
          WHERE id = $1 AND lease_owner = $2 AND state = 'pending'",
     )
     .bind(call.id)
@@ -216,7 +218,8 @@ pub async fn finish_attempt(
 /// Puts a dead call back in the queue (ops re-drive). Returns false if it is not dead.
 pub async fn retry_dead(pool: &PgPool, id: i64) -> Result<bool, StoreError> {
     let updated = sqlx::query(
-        "UPDATE outbox SET state = 'pending', next_attempt_at = now(), dead_at = NULL, attempt_base = attempts
+        "UPDATE outbox SET state = 'pending', next_attempt_at = now(), dead_at = NULL, attempt_base = attempts,
+             redrives = redrives + 1, redriven_at = now(), updated_at = now()
          WHERE id = $1 AND state = 'dead'",
     )
     .bind(id)
@@ -246,4 +249,248 @@ pub async fn counts(pool: &PgPool) -> Result<(i64, i64), StoreError> {
     .fetch_one(pool)
     .await?;
     Ok(row)
+}
+
+/// Where a call is, as ops see it: `pending` (waiting for its next attempt), `in_flight` (a
+/// dispatcher holds its lease and is sending it), `done`, `dead`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallState {
+    Pending,
+    InFlight,
+    Done,
+    Dead,
+}
+
+impl CallState {
+    pub const ALL: [CallState; 4] = [
+        CallState::Pending,
+        CallState::InFlight,
+        CallState::Done,
+        CallState::Dead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallState::Pending => "pending",
+            CallState::InFlight => "in_flight",
+            CallState::Done => "done",
+            CallState::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CallState> {
+        CallState::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// An outbound call as ops see it: what it does, what it is about, and how its attempts went.
+/// Never the auth header (it is not stored) nor the form parameters (see [`CallDetail`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CallView {
+    pub id: i64,
+    pub idempotency_key: String,
+    pub kind: String,
+    pub state: CallState,
+    pub product: Product,
+    pub method: String,
+    /// Twilio's path, e.g. `/v1/Workspaces/WS…/Tasks/WT…`.
+    pub path: String,
+    /// The task the call is about (named by its path or its procedure).
+    pub task_sid: Option<String>,
+    /// The conversation the call is about.
+    pub conversation_sid: Option<String>,
+    /// The inbox event whose processing decided it, if any.
+    pub caused_by_event: Option<i64>,
+    /// Attempts over the call's whole life.
+    pub attempts: i32,
+    /// How often ops re-drove it after it died.
+    pub redrives: i32,
+    pub last_error: Option<LastError>,
+    pub created_at: DateTime<Utc>,
+    /// When an attempt or a re-drive last changed it.
+    pub updated_at: DateTime<Utc>,
+    /// When it is due next (pending calls).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub done_at: Option<DateTime<Utc>>,
+    pub dead_at: Option<DateTime<Utc>>,
+    pub redriven_at: Option<DateTime<Utc>>,
+}
+
+/// How the latest failed attempt ended: Twilio's HTTP status, error code and message, or why no
+/// answer came (timeout, connection refused) — or, for a dead call, why it was given up.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LastError {
+    pub http_status: Option<i32>,
+    pub twilio_code: Option<i32>,
+    pub message: Option<String>,
+}
+
+/// One call with its request's form parameters and Twilio's last answer.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CallDetail {
+    #[serde(flatten)]
+    pub call: CallView,
+    /// The form parameters sent (task attributes, routing); no credentials are ever stored.
+    pub form: Vec<(String, String)>,
+    /// Twilio's JSON answer to the attempt that finished it.
+    pub response: Option<serde_json::Value>,
+}
+
+/// One attempt, as recorded in `outbox_attempts`.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct AttemptView {
+    pub attempt: i32,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub http_status: Option<i32>,
+    pub twilio_code: Option<i32>,
+    pub error: Option<String>,
+    /// `done`, `retry in 0.250s`, `dead: …`.
+    pub decision: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct CallRow {
+    id: i64,
+    idempotency_key: String,
+    kind: String,
+    state: String,
+    request: serde_json::Value,
+    procedure: Option<serde_json::Value>,
+    conversation_sid: Option<String>,
+    caused_by_event: Option<i64>,
+    attempts: i32,
+    redrives: i32,
+    last_status: Option<i32>,
+    last_code: Option<i32>,
+    last_error: Option<String>,
+    response: Option<serde_json::Value>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    next_attempt_at: DateTime<Utc>,
+    done_at: Option<DateTime<Utc>>,
+    dead_at: Option<DateTime<Utc>>,
+    redriven_at: Option<DateTime<Utc>>,
+}
+
+/// The columns of a [`CallRow`]; `in_flight` is a pending call whose lease is current.
+const CALL_COLUMNS: &str = "o.id, o.idempotency_key, o.kind,
+    CASE WHEN o.state = 'pending' AND o.lease_expires_at >= now() THEN 'in_flight' ELSE o.state END
+        AS state,
+    o.request, o.procedure, o.conversation_sid, o.caused_by_event, o.attempts, o.redrives,
+    o.last_status,
+    (SELECT a.twilio_code FROM outbox_attempts a WHERE a.outbox_id = o.id
+     ORDER BY a.attempt DESC LIMIT 1) AS last_code,
+    o.last_error, o.response, o.created_at,
+    COALESCE(o.updated_at, o.created_at) AS updated_at,
+    o.next_attempt_at, o.done_at, o.dead_at, o.redriven_at";
+
+impl CallRow {
+    fn into_detail(self) -> Result<CallDetail, StoreError> {
+        let decode = |e: serde_json::Error| StoreError::Decode(format!("outbox {}: {e}", self.id));
+        let request: TwilioRequest =
+            serde_json::from_value(self.request.clone()).map_err(decode)?;
+        let procedure: Option<Procedure> = self
+            .procedure
+            .clone()
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(decode)?;
+        let state = CallState::parse(&self.state).ok_or_else(|| {
+            StoreError::Decode(format!("outbox {}: state {}", self.id, self.state))
+        })?;
+        let task_sid = request
+            .path_sid(SidKind::Task)
+            .or_else(|| procedure.as_ref().and_then(Procedure::task_sid))
+            .map(str::to_owned);
+        let conversation_sid = self
+            .conversation_sid
+            .or_else(|| request.path_sid(SidKind::Conversation).map(str::to_owned));
+        // A call that succeeded has no error; a dead one keeps why it was given up.
+        let failed = state != CallState::Done
+            && (self.last_error.is_some() || self.last_status.is_some_and(|s| s >= 300));
+        let last_error = failed.then_some(LastError {
+            http_status: self.last_status,
+            twilio_code: self.last_code,
+            message: self.last_error,
+        });
+        Ok(CallDetail {
+            call: CallView {
+                id: self.id,
+                idempotency_key: self.idempotency_key,
+                kind: self.kind,
+                state,
+                product: request.product,
+                method: request.method,
+                path: request.path,
+                task_sid,
+                conversation_sid,
+                caused_by_event: self.caused_by_event,
+                attempts: self.attempts,
+                redrives: self.redrives,
+                last_error,
+                created_at: self.created_at,
+                updated_at: self.updated_at,
+                next_attempt_at: matches!(state, CallState::Pending | CallState::InFlight)
+                    .then_some(self.next_attempt_at),
+                done_at: self.done_at,
+                dead_at: self.dead_at,
+                redriven_at: self.redriven_at,
+            },
+            form: request.form,
+            response: self.response,
+        })
+    }
+}
+
+/// Calls, newest first, optionally in one state; `before` is a keyset cursor (the last id of
+/// the previous page).
+pub async fn list(
+    pool: &PgPool,
+    state: Option<CallState>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<CallView>, StoreError> {
+    let rows = sqlx::query_as::<_, CallRow>(&format!(
+        "SELECT {CALL_COLUMNS} FROM outbox o
+         WHERE ($1::text IS NULL
+                OR ($1 = 'in_flight' AND o.state = 'pending' AND o.lease_expires_at >= now())
+                OR ($1 = 'pending' AND o.state = 'pending'
+                    AND (o.lease_expires_at IS NULL OR o.lease_expires_at < now()))
+                OR ($1 IN ('done', 'dead') AND o.state = $1))
+           AND ($2::bigint IS NULL OR o.id < $2)
+         ORDER BY o.id DESC LIMIT $3"
+    ))
+    .bind(state.map(CallState::as_str))
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|r| r.into_detail().map(|d| d.call))
+        .collect()
+}
+
+/// One call.
+pub async fn get(pool: &PgPool, id: i64) -> Result<Option<CallDetail>, StoreError> {
+    sqlx::query_as::<_, CallRow>(&format!(
+        "SELECT {CALL_COLUMNS} FROM outbox o WHERE o.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .map(CallRow::into_detail)
+    .transpose()
+}
+
+/// A call's attempts, first to last.
+pub async fn attempts(pool: &PgPool, id: i64) -> Result<Vec<AttemptView>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT attempt, started_at, finished_at, http_status, twilio_code, error, decision
+         FROM outbox_attempts WHERE outbox_id = $1 ORDER BY attempt",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?)
 }

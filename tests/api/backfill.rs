@@ -759,15 +759,7 @@ async fn the_reconciler_recovers_callbacks_that_never_arrived() {
         ]
     );
 
-    let metrics = reconciler
-        .client
-        .get(format!("{}/metrics", reconciler.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = reconciler.metrics().await;
     for name in [
         "baton_reconcile_runs_total",
         "baton_reconcile_recovered_events_total",

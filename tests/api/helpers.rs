@@ -231,6 +231,18 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// `GET /metrics`: the Prometheus text (the scrape must succeed).
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .client
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(response.status(), 200);
+        response.text().await.expect("metrics text")
+    }
+
     pub async fn inbox_count(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM inbox_events")
             .fetch_one(&self.pool)

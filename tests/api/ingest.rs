@@ -208,15 +208,7 @@ async fn bad_signatures_get_403_and_store_nothing() {
     assert_eq!(res.status(), 403);
 
     assert_eq!(app.inbox_count().await, 0);
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("baton_signature_failures_total"),
         "{metrics}"
@@ -427,14 +419,7 @@ async fn health_readiness_and_metrics() {
             .status(),
         204
     );
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(metrics.status(), 200);
-    let text = metrics.text().await.unwrap();
+    let text = app.metrics().await;
     assert!(
         text.contains(r#"baton_http_requests_total{route="/webhooks/taskrouter",status="204"}"#),
         "{text}"

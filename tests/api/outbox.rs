@@ -294,3 +294,263 @@ async fn the_auth_token_never_reaches_the_request_log() {
         .iter()
         .any(|e| matches!(e, Effect::TaskStatusChanged { .. })));
 }
+
+/// `GET` an ops route of `app` with `token`: status and JSON body.
+async fn get_with(app: &TestApp, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    let mut request = app.client.get(format!("{}{path}", app.address));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("baton reachable");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json body"))
+}
+
+async fn retry_with(app: &TestApp, id: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    let mut request = app
+        .client
+        .post(format!("{}/api/v1/outbox/{id}/retry", app.address));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("baton reachable");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json body"))
+}
+
+#[tokio::test]
+async fn a_dead_call_is_listed_with_its_error_and_redriven_to_done() {
+    use crate::flex::{flex_with, wait_until, OPS_TOKEN};
+    let flex = flex_with(baton::domain::chain::CompleteOn::Accepted, 3).await;
+    let task = assigned_task(&flex.twilio);
+    let call = complete_task(&flex.twilio, &task);
+    let path = call.request.path.clone();
+    flex.twilio
+        .fault_next("POST", "/v1/Workspaces/", 3, FaultKind::ServerError);
+    enqueue(&flex.app.pool, &call).await;
+    wait_until("the call to die", Duration::from_secs(10), || async {
+        get_with(&flex.app, "/api/v1/outbox?state=dead", Some(OPS_TOKEN))
+            .await
+            .1["calls"]
+            .as_array()
+            .is_some_and(|c| c.len() == 1)
+    })
+    .await;
+
+    let (status, body) = get_with(&flex.app, "/api/v1/outbox?state=dead", Some(OPS_TOKEN)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["next"], serde_json::Value::Null);
+    let dead = &body["calls"][0];
+    let id = dead["id"].as_i64().expect("id");
+    assert_eq!(dead["state"], "dead");
+    assert_eq!(dead["kind"], "complete_task");
+    assert_eq!(dead["product"], "task_router");
+    assert_eq!(dead["method"], "POST");
+    assert_eq!(dead["path"], path.as_str());
+    assert_eq!(dead["idempotency_key"], format!("complete:{task}"));
+    assert_eq!(dead["task_sid"], task.as_str());
+    assert_eq!(dead["attempts"], 3);
+    assert_eq!(dead["redrives"], 0);
+    assert_eq!(dead["last_error"]["http_status"], 500);
+    assert_eq!(dead["last_error"]["twilio_code"], 20500);
+    let message = dead["last_error"]["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("gave up after 3 attempts: HTTP 500"),
+        "{message}"
+    );
+    assert!(dead["dead_at"].is_string() && dead["done_at"].is_null());
+    assert!(dead["next_attempt_at"].is_null());
+    // Nothing else is pending, in flight or done.
+    for state in ["pending", "in_flight", "done"] {
+        let (_, other) = get_with(
+            &flex.app,
+            &format!("/api/v1/outbox?state={state}"),
+            Some(OPS_TOKEN),
+        )
+        .await;
+        assert_eq!(other["calls"], serde_json::json!([]), "{state}");
+    }
+
+    let (status, detail) =
+        get_with(&flex.app, &format!("/api/v1/outbox/{id}"), Some(OPS_TOKEN)).await;
+    assert_eq!(status, 200, "{detail}");
+    assert_eq!(detail["call"]["id"], id);
+    assert_eq!(
+        detail["call"]["form"],
+        serde_json::json!([
+            ["AssignmentStatus", "completed"],
+            ["Reason", "task transferred"]
+        ])
+    );
+    assert_eq!(detail["call"]["response"]["code"], 20500);
+    let attempts = detail["attempts"].as_array().expect("attempts");
+    let outcomes: Vec<_> = attempts
+        .iter()
+        .map(|a| {
+            (
+                a["attempt"].as_i64(),
+                a["http_status"].as_i64(),
+                a["twilio_code"].as_i64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        (1..=3)
+            .map(|n| (Some(n), Some(500), Some(20500)))
+            .collect::<Vec<_>>()
+    );
+    assert!(attempts[0]["decision"]
+        .as_str()
+        .unwrap()
+        .starts_with("retry in "));
+    assert!(attempts[2]["decision"]
+        .as_str()
+        .unwrap()
+        .starts_with("dead: gave up"));
+    let shown = format!("{body}{detail}");
+    assert!(!shown.contains(flex.twilio.auth_token()) && !shown.contains(OPS_TOKEN));
+    assert_eq!(completions(&flex.twilio, &task), 0);
+
+    let (status, redriven) = retry_with(&flex.app, &id.to_string(), Some(OPS_TOKEN)).await;
+    assert_eq!(status, 202, "{redriven}");
+    assert_eq!(redriven["call"]["id"], id);
+    assert_eq!(redriven["call"]["redrives"], 1);
+    assert!(redriven["call"]["redriven_at"].is_string());
+    flex.quiesce().await;
+    let (_, done) = get_with(&flex.app, &format!("/api/v1/outbox/{id}"), Some(OPS_TOKEN)).await;
+    assert_eq!(done["call"]["state"], "done", "{done}");
+    assert_eq!(done["call"]["attempts"], 4);
+    assert_eq!(done["call"]["last_error"], serde_json::Value::Null);
+    assert!(done["call"]["done_at"].is_string() && done["call"]["dead_at"].is_null());
+    assert_eq!(done["attempts"][3]["http_status"], 200);
+    assert_eq!(done["attempts"][3]["decision"], "done");
+    let (_, listed) = get_with(&flex.app, "/api/v1/outbox?state=done", Some(OPS_TOKEN)).await;
+    assert_eq!(listed["calls"][0]["id"], id);
+    // The stand-in saw three failed sends and the one that completed the task.
+    let sent: Vec<_> = flex
+        .twilio
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == path)
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(sent, [Some(500), Some(500), Some(500), Some(200)]);
+    assert_eq!(completions(&flex.twilio, &task), 1);
+
+    // Only a dead call can be re-driven.
+    let (status, conflict) = retry_with(&flex.app, &id.to_string(), Some(OPS_TOKEN)).await;
+    assert_eq!(status, 409, "{conflict}");
+    assert_eq!(conflict["error"]["code"], "not_dead");
+    assert_eq!(conflict["error"]["detail"]["state"], "done");
+    let metrics = flex.app.metrics().await;
+    assert!(metrics.contains("baton_outbox_redrives_total"), "{metrics}");
+}
+
+#[tokio::test]
+async fn the_outbox_api_pages_newest_first_and_refuses_bad_requests() {
+    use crate::flex::OPS_TOKEN;
+    // No dispatcher: the calls stay pending.
+    let app = spawn_app().await;
+    let twilio = StandIn::start(StandInConfig::default()).await;
+    for n in 1..=3 {
+        enqueue(&app.pool, &complete_task(&twilio, &sid("WT", n))).await;
+    }
+    let all: Vec<i64> = sqlx::query_scalar("SELECT id FROM outbox ORDER BY id DESC")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    let ids_of = |page: &serde_json::Value| -> Vec<i64> {
+        page["calls"]
+            .as_array()
+            .expect("calls")
+            .iter()
+            .map(|c| c["id"].as_i64().expect("id"))
+            .collect()
+    };
+    let (status, first) = get_with(&app, "/api/v1/outbox?limit=2", Some(OPS_TOKEN)).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(ids_of(&first), all[..2]);
+    let next = first["next"]
+        .as_str()
+        .expect("a full page has a cursor")
+        .to_owned();
+    let (_, second) = get_with(
+        &app,
+        &format!("/api/v1/outbox?limit=2&cursor={next}"),
+        Some(OPS_TOKEN),
+    )
+    .await;
+    assert_eq!(second["next"], serde_json::Value::Null);
+    assert_eq!(ids_of(&second), all[2..]);
+    assert_eq!(second["calls"][0]["task_sid"], sid("WT", 1));
+    assert_eq!(second["calls"][0]["state"], "pending");
+    assert!(second["calls"][0]["next_attempt_at"].is_string());
+    let (_, pending) = get_with(&app, "/api/v1/outbox?state=pending", Some(OPS_TOKEN)).await;
+    assert_eq!(pending["calls"].as_array().unwrap().len(), 3);
+
+    // The ops token only: none, a wrong one, or a Flex user's token is 401.
+    let oldest = all[2].to_string();
+    for token in [
+        None,
+        Some("not-the-ops-token-at-all"),
+        Some("eyJhbGciOi.flex.token"),
+    ] {
+        for path in [
+            "/api/v1/outbox".to_owned(),
+            format!("/api/v1/outbox/{oldest}"),
+        ] {
+            let (status, body) = get_with(&app, &path, token).await;
+            assert_eq!(
+                (status, &body["error"]["code"]),
+                (401, &"unauthorized".into()),
+                "{path}"
+            );
+        }
+        let (status, _) = retry_with(&app, &oldest, token).await;
+        assert_eq!(status, 401);
+    }
+
+    // Bad parameters name the parameter.
+    for (query, named) in [
+        ("state=failed", "state"),
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("limit=many", "limit"),
+        ("cursor=abc", "cursor"),
+        ("colour=red", "colour"),
+    ] {
+        let (status, body) =
+            get_with(&app, &format!("/api/v1/outbox?{query}"), Some(OPS_TOKEN)).await;
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (400, &"invalid_request".into()),
+            "{query}"
+        );
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(named), "{query}: {message}");
+    }
+    let (status, body) = get_with(&app, "/api/v1/outbox/x1", Some(OPS_TOKEN)).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &"invalid_request".into())
+    );
+
+    // Unknown ids are 404; a pending call is not dead.
+    let (status, body) = get_with(&app, "/api/v1/outbox/999999", Some(OPS_TOKEN)).await;
+    assert_eq!((status, &body["error"]["code"]), (404, &"not_found".into()));
+    let (status, body) = retry_with(&app, "999999", Some(OPS_TOKEN)).await;
+    assert_eq!((status, &body["error"]["code"]), (404, &"not_found".into()));
+    let (status, body) = retry_with(&app, &oldest, Some(OPS_TOKEN)).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (409, &"not_dead".into()),
+        "{body}"
+    );
+    assert_eq!(body["error"]["detail"]["state"], "pending");
+    let redrives: i32 = sqlx::query_scalar("SELECT sum(redrives)::int FROM outbox")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(redrives, 0);
+}

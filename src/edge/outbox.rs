@@ -1,0 +1,187 @@
+//! `/api/v1/outbox`: the outbound Twilio calls for operations staff (ops token only) — what is
+//! pending, in flight, done or dead, each call's attempts, and re-driving a dead call.
+
+use super::api::require_ops;
+use super::error::EdgeError;
+use super::AppState;
+use crate::store::outbox::{self, CallState, CallView};
+use actix_web::{web, HttpRequest, HttpResponse};
+
+/// Largest page of `GET /api/v1/outbox`.
+pub const MAX_LIMIT: i64 = 500;
+const DEFAULT_LIMIT: i64 = 100;
+
+/// `GET /api/v1/outbox` query parameters, as received (each is checked by name below).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxQuery {
+    /// `pending`, `in_flight`, `done` or `dead`; all calls when absent.
+    state: Option<String>,
+    /// Page size, 1 to 500 (default 100).
+    limit: Option<String>,
+    /// The `next` of the previous page.
+    cursor: Option<String>,
+}
+
+/// A listing request, parsed.
+#[derive(Debug, PartialEq, Eq)]
+struct Listing {
+    state: Option<CallState>,
+    limit: i64,
+    before: Option<i64>,
+}
+
+fn parse_listing(query: &str) -> Result<Listing, EdgeError> {
+    let raw = web::Query::<OutboxQuery>::from_query(query)
+        .map_err(|e| EdgeError::Invalid(format!("bad query: {e}")))?
+        .into_inner();
+    let state = raw
+        .state
+        .as_deref()
+        .map(|s| {
+            CallState::parse(s).ok_or_else(|| {
+                EdgeError::Invalid(format!(
+                    "state {s:?} must be pending, in_flight, done or dead"
+                ))
+            })
+        })
+        .transpose()?;
+    let limit = match raw.limit.as_deref() {
+        None => DEFAULT_LIMIT,
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| {
+                EdgeError::Invalid(format!("limit {l:?} must be between 1 and {MAX_LIMIT}"))
+            })?,
+    };
+    let before = raw
+        .cursor
+        .as_deref()
+        .map(|c| {
+            c.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+                EdgeError::Invalid(format!(
+                    "cursor {c:?} is not a `next` this endpoint returned"
+                ))
+            })
+        })
+        .transpose()?;
+    Ok(Listing {
+        state,
+        limit,
+        before,
+    })
+}
+
+fn call_id(raw: &str) -> Result<i64, EdgeError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| EdgeError::Invalid(format!("id {raw:?} is not an outbox call id")))
+}
+
+async fn call_view(state: &AppState, id: i64) -> Result<CallView, EdgeError> {
+    match outbox::get(&state.pool, id).await? {
+        Some(detail) => Ok(detail.call),
+        None => Err(EdgeError::NoSuch(format!("no outbox call {id}"))),
+    }
+}
+
+/// `GET /api/v1/outbox?state=&limit=&cursor=`: calls, newest first.
+pub async fn list_calls(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, EdgeError> {
+    require_ops(&req, &state)?;
+    let listing = parse_listing(req.query_string())?;
+    let calls = outbox::list(&state.pool, listing.state, listing.before, listing.limit).await?;
+    // A full page may have more behind it; the cursor is the last id shown.
+    let next = (calls.len() as i64 == listing.limit)
+        .then(|| calls.last().map(|c| c.id.to_string()))
+        .flatten();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "calls": calls, "next": next })))
+}
+
+/// `GET /api/v1/outbox/{id}`: one call, its form parameters, Twilio's answer, its attempts.
+pub async fn get_call(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, EdgeError> {
+    require_ops(&req, &state)?;
+    let id = call_id(&path)?;
+    let Some(call) = outbox::get(&state.pool, id).await? else {
+        return Err(EdgeError::NoSuch(format!("no outbox call {id}")));
+    };
+    let attempts = outbox::attempts(&state.pool, id).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "call": call, "attempts": attempts })))
+}
+
+/// `POST /api/v1/outbox/{id}/retry`: re-drive a dead call (its retry budget starts again).
+pub async fn retry_call(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, EdgeError> {
+    let api = require_ops(&req, &state)?;
+    let id = call_id(&path)?;
+    if !outbox::retry_dead(&state.pool, id).await? {
+        let call = call_view(&state, id).await?;
+        return Err(EdgeError::Conflict {
+            code: "not_dead",
+            message: format!(
+                "outbox call {id} is {}; only a dead call can be re-driven",
+                call.state.as_str()
+            ),
+            detail: serde_json::to_value(&call).ok(),
+        });
+    }
+    metrics::counter!("baton_outbox_redrives_total").increment(1);
+    tracing::info!(outbox_id = id, "dead outbox call re-driven by ops");
+    api.outbox_wake.notify_one();
+    let call = call_view(&state, id).await?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "call": call })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalid(query: &str) -> String {
+        match parse_listing(query) {
+            Err(EdgeError::Invalid(m)) => m,
+            other => panic!("{query}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_listing_defaults_to_everything_newest_first() {
+        assert_eq!(
+            parse_listing("").unwrap(),
+            Listing {
+                state: None,
+                limit: 100,
+                before: None
+            }
+        );
+        assert_eq!(
+            parse_listing("state=in_flight&limit=500&cursor=42").unwrap(),
+            Listing {
+                state: Some(CallState::InFlight),
+                limit: 500,
+                before: Some(42)
+            }
+        );
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        assert!(invalid("state=failed").starts_with("state \"failed\""));
+        assert!(invalid("limit=0").starts_with("limit \"0\""));
+        assert!(invalid("limit=501").starts_with("limit \"501\""));
+        assert!(invalid("limit=ten").starts_with("limit \"ten\""));
+        assert!(invalid("cursor=-3").starts_with("cursor \"-3\""));
+        assert!(invalid("colour=red").contains("unknown field `colour`"));
+    }
+}
