@@ -226,46 +226,65 @@ async fn sweep(args: SweepArgs) -> Result<ExitCode, SweepFailure> {
             .sweep(args.dry_run, older_than, args.limit)
             .await
             .context("sweep failed")?;
-        if !args.dry_run && items.iter().any(|i| i.action == "closing") {
-            // Send the closes now (a running baton would too; the outbox sends each once).
+        let sent = |i: &crate::app::orphans::SweepItem| {
+            matches!(i.action.as_str(), "closing" | "clearing_invites")
+        };
+        if !args.dry_run && items.iter().any(sent) {
+            // Send the calls now (a running baton would too; the outbox sends each once).
             let dispatcher =
                 Dispatcher::new(pool.clone(), client, DispatcherConfig::default(), wake);
             let deadline = std::time::Instant::now() + wait;
+            let sids: Vec<String> = items
+                .iter()
+                .filter(|i| sent(i))
+                .map(|i| i.conversation_sid.clone())
+                .collect();
             loop {
                 dispatcher
                     .drain_due()
                     .await
-                    .context("sending the closes failed")?;
-                let sids: Vec<String> = items
-                    .iter()
-                    .filter(|i| i.action == "closing")
-                    .map(|i| i.conversation_sid.clone())
-                    .collect();
+                    .context("sending the calls failed")?;
                 let pending: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM conversation_closes k JOIN outbox o ON o.id = k.outbox_id
-                     WHERE k.conversation_sid = ANY($1) AND o.state = 'pending'",
+                    "SELECT count(*) FROM outbox o WHERE o.state = 'pending' AND o.id IN (
+                         SELECT outbox_id FROM conversation_closes WHERE conversation_sid = ANY($1)
+                         UNION SELECT outbox_id FROM invite_cleanups
+                               WHERE conversation_sid = ANY($1))",
                 )
                 .bind(&sids)
                 .fetch_one(&pool)
                 .await
-                .context("reading the closes failed")?;
+                .context("reading the calls failed")?;
                 if pending == 0 || std::time::Instant::now() >= deadline {
                     break;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
-            for item in items.iter_mut().filter(|i| i.action == "closing") {
-                let result: Option<(Option<String>, Option<String>)> = sqlx::query_as(
-                    "SELECT k.result, o.state FROM conversation_closes k
-                     LEFT JOIN outbox o ON o.id = k.outbox_id WHERE k.conversation_sid = $1",
-                )
-                .bind(&item.conversation_sid)
-                .fetch_optional(&pool)
-                .await
-                .context("reading the closes failed")?;
+            for item in items.iter_mut().filter(|i| sent(i)) {
+                let result: Option<(Option<String>, Option<String>)> =
+                    if item.action == "closing" {
+                        sqlx::query_as(
+                            "SELECT k.result, o.state FROM conversation_closes k
+                         LEFT JOIN outbox o ON o.id = k.outbox_id WHERE k.conversation_sid = $1",
+                        )
+                        .bind(&item.conversation_sid)
+                        .fetch_optional(&pool)
+                        .await
+                    } else {
+                        sqlx::query_as(
+                            "SELECT NULLIF(i.state, 'clearing'), o.state FROM invite_cleanups i
+                         LEFT JOIN outbox o ON o.id = i.outbox_id
+                         WHERE i.conversation_sid = $1 AND i.task_sid = ANY($2) LIMIT 1",
+                        )
+                        .bind(&item.conversation_sid)
+                        .bind(&item.invite_tasks)
+                        .fetch_optional(&pool)
+                        .await
+                    }
+                    .context("reading the calls failed")?;
                 item.action = match result {
                     Some((Some(r), _)) if r == "closed" => "closed".into(),
-                    Some((Some(r), _)) if r == "already_closed" => "already_closed".into(),
+                    Some((Some(r), _)) if r == "cleared" => "cleared_invites".into(),
+                    Some((Some(r), _)) if r == "already_closed" || r == "already_gone" => r,
                     Some((Some(r), _)) => {
                         item.detail = Some(r);
                         "kept".into()
@@ -328,13 +347,25 @@ fn print_sweep_table(items: &[crate::app::orphans::SweepItem], dry_run: bool) {
         .iter()
         .filter(|i| matches!(i.action.as_str(), "would_close" | "closed" | "closing"))
         .count();
+    let invites = items
+        .iter()
+        .filter(|i| {
+            matches!(
+                i.action.as_str(),
+                "would_clear_invites" | "clearing_invites" | "cleared_invites"
+            )
+        })
+        .count();
+    let (closed, cleared) = if dry_run {
+        (
+            "would be closed",
+            "would have stale invites cleared (dry run)",
+        )
+    } else {
+        ("closed", "had stale invites cleared")
+    };
     println!(
-        "{} conversation(s) looked at; {closing} {}",
-        items.len(),
-        if dry_run {
-            "would be closed (dry run)"
-        } else {
-            "closed"
-        }
+        "{} conversation(s) looked at; {closing} {closed}; {invites} {cleared}",
+        items.len()
     );
 }

@@ -2,6 +2,7 @@
 //! `done`, a later retry (exponential backoff with full jitter, `Retry-After` honoured), or
 //! `dead` (shown to ops) — never silently dropped.
 
+use crate::domain::invites;
 use crate::domain::orphan::{self, TwilioView};
 use crate::domain::outbound::{
     agent_participant, stamp_attributes, Procedure, Product, TwilioRequest,
@@ -62,8 +63,9 @@ enum Note {
     Stamped {
         already_linked: bool,
     },
-    /// A close found the conversation closed already, or closed it.
-    Close(&'static str),
+    /// What a close or an invite clearing did, recorded with its conversation (`closed`,
+    /// `cleared`).
+    Result(&'static str),
 }
 
 #[derive(Clone)]
@@ -361,6 +363,32 @@ impl Dispatcher {
                 }
                 Ok(Executed::Answered(last, Note::None))
             }
+            Some(Procedure::ClearStaleInvites {
+                conversation_sid,
+                task_sids,
+            }) => {
+                // `request` reads the conversation; the write follows at once (no If-Match in
+                // Conversations), carrying every attribute but the stale entries.
+                let read = self.client.send(&call.request).await?;
+                if !(200..300).contains(&read.status) {
+                    return Ok(Executed::Answered(read, Note::None));
+                }
+                let conversation: serde_json::Value =
+                    serde_json::from_str(&read.body).unwrap_or(serde_json::Value::Null);
+                let attributes = invites::conversation_attributes(&conversation);
+                let Some(cleared) = invites::without_stale_invites(&attributes, task_sids) else {
+                    return Ok(Executed::Withdrawn("already_gone".into()));
+                };
+                let write = TwilioRequest::post(
+                    Product::Conversations,
+                    format!("/v1/Conversations/{conversation_sid}"),
+                    vec![("Attributes".into(), cleared.to_string())],
+                );
+                Ok(Executed::Answered(
+                    self.client.send(&write).await?,
+                    Note::Result("cleared"),
+                ))
+            }
             Some(Procedure::CloseOrphan {
                 conversation_sid,
                 interaction,
@@ -395,7 +423,7 @@ impl Dispatcher {
                     }
                     Confirmation::View(TwilioView::Orphaned) => Ok(Executed::Answered(
                         self.client.send(&call.request).await?,
-                        Note::Close("closed"),
+                        Note::Result("closed"),
                     )),
                 }
             }
@@ -456,11 +484,11 @@ impl Dispatcher {
     async fn attempt(&self, call: ClaimedCall) {
         let started_at = chrono::Utc::now();
         let kind = call.kind;
-        let mut close_result: Option<String> = None;
+        let mut procedure_result: Option<String> = None;
         let (outcome, record) = match self.execute(&call).await {
             Ok(Executed::Withdrawn(why)) => {
                 tracing::info!(outbox_id = call.id, kind = kind.as_str(), %why, "outbound call withdrawn at send time");
-                close_result = Some(why.clone());
+                procedure_result = Some(why.clone());
                 (
                     Outcome::Success,
                     AttemptRecord {
@@ -487,16 +515,22 @@ impl Dispatcher {
                             tracing::warn!(outbox_id = call.id, error = %e, "could not record an Insights stamp");
                         }
                     }
-                    (Note::Close(result), _) if (200..300).contains(&response.status) => {
-                        close_result = Some((*result).to_owned());
+                    (Note::Result(result), _) if (200..300).contains(&response.status) => {
+                        procedure_result = Some((*result).to_owned());
                     }
                     _ => {}
                 }
                 let outcome = response.outcome(|s, c| kind.already_done(s, c));
-                if matches!(outcome, Outcome::AlreadyDone { .. })
-                    && matches!(call.procedure, Some(Procedure::CloseOrphan { .. }))
-                {
-                    close_result = Some("already_closed".into());
+                if matches!(outcome, Outcome::AlreadyDone { .. }) {
+                    match call.procedure {
+                        Some(Procedure::CloseOrphan { .. }) => {
+                            procedure_result = Some("already_closed".into());
+                        }
+                        Some(Procedure::ClearStaleInvites { .. }) => {
+                            procedure_result = Some("already_gone".into());
+                        }
+                        _ => {}
+                    }
                 }
                 let error = response.error();
                 let record = AttemptRecord {
@@ -545,18 +579,27 @@ impl Dispatcher {
             }
             Decision::Done => {}
         }
-        if let (
-            Some(result),
-            Some(Procedure::CloseOrphan {
-                conversation_sid, ..
-            }),
-        ) = (&close_result, &call.procedure)
-        {
-            if let Err(e) =
-                conversations::record_close_result(&self.pool, conversation_sid, result).await
-            {
-                tracing::warn!(outbox_id = call.id, error = %e, "could not record a close result");
+        let recorded = match (&procedure_result, &call.procedure) {
+            (
+                Some(result),
+                Some(Procedure::CloseOrphan {
+                    conversation_sid, ..
+                }),
+            ) => conversations::record_close_result(&self.pool, conversation_sid, result).await,
+            (
+                Some(result),
+                Some(Procedure::ClearStaleInvites {
+                    conversation_sid,
+                    task_sids,
+                }),
+            ) => {
+                conversations::record_invite_result(&self.pool, conversation_sid, task_sids, result)
+                    .await
             }
+            _ => Ok(()),
+        };
+        if let Err(e) = recorded {
+            tracing::warn!(outbox_id = call.id, error = %e, "could not record a conversation call's result");
         }
         if let Err(e) = outbox::finish_attempt(&self.pool, self.id, &call, &record, &next).await {
             // The lease will expire and the call be retried; Twilio-side idempotency covers it.

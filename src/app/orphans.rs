@@ -4,10 +4,13 @@
 //! it is sent.
 
 use super::dispatcher::{confirm_orphan, Confirmation};
+use crate::domain::invites;
 use crate::domain::orphan::{self, CloseReason, ConversationRef, Keep, TwilioView};
+use crate::domain::outbound::{Product, TwilioRequest};
 use crate::store::{self, conversations, StoreError};
 use crate::twilio::TwilioClient;
 use serde::Serialize;
+use serde_json::Value;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,9 +50,13 @@ pub struct SweepItem {
     pub interaction_sid: Option<String>,
     pub channel_sid: Option<String>,
     pub idle_since: chrono::DateTime<chrono::Utc>,
-    /// `would_close`, `closing`, `kept`, `already_closed`, `unconfirmed`.
+    /// `would_close`, `closing`, `kept`, `already_closed`, `unconfirmed`; for stale invites
+    /// `would_clear_invites`, `clearing_invites`.
     pub action: String,
     pub detail: Option<String>,
+    /// Ended invite tasks whose entries are (to be) removed from the conversation's `invites`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub invite_tasks: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -96,12 +103,15 @@ impl OrphanWorker {
                 if tokio::time::Instant::now() >= at {
                     match self.sweep(false, self.config.sweep_older_than, 500).await {
                         Ok(items) => {
-                            let closing = items.iter().filter(|i| i.action == "closing").count();
+                            let count =
+                                |action: &str| items.iter().filter(|i| i.action == action).count();
+                            let closing = count("closing");
                             metrics::counter!("baton_sweep_runs_total").increment(1);
                             metrics::counter!("baton_sweep_closes_total").increment(closing as u64);
                             tracing::info!(
                                 looked_at = items.len(),
                                 closing,
+                                clearing_invites = count("clearing_invites"),
                                 "orphan sweep finished"
                             );
                         }
@@ -191,6 +201,7 @@ impl OrphanWorker {
                 idle_since: c.idle_since,
                 action: String::new(),
                 detail: None,
+                invite_tasks: Vec::new(),
             };
             let occupancy = {
                 let mut conn = self.pool.acquire().await?;
@@ -269,10 +280,108 @@ impl OrphanWorker {
             }
             items.push(item);
         }
+        // Conversations being closed need no invite clearing: looked at after the closes.
+        decided |= self
+            .sweep_invites(dry_run, older_than, limit, &mut items)
+            .await?;
         if decided {
             self.outbox_wake.notify_one();
         }
         Ok(items)
+    }
+
+    /// Stale pending invites (`domain::invites`): for open conversations with invite tasks that
+    /// were canceled or deleted — at least the grace period ago (or `older_than`, if shorter),
+    /// so the transferring side's write of the entry has happened — reads the conversation's
+    /// attributes and removes the entries of those tasks through the outbox. Each ended task is
+    /// looked at once. Adds an item for each conversation with stale entries (or that could not
+    /// be read); returns whether a call was enqueued.
+    async fn sweep_invites(
+        &self,
+        dry_run: bool,
+        older_than: Duration,
+        limit: i64,
+        items: &mut Vec<SweepItem>,
+    ) -> Result<bool, StoreError> {
+        let min_age = older_than.min(self.config.grace);
+        let ended = conversations::ended_invite_tasks(&self.pool, min_age, limit).await?;
+        let mut decided = false;
+        for e in ended {
+            let mut item = SweepItem {
+                conversation_sid: e.conversation_sid.clone(),
+                interaction_sid: e.interaction_sid.clone(),
+                channel_sid: e.channel_sid.clone(),
+                idle_since: e.ended_at,
+                action: String::new(),
+                detail: None,
+                invite_tasks: Vec::new(),
+            };
+            let read = TwilioRequest::get(
+                Product::Conversations,
+                format!("/v1/Conversations/{}", e.conversation_sid),
+            );
+            let listed = match self.client.send(&read).await {
+                Ok(r) if (200..300).contains(&r.status) => {
+                    let body: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+                    invites::pending_invite_tasks(&invites::conversation_attributes(&body))
+                }
+                Ok(r) => {
+                    item.action = "unconfirmed".into();
+                    item.detail = Some(format!("Twilio answered HTTP {}", r.status));
+                    items.push(item);
+                    continue;
+                }
+                Err(err) => {
+                    item.action = "unconfirmed".into();
+                    item.detail = Some(err.to_string());
+                    items.push(item);
+                    continue;
+                }
+            };
+            let (stale, absent): (Vec<String>, Vec<String>) =
+                e.task_sids.into_iter().partition(|t| listed.contains(t));
+            if dry_run {
+                if !stale.is_empty() {
+                    item.action = "would_clear_invites".into();
+                    item.detail = Some(stale.join(", "));
+                    item.invite_tasks = stale;
+                    items.push(item);
+                }
+                continue;
+            }
+            let mut tx = self.pool.begin().await?;
+            conversations::record_invite_cleanups(
+                &mut tx,
+                &e.conversation_sid,
+                &absent,
+                "absent",
+                None,
+            )
+            .await?;
+            if !stale.is_empty() {
+                let planned = invites::clear_call(&e.conversation_sid, &stale);
+                let key = planned.idempotency_key.clone();
+                store::outbox::enqueue(&mut tx, &store::outbox::NewCall::planned(planned, None))
+                    .await?;
+                conversations::record_invite_cleanups(
+                    &mut tx,
+                    &e.conversation_sid,
+                    &stale,
+                    "clearing",
+                    Some(&key),
+                )
+                .await?;
+                tracing::info!(conversation_sid = %e.conversation_sid, tasks = ?stale, "stale invites to clear");
+                metrics::counter!("baton_invite_clears_total").increment(1);
+                item.action = "clearing_invites".into();
+                item.detail = Some(stale.join(", "));
+                item.invite_tasks = stale;
+                items.push(item);
+                decided = true;
+            }
+            tx.commit().await?;
+        }
+        Ok(decided)
     }
 }
 

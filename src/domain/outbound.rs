@@ -113,6 +113,8 @@ pub enum OperationKind {
     DeleteConversationWebhook,
     /// `POST /v1/Workspaces/{WS}/Tasks/{WT}/Reservations/{WR}` `ReservationStatus=completed`.
     CompleteReservation,
+    /// `POST /v1/Conversations/{CH}` `Attributes=…` (stale invites removed).
+    UpdateConversationAttributes,
     /// Anything else (no special already-done rule).
     Other,
 }
@@ -132,6 +134,7 @@ impl OperationKind {
             OperationKind::CreateConversationWebhook => "create_conversation_webhook",
             OperationKind::DeleteConversationWebhook => "delete_conversation_webhook",
             OperationKind::CompleteReservation => "complete_reservation",
+            OperationKind::UpdateConversationAttributes => "update_conversation_attributes",
             OperationKind::Other => "other",
         }
     }
@@ -150,6 +153,7 @@ impl OperationKind {
             OperationKind::CreateConversationWebhook,
             OperationKind::DeleteConversationWebhook,
             OperationKind::CompleteReservation,
+            OperationKind::UpdateConversationAttributes,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -167,7 +171,9 @@ impl OperationKind {
             OperationKind::CompleteTask | OperationKind::CompleteReservation => {
                 gone || code == Some(20001)
             }
-            OperationKind::DeleteConversationWebhook => gone,
+            // A conversation that is gone has no invites left to clear.
+            OperationKind::DeleteConversationWebhook
+            | OperationKind::UpdateConversationAttributes => gone,
             OperationKind::CloseConversation
             | OperationKind::CloseInteractionChannel
             | OperationKind::CloseInteractionParticipant => gone || code == Some(80906),
@@ -228,6 +234,13 @@ pub enum Procedure {
     RemoveWebhooks {
         conversation_sid: String,
         marker: String,
+    },
+    /// GET the conversation, remove the `invites` entries of `task_sids` (invite tasks that
+    /// ended) from its attributes, POST the rest (none of them left: done). Conversations
+    /// offers no `If-Match`, so the read and the write follow each other at once.
+    ClearStaleInvites {
+        conversation_sid: String,
+        task_sids: Vec<String>,
     },
 }
 

@@ -398,6 +398,96 @@ pub async fn sweep_candidates(
     .await?)
 }
 
+/// Invite tasks of an open conversation that were canceled (a rejected known-worker invite, a
+/// timeout) or deleted at least `min_age` ago and that the sweep has not looked at yet: their
+/// `invites` entries in the conversation's attributes may be stale (`domain::invites`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EndedInvites {
+    pub conversation_sid: String,
+    pub interaction_sid: Option<String>,
+    pub channel_sid: Option<String>,
+    pub task_sids: Vec<String>,
+    /// When the last of them ended.
+    pub ended_at: DateTime<Utc>,
+}
+
+pub async fn ended_invite_tasks(
+    pool: &PgPool,
+    min_age: Duration,
+    limit: i64,
+) -> Result<Vec<EndedInvites>, StoreError> {
+    let min_age_ms = i64::try_from(min_age.as_millis()).unwrap_or(i64::MAX);
+    Ok(sqlx::query_as(
+        "SELECT c.conversation_sid, c.interaction_sid, c.channel_sid,
+                array_agg(t.task_sid ORDER BY t.task_sid) AS task_sids,
+                to_timestamp(max(COALESCE(t.last_event_ms, 0)) / 1000.0) AS ended_at
+         FROM conversations c
+         JOIN task_links l ON l.link = 'conv:' || c.conversation_sid
+         JOIN tasks t ON t.task_sid = l.task_sid
+         WHERE c.state <> 'closed' AND NOT c.removed
+           AND (t.assignment_status = 'canceled' OR t.deleted)
+           AND COALESCE(t.last_event_ms, 0)
+               <= (extract(epoch FROM now()) * 1000)::bigint - $1
+           AND NOT EXISTS (SELECT 1 FROM invite_cleanups i
+                           WHERE i.conversation_sid = c.conversation_sid
+                             AND i.task_sid = t.task_sid)
+           AND NOT EXISTS (SELECT 1 FROM conversation_closes k
+                           WHERE k.conversation_sid = c.conversation_sid
+                             AND (k.result IS NULL OR k.result IN ('closed', 'already_closed')))
+         GROUP BY c.conversation_sid, c.interaction_sid, c.channel_sid
+         ORDER BY ended_at, c.conversation_sid
+         LIMIT $2",
+    )
+    .bind(min_age_ms)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Records that the sweep looked at these ended invite tasks: `absent` (none of them in the
+/// conversation's invites) or `clearing` (the outbox call named by `idempotency_key` removes
+/// them).
+pub async fn record_invite_cleanups(
+    conn: &mut PgConnection,
+    conversation_sid: &str,
+    task_sids: &[String],
+    state: &str,
+    idempotency_key: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO invite_cleanups (conversation_sid, task_sid, state, outbox_id)
+         SELECT $1, t, $3, (SELECT id FROM outbox WHERE idempotency_key = $4)
+         FROM unnest($2::text[]) AS t
+         ON CONFLICT (conversation_sid, task_sid) DO NOTHING",
+    )
+    .bind(conversation_sid)
+    .bind(task_sids)
+    .bind(state)
+    .bind(idempotency_key)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// What the clearing call found: `cleared`, or `already_gone`.
+pub async fn record_invite_result(
+    pool: &PgPool,
+    conversation_sid: &str,
+    task_sids: &[String],
+    result: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE invite_cleanups SET state = $3, result_at = now()
+         WHERE conversation_sid = $1 AND task_sid = ANY($2) AND state = 'clearing'",
+    )
+    .bind(conversation_sid)
+    .bind(task_sids)
+    .bind(result)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// A conversation as ops see it (`GET /api/v1/conversations/{sid}`).
 #[derive(Debug, Clone, Serialize)]
 pub struct ConversationView {
@@ -414,6 +504,17 @@ pub struct ConversationView {
     pub chain_ids: Vec<String>,
     pub orphan_check_due_at: Option<DateTime<Utc>>,
     pub close: Option<CloseView>,
+    /// Ended invite tasks whose `invites` entries the sweep looked for.
+    pub invite_cleanups: Vec<InviteCleanupView>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct InviteCleanupView {
+    pub task_sid: String,
+    pub state: String,
+    pub outbox_id: Option<i64>,
+    pub decided_at: DateTime<Utc>,
+    pub result_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -493,6 +594,13 @@ pub async fn fetch_view(
     .bind(conversation_sid)
     .fetch_optional(pool)
     .await?;
+    let invite_cleanups: Vec<InviteCleanupView> = sqlx::query_as(
+        "SELECT task_sid, state, outbox_id, decided_at, result_at FROM invite_cleanups
+         WHERE conversation_sid = $1 ORDER BY decided_at, task_sid",
+    )
+    .bind(conversation_sid)
+    .fetch_all(pool)
+    .await?;
     Ok(Some(ConversationView {
         conversation_sid: row.conversation_sid,
         interaction_sid: row.interaction_sid,
@@ -507,5 +615,6 @@ pub async fn fetch_view(
         chain_ids,
         orphan_check_due_at,
         close,
+        invite_cleanups,
     }))
 }

@@ -396,7 +396,120 @@ async fn a_sweep_lists_idle_conversations_dry_and_closes_them_for_real() {
     assert!(header.starts_with("CONVERSATION"), "{table}");
     assert!(table.contains("kept"), "{table}");
     assert!(
-        table.trim_end().ends_with("0 would be closed (dry run)"),
+        table
+            .trim_end()
+            .ends_with("0 would be closed; 0 would have stale invites cleared (dry run)"),
         "{table}"
     );
+}
+
+/// An entry of flex-project-template's `invites` conversation attribute (a warm transfer).
+fn invite_entry(task: &str, target: &str) -> Value {
+    json!({"invitesTaskSid": task, "targetSid": target, "targetName": "Bob",
+           "timestampCreated": "2026-11-30T10:00:00.000Z", "inviteTargetType": "Worker"})
+}
+
+#[tokio::test]
+async fn a_sweep_clears_the_invites_of_canceled_tasks_and_keeps_the_rest() {
+    // No orphan checks: only the sweep acts.
+    let flex = Flex::start(FlexOptions::default()).await;
+    let c = flex.customer_writes_in().await;
+    let reservation = flex.twilio.offer(&c.task, &flex.alice);
+    flex.twilio.accept(&reservation);
+    // Alice invites Bob (who will decline) and Carol (still ringing), the template's way: one
+    // invite each, then the `invites` map written into the conversation's attributes.
+    let invite = |target: &str| {
+        json!({"conversationSid": c.conversation, "transferTargetSid": target,
+               "transferTargetType": "worker", "customerName": "Ada"})
+    };
+    let declined = flex
+        .invite(&c.interaction, &c.channel, invite(&flex.bob))
+        .await;
+    let ringing = flex
+        .invite(&c.interaction, &c.channel, invite(&flex.carol))
+        .await;
+    let conversation_path = format!("/v1/Conversations/{}", c.conversation);
+    let attributes = json!({"customerName": "Ada", "invites": {
+        declined.clone(): invite_entry(&declined, &flex.bob),
+        ringing.clone(): invite_entry(&ringing, &flex.carol),
+    }});
+    flex.twilio_post(
+        &conversation_path,
+        &[("Attributes", attributes.to_string())],
+    )
+    .await;
+    // A declined known-worker invite cancels its task.
+    flex.twilio.cancel_task(&declined, "declined by Bob");
+    flex.quiesce().await;
+    let conversation_writes = |flex: &Flex| -> Vec<LoggedRequest> {
+        flex.requests("POST", &conversation_path)
+            .into_iter()
+            .filter(|r| r.path == conversation_path)
+            .collect()
+    };
+    let stored_attributes = |conversation: &Value| -> Value {
+        serde_json::from_str(conversation["attributes"].as_str().expect("attributes"))
+            .expect("JSON attributes")
+    };
+    let invite_items = |out: &str| -> Vec<Value> {
+        let items: Value = serde_json::from_str(out).expect("JSON output");
+        items
+            .as_array()
+            .expect("an array")
+            .iter()
+            .filter(|i| i["action"].as_str().is_some_and(|a| a.contains("invites")))
+            .cloned()
+            .collect()
+    };
+
+    let dry = flex
+        .sweep(&["--dry-run", "--older-than", "0s", "--json"])
+        .await;
+    let items = invite_items(&dry);
+    assert_eq!(items.len(), 1, "{dry}");
+    assert_eq!(items[0]["conversation_sid"], c.conversation.as_str());
+    assert_eq!(items[0]["action"], "would_clear_invites");
+    assert_eq!(items[0]["invite_tasks"], json!([declined]));
+    assert_eq!(
+        conversation_writes(&flex).len(),
+        1,
+        "a dry run writes nothing"
+    );
+    assert_eq!(
+        stored_attributes(&flex.twilio_get(&conversation_path).await),
+        attributes
+    );
+
+    let real = flex.sweep(&["--older-than", "0s", "--json"]).await;
+    let items = invite_items(&real);
+    assert_eq!(items.len(), 1, "{real}");
+    assert_eq!(items[0]["action"], "cleared_invites", "{real}");
+    assert_eq!(items[0]["invite_tasks"], json!([declined]));
+    let expected = json!({"customerName": "Ada", "invites": {
+        ringing.clone(): invite_entry(&ringing, &flex.carol),
+    }});
+    let writes = conversation_writes(&flex);
+    assert_eq!(writes.len(), 2, "one write by baton");
+    let written: Value =
+        serde_json::from_str(form(&writes[1], "Attributes").expect("Attributes")).expect("JSON");
+    assert_eq!(written, expected);
+    assert_eq!(
+        stored_attributes(&flex.twilio_get(&conversation_path).await),
+        expected
+    );
+    // Alice still serves the customer: nothing was closed.
+    assert!(channel_closes(&flex, &c.channel).is_empty());
+
+    // Each ended invite task is looked at once: a later sweep neither reads nor writes it.
+    let reads_before = flex.requests("GET", &conversation_path).len();
+    let again = flex.sweep(&["--older-than", "0s", "--json"]).await;
+    assert!(invite_items(&again).is_empty(), "{again}");
+    assert_eq!(flex.requests("GET", &conversation_path).len(), reads_before);
+    assert_eq!(conversation_writes(&flex).len(), 2);
+
+    let view = flex.conversation(&c.conversation).await;
+    let cleanups = view["invite_cleanups"].as_array().expect("invite cleanups");
+    assert_eq!(cleanups.len(), 1, "{view}");
+    assert_eq!(cleanups[0]["task_sid"], declined.as_str());
+    assert_eq!(cleanups[0]["state"], "cleared");
 }
