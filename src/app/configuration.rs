@@ -99,6 +99,14 @@ pub struct ServeArgs {
     /// How long a parked call may wait before baton un-parks it to its queue (e.g. 10m).
     #[arg(long, env = "BATON_PARK_TTL", default_value = "10m")]
     pub park_ttl: String,
+    /// How long a new connection has to send its first request's headers (slow clients are cut
+    /// with 408). E.g. `5s`.
+    #[arg(long, env = "BATON_HEADER_TIMEOUT", default_value = "5s")]
+    pub header_timeout: String,
+    /// How long a request has to send its whole body once its headers are in (slow clients are
+    /// cut with 408). E.g. `10s`.
+    #[arg(long, env = "BATON_BODY_TIMEOUT", default_value = "10s")]
+    pub body_timeout: String,
     /// Seconds to finish in-flight requests and claimed work after SIGTERM.
     #[arg(long, env = "BATON_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,
@@ -329,6 +337,10 @@ pub struct Settings {
     pub timeout_fallback_workflow_sid: Option<Sid>,
     pub park_ttl: Duration,
     pub shutdown_timeout: Duration,
+    /// `BATON_HEADER_TIMEOUT`: a new connection's first request headers must arrive within it.
+    pub header_timeout: Duration,
+    /// `BATON_BODY_TIMEOUT`: a request body must arrive within it once the headers are in.
+    pub body_timeout: Duration,
     /// `BATON_RECONCILE_INTERVAL`; `None`: off.
     pub reconcile_interval: Option<Duration>,
 }
@@ -339,6 +351,18 @@ pub fn duration(raw: &str, name: &'static str) -> Result<Duration, ConfigError> 
         name,
         reason: format!("must be a duration such as 30s, 5m or 1h ({e})"),
     })
+}
+
+/// A duration that is not zero (a zero timeout would refuse every request).
+fn positive_duration(raw: &str, name: &'static str) -> Result<Duration, ConfigError> {
+    let d = duration(raw, name)?;
+    if d.is_zero() {
+        return Err(ConfigError::Invalid {
+            name,
+            reason: "must be longer than 0s".into(),
+        });
+    }
+    Ok(d)
 }
 
 /// A duration, or `off` (also `0`) for none.
@@ -498,6 +522,8 @@ impl Settings {
         let sweep_interval = optional_duration(&args.sweep_interval, "BATON_SWEEP_INTERVAL")?;
         let sweep_older_than = duration(&args.sweep_older_than, "BATON_SWEEP_OLDER_THAN")?;
         let park_ttl = duration(&args.park_ttl, "BATON_PARK_TTL")?;
+        let header_timeout = positive_duration(&args.header_timeout, "BATON_HEADER_TIMEOUT")?;
+        let body_timeout = positive_duration(&args.body_timeout, "BATON_BODY_TIMEOUT")?;
         let reconcile_interval =
             optional_duration(&args.reconcile_interval, "BATON_RECONCILE_INTERVAL")?;
         if reconcile_interval.is_some_and(|d| d < Duration::from_secs(10)) {
@@ -530,6 +556,8 @@ impl Settings {
             timeout_fallback_workflow_sid,
             park_ttl,
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
+            header_timeout,
+            body_timeout,
             reconcile_interval,
         })
     }
@@ -620,6 +648,18 @@ mod tests {
                 .starts_with("BATON_ORPHAN_GRACE must be a duration"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn request_timeouts_default_parse_and_refuse_zero() {
+        let s = args(&[]).unwrap();
+        assert_eq!(s.header_timeout, Duration::from_secs(5));
+        assert_eq!(s.body_timeout, Duration::from_secs(10));
+        let s = args(&["--header-timeout", "500ms", "--body-timeout", "1m"]).unwrap();
+        assert_eq!(s.header_timeout, Duration::from_millis(500));
+        assert_eq!(s.body_timeout, Duration::from_secs(60));
+        let e = args(&["--body-timeout", "0s"]).unwrap_err();
+        assert_eq!(e.to_string(), "BATON_BODY_TIMEOUT must be longer than 0s");
     }
 
     #[test]

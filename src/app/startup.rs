@@ -124,6 +124,7 @@ impl Application {
             validator: RequestValidator::new(settings.auth_tokens.clone()),
             public_base: settings.public_base_on(port),
             max_body_bytes: settings.max_body_bytes,
+            body_timeout: settings.body_timeout,
             metrics: telemetry::metrics_handle(),
             wake: wake.clone(),
             api: Some(api),
@@ -330,11 +331,13 @@ fn run_server(
             .configure(edge::configure)
             .default_service(web::to(edge::not_found))
     })
-    // Slow clients may not hold a connection open: headers within 5 s.
-    .client_request_timeout(Duration::from_secs(5))
+    // Slow clients may not hold a connection open: a new connection's first request headers
+    // within BATON_HEADER_TIMEOUT (408 after), its body within BATON_BODY_TIMEOUT (read_body).
+    .client_request_timeout(settings.header_timeout)
     .client_disconnect_timeout(Duration::from_secs(1))
     .keep_alive(Duration::from_secs(75))
     .shutdown_timeout(settings.shutdown_timeout.as_secs())
+    .on_connect(edge::remember_socket)
     .disable_signals()
     .listen(listener)?;
     if let Some(workers) = settings.http_workers {

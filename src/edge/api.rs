@@ -206,7 +206,7 @@ async fn json_body<T: serde::de::DeserializeOwned>(
     what: &str,
 ) -> Result<T, EdgeError> {
     require_content_type(req, &["application/json"], "application/json")?;
-    let body = read_body(req, payload, state.max_body_bytes).await?;
+    let body = read_body(req, payload, state).await?;
     serde_json::from_slice(&body)
         .map_err(|e| EdgeError::Invalid(format!("malformed {what} request: {e}")))
 }
@@ -331,7 +331,7 @@ pub async fn resume_park(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, EdgeError> {
     let api = api(&state)?;
-    let body = read_body(&req, payload, state.max_body_bytes).await?;
+    let body = read_body(&req, payload, &state).await?;
     let request: ResumeRequest = if body.is_empty() {
         ResumeRequest {
             route: None,

@@ -13,6 +13,8 @@ pub enum EdgeError {
     BadSignature,
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the request body did not arrive within {after:?}")]
+    BodyTimeout { after: std::time::Duration },
     #[error("unsupported content type {got:?}; this endpoint accepts {expected}")]
     UnsupportedMediaType { got: String, expected: &'static str },
     #[error("malformed body: {0}")]
@@ -50,6 +52,7 @@ impl EdgeError {
             EdgeError::MissingSignature => "signature_missing",
             EdgeError::BadSignature => "signature_invalid",
             EdgeError::PayloadTooLarge { .. } => "payload_too_large",
+            EdgeError::BodyTimeout { .. } => "request_timeout",
             EdgeError::UnsupportedMediaType { .. } => "unsupported_media_type",
             EdgeError::Malformed(_) => "malformed_body",
             EdgeError::StoreUnavailable => "store_unavailable",
@@ -71,6 +74,7 @@ impl ResponseError for EdgeError {
         match self {
             EdgeError::MissingSignature | EdgeError::BadSignature => StatusCode::FORBIDDEN,
             EdgeError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            EdgeError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             EdgeError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             EdgeError::Malformed(_) => StatusCode::BAD_REQUEST,
             EdgeError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -93,6 +97,10 @@ impl ResponseError for EdgeError {
             }
             EdgeError::Unauthorized(_) => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"baton\""));
+            }
+            // The rest of the body is not wanted: close rather than drain it.
+            EdgeError::PayloadTooLarge { .. } | EdgeError::BodyTimeout { .. } => {
+                response.force_close();
             }
             _ => {}
         }

@@ -29,11 +29,36 @@ pub struct AppState {
     /// `BATON_PUBLIC_URL` without a trailing slash.
     pub public_base: String,
     pub max_body_bytes: usize,
+    /// How long a request body may take to arrive (`BATON_BODY_TIMEOUT`).
+    pub body_timeout: std::time::Duration,
     pub metrics: PrometheusHandle,
     /// Wakes the local processor when an event is stored.
     pub wake: Arc<Notify>,
     /// The `/api/v1` routes' state.
     pub api: Option<Arc<api::ApiState>>,
+}
+
+/// A second handle on a connection's socket, so that the edge can stop reading a body it
+/// refused (see [`stop_reading`]).
+pub struct ConnectionSocket(std::net::TcpStream);
+
+/// `HttpServer::on_connect`: keeps a handle on each TCP connection's socket.
+pub fn remember_socket(connection: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) {
+    #[cfg(unix)]
+    if let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        use std::os::fd::AsFd;
+        if let Ok(fd) = stream.as_fd().try_clone_to_owned() {
+            data.insert(ConnectionSocket(std::net::TcpStream::from(fd)));
+        }
+    }
+}
+
+/// Shuts the reading side of the request's connection: the server sees the end of the stream,
+/// sends its answer and closes, instead of draining whatever the client keeps sending.
+pub fn stop_reading(req: &actix_web::HttpRequest) {
+    if let Some(ConnectionSocket(socket)) = req.conn_data::<ConnectionSocket>() {
+        let _ = socket.shutdown(std::net::Shutdown::Read);
+    }
 }
 
 /// Registers every route.

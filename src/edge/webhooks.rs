@@ -56,7 +56,7 @@ pub async fn event_streams(
         ],
         "application/json",
     )?;
-    let body = read_body(&req, payload, state.max_body_bytes).await?;
+    let body = read_body(&req, payload, &state).await?;
     let url = public_url(&req, &state);
     let signature = signature(&req)?;
     if !state.validator.validate_json(&url, &body, signature) {
@@ -80,7 +80,7 @@ async fn signed_form(
     state: &AppState,
 ) -> Result<Vec<(String, String)>, EdgeError> {
     require_content_type(req, &[FORM], FORM)?;
-    let body = read_body(req, payload, state.max_body_bytes).await?;
+    let body = read_body(req, payload, state).await?;
     let pairs =
         parse_form(&body, MAX_FORM_PARAMS).map_err(|e| EdgeError::Malformed(e.to_string()))?;
     let url = public_url(req, state);
@@ -117,13 +117,15 @@ pub(crate) fn require_content_type(
     }
 }
 
-/// Reads the body, refusing it as soon as it passes `limit` (before reading it all when the
-/// client announces its length).
+/// Reads the body, refusing it as soon as it passes the body limit (before reading it all when
+/// the client announces its length), or when it has not all arrived within the body timeout (a
+/// client trickling its body may not hold the connection).
 pub(crate) async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
-    limit: usize,
+    state: &AppState,
 ) -> Result<web::BytesMut, EdgeError> {
+    let limit = state.max_body_bytes;
     let announced = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -132,16 +134,31 @@ pub(crate) async fn read_body(
     if announced.is_some_and(|n| n > limit as u64) {
         return Err(EdgeError::PayloadTooLarge { limit });
     }
+    let deadline = tokio::time::Instant::now() + state.body_timeout;
     let mut body = web::BytesMut::with_capacity(announced.map_or(8 * 1024, |n| n as usize));
-    while let Some(chunk) = payload.next().await {
+    let refused = loop {
+        let next = match tokio::time::timeout_at(deadline, payload.next()).await {
+            Ok(next) => next,
+            Err(_) => {
+                break EdgeError::BodyTimeout {
+                    after: state.body_timeout,
+                }
+            }
+        };
+        let Some(chunk) = next else { return Ok(body) };
         let chunk =
             chunk.map_err(|e| EdgeError::Malformed(format!("could not read the body: {e}")))?;
         if body.len() + chunk.len() > limit {
-            return Err(EdgeError::PayloadTooLarge { limit });
+            break EdgeError::PayloadTooLarge { limit };
         }
         body.extend_from_slice(&chunk);
+    };
+    if announced.is_none() {
+        // actix drains the rest of a refused chunked body to its end, however long the client
+        // makes it; a body of announced length is cut after a short linger instead.
+        super::stop_reading(req);
     }
-    Ok(body)
+    Err(refused)
 }
 
 /// The URL Twilio signed: the configured public base plus the raw path and query as received

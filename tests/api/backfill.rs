@@ -143,27 +143,6 @@ async fn deliver(app: &TestApp, twilio: &StandIn, callback: &Callback) {
     assert_eq!(response.status(), 204, "{}", callback.event_type);
 }
 
-/// Waits until the processor has applied every stored event (none dead).
-async fn drained(pool: &PgPool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (pending, dead): (i64, i64) = sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE processed_at IS NULL AND dead_at IS NULL),
-                    count(*) FILTER (WHERE dead_at IS NOT NULL)
-             FROM inbox_progress",
-        )
-        .fetch_one(pool)
-        .await
-        .expect("progress");
-        assert_eq!(dead, 0, "dead-lettered events");
-        if pending == 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{pending} events not processed");
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-}
-
 /// Facts and chains, without the columns that record when baton wrote them.
 async fn derived_state(pool: &PgPool) -> Vec<(&'static str, Vec<Value>)> {
     let queries = [

@@ -70,6 +70,9 @@ pub struct AppOptions {
     pub timeout_fallback_workflow_sid: Option<String>,
     pub park_ttl: Duration,
     pub reconcile: Option<baton::app::reconcile::ReconcileConfig>,
+    /// `BATON_HEADER_TIMEOUT` and `BATON_BODY_TIMEOUT`.
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
 }
 
 impl Default for AppOptions {
@@ -91,6 +94,8 @@ impl Default for AppOptions {
             timeout_fallback_workflow_sid: None,
             park_ttl: Duration::from_secs(600),
             reconcile: None,
+            header_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -131,6 +136,8 @@ pub fn settings(database_url: &str, options: &AppOptions) -> Settings {
             .map(|s| Sid::parse(s).expect("workflow sid")),
         park_ttl: options.park_ttl,
         shutdown_timeout: Duration::from_secs(5),
+        header_timeout: options.header_timeout,
+        body_timeout: options.body_timeout,
         reconcile_interval: options.reconcile.as_ref().map(|r| r.interval),
     }
 }
@@ -280,4 +287,179 @@ pub fn task_callback(event_type: &str, task: &str, status: &str, ms: i64) -> Vec
         ]));
     }
     p
+}
+
+/// A response read off a raw connection.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `error.code` of a JSON error body.
+    pub fn error_code(&self) -> String {
+        let body: serde_json::Value = serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not a JSON body ({e}): {self:?}"));
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error.code: {body}"))
+            .to_owned()
+    }
+}
+
+/// An HTTP/1.1 connection driven byte by byte, for what a well-behaved client never sends
+/// (bodies that lie about their length, trickled headers, endless chunked bodies).
+pub struct RawConnection {
+    pub reader: RawReader,
+    pub writer: tokio::net::tcp::OwnedWriteHalf,
+}
+
+/// The reading side of a [`RawConnection`], to read while the other side writes.
+pub struct RawReader {
+    half: tokio::net::tcp::OwnedReadHalf,
+    buffer: Vec<u8>,
+}
+
+impl RawConnection {
+    /// Connects to `address` (`http://127.0.0.1:port`).
+    pub async fn open(address: &str) -> RawConnection {
+        let authority = address.trim_start_matches("http://");
+        let (half, writer) = tokio::net::TcpStream::connect(authority)
+            .await
+            .expect("connect")
+            .into_split();
+        RawConnection {
+            reader: RawReader {
+                half,
+                buffer: Vec::new(),
+            },
+            writer,
+        }
+    }
+
+    /// Writes bytes; false once the server has closed the connection.
+    pub async fn send(&mut self, bytes: &[u8]) -> bool {
+        use tokio::io::AsyncWriteExt;
+        self.writer.write_all(bytes).await.is_ok()
+    }
+
+    pub async fn response(&mut self) -> Option<RawResponse> {
+        self.reader.response().await
+    }
+
+    pub async fn closed_within(&mut self, within: Duration) -> bool {
+        self.reader.closed_within(within).await
+    }
+}
+
+impl RawReader {
+    /// Reads one response (its body by `Content-Length`). `None` when the connection closes
+    /// before a whole response arrives.
+    pub async fn response(&mut self) -> Option<RawResponse> {
+        let head_end = loop {
+            if let Some(i) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i;
+            }
+            if !self.fill().await {
+                return None;
+            }
+        };
+        let head = String::from_utf8_lossy(&self.buffer[..head_end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()?
+            .split(' ')
+            .nth(1)?
+            .parse()
+            .expect("status code");
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        let length: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .map_or(0, |(_, v)| v.parse().expect("content-length"));
+        while self.buffer.len() < head_end + 4 + length {
+            if !self.fill().await {
+                return None;
+            }
+        }
+        let rest = self.buffer.split_off(head_end + 4 + length);
+        let body = self.buffer[head_end + 4..].to_vec();
+        self.buffer = rest;
+        Some(RawResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Whether the server closes the connection (EOF or reset) within `within`, reading and
+    /// discarding whatever else it sends.
+    pub async fn closed_within(&mut self, within: Duration) -> bool {
+        tokio::time::timeout(within, async { while self.fill().await {} })
+            .await
+            .is_ok()
+    }
+
+    async fn fill(&mut self) -> bool {
+        use tokio::io::AsyncReadExt;
+        let mut chunk = [0u8; 8192];
+        match self.half.read(&mut chunk).await {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                self.buffer.extend_from_slice(&chunk[..n]);
+                true
+            }
+        }
+    }
+}
+
+/// The head of a POST of `content_type` to `path` with these extra header lines (each ending
+/// in `\r\n`), e.g. a signature and a `Content-Length` or `Transfer-Encoding: chunked`.
+pub fn post_head(path: &str, content_type: &str, extra: &str) -> String {
+    format!("POST {path} HTTP/1.1\r\nHost: baton.example.test\r\nContent-Type: {content_type}\r\n{extra}\r\n")
+}
+
+/// Waits until the processor has applied every stored event (none dead).
+pub async fn drained(pool: &PgPool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (pending, dead): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE processed_at IS NULL AND dead_at IS NULL),
+                    count(*) FILTER (WHERE dead_at IS NOT NULL)
+             FROM inbox_progress",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("progress");
+        assert_eq!(dead, 0, "dead-lettered events");
+        if pending == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{pending} events not processed"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+/// `error.code` of a JSON error response.
+pub async fn error_code(res: reqwest::Response) -> String {
+    let body: serde_json::Value = res.json().await.expect("JSON error body");
+    body["error"]["code"]
+        .as_str()
+        .expect("error.code")
+        .to_owned()
 }

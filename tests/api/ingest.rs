@@ -17,14 +17,6 @@ struct StoredRow {
     conversation_sid: Option<String>,
 }
 
-async fn error_code(res: reqwest::Response) -> String {
-    let body: Value = res.json().await.expect("JSON error body");
-    body["error"]["code"]
-        .as_str()
-        .expect("error.code")
-        .to_owned()
-}
-
 #[tokio::test]
 async fn taskrouter_callback_is_stored_once_after_three_deliveries() {
     let app = spawn_app().await;

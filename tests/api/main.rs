@@ -4,6 +4,7 @@ mod backfill;
 mod cli;
 mod flex;
 mod helpers;
+mod hostile;
 mod ingest;
 mod orphans;
 mod outbox;
