@@ -3,7 +3,7 @@
 
 use crate::domain::chain::CompleteOn;
 use crate::domain::sid::{Sid, SidKind};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 use secrecy::SecretString;
 use std::net::SocketAddr;
@@ -178,55 +178,8 @@ pub struct BackfillSettings {
     pub json: bool,
 }
 
-/// A point in time on the command line: RFC 3339 (seconds optional, UTC when no zone is given),
-/// a date (midnight UTC), or a duration before `now` (`6h`, `2d`).
-pub fn parse_time_arg(raw: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
-    let raw = raw.trim();
-    let invalid = || {
-        format!(
-            "{raw:?} is not a time such as 2026-11-01T00:00Z, a date such as 2026-11-01, or a duration ago such as 6h"
-        )
-    };
-    if raw.is_empty() {
-        return Err(invalid());
-    }
-    if let Ok(at) = DateTime::parse_from_rfc3339(raw) {
-        return Ok(at.with_timezone(&Utc));
-    }
-    if let Ok(date) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
-        return date
-            .and_hms_opt(0, 0, 0)
-            .map(|at| at.and_utc())
-            .ok_or_else(invalid);
-    }
-    if raw.as_bytes().first().is_some_and(u8::is_ascii_digit) && raw.contains('-') {
-        // 2026-11-01T00:00Z, 2026-11-01T00:00+01:00, 2026-11-01T00:00 (UTC), space for T.
-        let normalized = raw.replacen(' ', "T", 1);
-        let (local, zone) = match normalized.strip_suffix(['Z', 'z']) {
-            Some(local) => (local.to_owned(), "+00:00".to_owned()),
-            None => match normalized.rfind(['+', '-']).filter(|&i| i > 10) {
-                Some(i) => (normalized[..i].to_owned(), normalized[i..].to_owned()),
-                None => (normalized.clone(), "+00:00".to_owned()),
-            },
-        };
-        for format in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S%.f"] {
-            if let Ok(at) = NaiveDateTime::parse_from_str(&local, format) {
-                return DateTime::parse_from_rfc3339(&format!(
-                    "{}{zone}",
-                    at.format("%Y-%m-%dT%H:%M:%S%.f")
-                ))
-                .map(|at| at.with_timezone(&Utc))
-                .map_err(|_| invalid());
-            }
-        }
-        return Err(invalid());
-    }
-    let ago = duration(raw, "").map_err(|_| invalid())?;
-    TimeDelta::from_std(ago)
-        .ok()
-        .and_then(|ago| now.checked_sub_signed(ago))
-        .ok_or_else(invalid)
-}
+/// A point in time on the command line (the API's `since`/`until` take the same forms).
+pub use crate::domain::history::parse_time as parse_time_arg;
 
 impl BackfillSettings {
     pub fn from_args(args: &BackfillEventsArgs, now: DateTime<Utc>) -> Result<Self, ConfigError> {

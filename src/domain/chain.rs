@@ -225,6 +225,13 @@ pub struct Hop {
     pub accepted_ms: Option<i64>,
     pub finished_ms: Option<i64>,
     pub outcome: Option<HopOutcome>,
+    /// The queue of the task the customer came from, and the queue the hop went to (the
+    /// target's queue, or the one the new task was routed to), for history by queue.
+    pub from_queue_sid: Option<String>,
+    pub to_queue_sid: Option<String>,
+    /// When the target's side ended: the accepted reservation (or, without one, the task) reached
+    /// a terminal status, wrap-up included. `accepted_ms` → `ended_ms` is the time in the hop.
+    pub ended_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -412,6 +419,7 @@ fn task_hop(
     let from_worker = from_reservation
         .and_then(|r| r.worker_sid.clone())
         .or_else(|| initiated_by.clone().filter(|w| w.starts_with("WK")));
+    let to_queue_sid = to_queue_sid(to, target_type, target_sid.as_deref());
     Hop {
         seq: 0,
         from_task_sid: from.task_sid.clone(),
@@ -434,7 +442,23 @@ fn task_hop(
         accepted_ms: accepted.and_then(|r| r.accepted_at()),
         finished_ms,
         outcome,
+        from_queue_sid: from.task_queue_sid.clone(),
+        to_queue_sid,
+        ended_ms: accepted.map_or(to.finished_ms, |r| r.finished_ms.or(to.finished_ms)),
     }
+}
+
+/// The queue a hop went to: where the new task was routed, else the queue it was sent to.
+fn to_queue_sid(
+    to: &TaskNode,
+    target_type: Option<TargetType>,
+    target_sid: Option<&str>,
+) -> Option<String> {
+    to.task_queue_sid.clone().or_else(|| {
+        (target_type == Some(TargetType::Queue))
+            .then(|| target_sid.map(str::to_owned))
+            .flatten()
+    })
 }
 
 fn baton_text(task: &TaskNode, key: &str) -> Option<String> {
@@ -494,6 +518,10 @@ fn same_task_hops(task: &TaskNode) -> Vec<Hop> {
                 accepted_ms: to.accepted_at(),
                 finished_ms: to.accepted_at().or(to.finished_ms),
                 outcome,
+                // A voice transfer keeps the task, and so its queue.
+                from_queue_sid: task.task_queue_sid.clone(),
+                to_queue_sid: task.task_queue_sid.clone(),
+                ended_ms: to.finished_ms,
             })
         })
         .collect()
@@ -1034,6 +1062,21 @@ mod tests {
                 CAROL,
             ),
         ]
+    }
+
+    #[test]
+    fn hops_record_their_queues_and_when_the_target_let_the_customer_go() {
+        let mut events = three_hops();
+        // Bob's task ends once Carol has the customer.
+        let b = events[3].attrs.clone();
+        events.push(ev("task.completed", B, "completed", 3300, &b));
+        let chain = &derive_chains(&nodes(&events))[0];
+        let (h1, h2) = (&chain.hops[0], &chain.hops[1]);
+        assert_eq!(h1.from_queue_sid.as_deref(), Some(SALES));
+        assert_eq!(h1.to_queue_sid.as_deref(), Some(SALES));
+        assert_eq!((h1.accepted_ms, h1.ended_ms), (Some(2200), Some(3300)));
+        // Carol still has the customer.
+        assert_eq!((h2.accepted_ms, h2.ended_ms), (Some(3200), None));
     }
 
     #[test]

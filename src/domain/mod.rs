@@ -4,6 +4,7 @@
 pub mod chain;
 pub mod event;
 pub mod facts;
+pub mod history;
 pub mod invites;
 pub mod orphan;
 pub mod outbound;

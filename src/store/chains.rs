@@ -218,11 +218,13 @@ pub async fn save(
         "INSERT INTO hops (chain_id, seq, from_task_sid, to_task_sid, from_reservation_sid,
              to_reservation_sid, from_worker_sid, to_worker_sid, target_type, target_sid,
              target_name, mode, notes, initiated_by, vocabulary, native_transfer_sid, transfer_id,
-             initiated_ms, offered_ms, accepted_ms, finished_ms, outcome)
+             initiated_ms, offered_ms, accepted_ms, finished_ms, outcome, from_queue_sid,
+             to_queue_sid, ended_ms)
          SELECT * FROM UNNEST($1::text[], $2::int4[], $3::text[], $4::text[], $5::text[],
              $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
              $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::int8[],
-             $19::int8[], $20::int8[], $21::int8[], $22::text[])",
+             $19::int8[], $20::int8[], $21::int8[], $22::text[], $23::text[], $24::text[],
+             $25::int8[])",
     )
     .bind(hops.iter().map(|(c, _)| c.to_string()).collect::<Vec<_>>())
     .bind(hops.iter().map(|(_, h)| h.seq).collect::<Vec<_>>())
@@ -258,6 +260,9 @@ pub async fn save(
     .bind(num(&|h| h.accepted_ms))
     .bind(num(&|h| h.finished_ms))
     .bind(text(&|h| h.outcome.map(|o| o.as_str().to_owned())))
+    .bind(text(&|h| h.from_queue_sid.clone()))
+    .bind(text(&|h| h.to_queue_sid.clone()))
+    .bind(num(&|h| h.ended_ms))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -362,7 +367,32 @@ pub struct HopView {
     pub accepted_at: Option<chrono::DateTime<chrono::Utc>>,
     pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
     pub outcome: Option<String>,
+    /// The queue of the task the customer came from, and the one the hop went to.
+    pub from_queue_sid: Option<String>,
+    pub to_queue_sid: Option<String>,
+    /// When the target's side ended (its reservation, wrap-up included).
+    pub ended_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Initiated → first offered to a worker.
+    pub seconds_to_offer: Option<f64>,
+    /// Initiated → accepted.
+    pub seconds_to_accept: Option<f64>,
+    /// Accepted → the target's side ended: how long the customer was in this hop.
+    pub seconds_in_hop: Option<f64>,
 }
+
+/// The [`HopView`] columns of `hops h` (timings in seconds, to the millisecond).
+pub const HOP_COLUMNS: &str = "h.seq, h.from_task_sid, h.to_task_sid, h.from_reservation_sid,
+    h.to_reservation_sid, h.from_worker_sid, h.to_worker_sid, h.target_type, h.target_sid,
+    h.target_name, h.mode, h.notes, h.initiated_by, h.vocabulary, h.native_transfer_sid,
+    h.transfer_id,
+    to_timestamp(h.initiated_ms / 1000.0) AS initiated_at,
+    to_timestamp(h.offered_ms / 1000.0) AS offered_at,
+    to_timestamp(h.accepted_ms / 1000.0) AS accepted_at,
+    to_timestamp(h.finished_ms / 1000.0) AS finished_at, h.outcome,
+    h.from_queue_sid, h.to_queue_sid, to_timestamp(h.ended_ms / 1000.0) AS ended_at,
+    ((h.offered_ms - h.initiated_ms) / 1000.0)::float8 AS seconds_to_offer,
+    ((h.accepted_ms - h.initiated_ms) / 1000.0)::float8 AS seconds_to_accept,
+    ((h.ended_ms - h.accepted_ms) / 1000.0)::float8 AS seconds_in_hop";
 
 fn ms_to_time(ms: Option<i64>) -> Option<chrono::DateTime<chrono::Utc>> {
     ms.and_then(chrono::DateTime::from_timestamp_millis)
@@ -421,16 +451,9 @@ pub async fn fetch_chain(pool: &PgPool, task_sid: &str) -> Result<Option<ChainVi
     .bind(&chain_id)
     .fetch_all(pool)
     .await?;
-    let hops: Vec<HopView> = sqlx::query_as(
-        "SELECT seq, from_task_sid, to_task_sid, from_reservation_sid, to_reservation_sid,
-                from_worker_sid, to_worker_sid, target_type, target_sid, target_name, mode, notes,
-                initiated_by, vocabulary, native_transfer_sid, transfer_id,
-                to_timestamp(initiated_ms / 1000.0) AS initiated_at,
-                to_timestamp(offered_ms / 1000.0) AS offered_at,
-                to_timestamp(accepted_ms / 1000.0) AS accepted_at,
-                to_timestamp(finished_ms / 1000.0) AS finished_at, outcome
-         FROM hops WHERE chain_id = $1 ORDER BY seq",
-    )
+    let hops: Vec<HopView> = sqlx::query_as(&format!(
+        "SELECT {HOP_COLUMNS} FROM hops h WHERE h.chain_id = $1 ORDER BY h.seq"
+    ))
     .bind(&chain_id)
     .fetch_all(pool)
     .await?;

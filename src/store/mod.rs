@@ -5,6 +5,7 @@ pub mod backfill;
 pub mod chains;
 pub mod conversations;
 pub mod facts;
+pub mod history;
 pub mod inbox;
 pub mod outbox;
 pub mod parks;
