@@ -217,19 +217,30 @@ fn task_sid(raw: &str) -> Result<String, EdgeError> {
         .map_err(|e| EdgeError::Invalid(format!("{raw:?} is not a task SID: {e}")))
 }
 
+/// History (chains, conversations, transfers and their stats) is for operations staff: the ops
+/// token, or a Flex admin/supervisor. `what` names it in the refusal.
+pub(crate) async fn authorize_history(
+    req: &HttpRequest,
+    state: &AppState,
+    what: &str,
+) -> Result<(), EdgeError> {
+    let caller = authenticate(req, api(state)?, None).await?;
+    if caller.may_read_history() {
+        Ok(())
+    } else {
+        Err(EdgeError::Forbidden(format!(
+            "{what} needs the ops token or a Flex admin/supervisor"
+        )))
+    }
+}
+
 /// `GET /api/v1/tasks/{task_sid}/chain`: the whole chain the task belongs to.
 pub async fn task_chain(
     req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, EdgeError> {
-    let api = api(&state)?;
-    let caller = authenticate(&req, api, None).await?;
-    if !caller.may_read_history() {
-        return Err(EdgeError::Forbidden(
-            "transfer history needs the ops token or a Flex admin/supervisor".into(),
-        ));
-    }
+    authorize_history(&req, &state, "transfer history").await?;
     let task_sid = task_sid(&path)?;
     match store::chains::fetch_chain(&state.pool, &task_sid).await? {
         Some(chain) => Ok(HttpResponse::Ok().json(chain)),
@@ -246,13 +257,7 @@ pub async fn get_conversation(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, EdgeError> {
-    let api = api(&state)?;
-    let caller = authenticate(&req, api, None).await?;
-    if !caller.may_read_history() {
-        return Err(EdgeError::Forbidden(
-            "conversation history needs the ops token or a Flex admin/supervisor".into(),
-        ));
-    }
+    authorize_history(&req, &state, "conversation history").await?;
     let sid = Sid::parse_kind(&path, SidKind::Conversation)
         .map_err(|e| EdgeError::Invalid(format!("{:?} is not a conversation SID: {e}", &*path)))?
         .to_string();

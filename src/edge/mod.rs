@@ -5,6 +5,7 @@ pub mod api;
 pub mod error;
 pub mod form;
 pub mod health;
+pub mod history;
 pub mod outbox;
 pub mod parse;
 pub mod signature;
@@ -85,6 +86,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(api::resume_park),
         )
         .route("/api/v1/transfers", web::post().to(api::create_transfer))
+        .route("/api/v1/transfers", web::get().to(history::list_transfers))
+        .route(
+            "/api/v1/stats/transfers",
+            web::get().to(history::transfer_stats),
+        )
         .route(
             "/api/v1/transfers/{transfer_id}",
             web::get().to(api::get_transfer),

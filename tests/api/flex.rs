@@ -391,16 +391,7 @@ impl Flex {
 
     /// `GET` an `/api/v1` path with the ops token: status and JSON body.
     pub(crate) async fn api_get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .app
-            .client
-            .get(format!("{}{path}", self.app.address))
-            .bearer_auth(OPS_TOKEN)
-            .send()
-            .await
-            .expect("baton reachable");
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("json body"))
+        self.app.api_get(path).await
     }
 
     /// Offers the task to `worker`, who accepts.
@@ -408,6 +399,21 @@ impl Flex {
         let reservation = self.twilio.offer(task, worker);
         self.twilio.accept(&reservation);
         self.quiesce().await;
+    }
+}
+
+impl TestApp {
+    /// `GET` an `/api/v1` path with the ops token: status and JSON body.
+    pub(crate) async fn api_get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(OPS_TOKEN)
+            .send()
+            .await
+            .expect("baton reachable");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("json body"))
     }
 }
 

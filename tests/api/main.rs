@@ -4,6 +4,7 @@ mod backfill;
 mod cli;
 mod flex;
 mod helpers;
+mod history;
 mod hostile;
 mod ingest;
 mod orphans;
