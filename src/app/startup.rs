@@ -21,7 +21,7 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use std::net::TcpListener;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -65,8 +65,38 @@ pub struct Application {
     pool: PgPool,
     server: Server,
     shutdown: CancellationToken,
-    workers: Vec<JoinHandle<()>>,
+    workers: Vec<Worker>,
     shutdown_timeout: Duration,
+    /// When a [`Stopper`] stopped the application.
+    stopping: Arc<OnceLock<Instant>>,
+}
+
+/// A background task and the leases it holds while it works.
+struct Worker {
+    name: &'static str,
+    leases: Option<Leases>,
+    handle: JoinHandle<()>,
+}
+
+/// Whose leases a worker takes, so that they can be given back for it if it does not finish.
+enum Leases {
+    Inbox(uuid::Uuid),
+    Outbox(uuid::Uuid),
+}
+
+impl Leases {
+    async fn release(&self, pool: &PgPool) -> Result<u64, store::StoreError> {
+        match self {
+            Leases::Inbox(owner) => store::inbox::release_leases(pool, *owner).await,
+            Leases::Outbox(owner) => store::outbox::release_leases(pool, *owner).await,
+        }
+    }
+}
+
+/// Of the shutdown timeout, what is kept back to release leases and close the pool after the
+/// work that did not finish is abandoned.
+fn shutdown_reserve(timeout: Duration) -> Duration {
+    (timeout / 4).min(Duration::from_secs(1))
 }
 
 impl Application {
@@ -142,12 +172,17 @@ impl Application {
                 .map(|s| s.to_string()),
             ..options.processor.clone()
         };
-        let mut workers: Vec<JoinHandle<()>> = (0..options.processors)
+        let mut workers: Vec<Worker> = (0..options.processors)
             .map(|_| {
                 let processor =
                     Processor::new(pool.clone(), processor_config.clone(), wake.clone())
                         .with_outbox_wake(outbox_wake.clone());
-                tokio::spawn(processor.run(shutdown.child_token()))
+                let leases = Leases::Inbox(processor.id());
+                Worker {
+                    name: "inbox processor",
+                    leases: Some(leases),
+                    handle: tokio::spawn(processor.run(shutdown.child_token())),
+                }
             })
             .collect();
         if let Some(config) = options.orphans {
@@ -163,14 +198,22 @@ impl Application {
                 },
                 outbox_wake.clone(),
             );
-            workers.push(tokio::spawn(worker.run(shutdown.child_token())));
+            workers.push(Worker {
+                name: "orphan worker",
+                leases: None,
+                handle: tokio::spawn(worker.run(shutdown.child_token())),
+            });
         }
         if let Some(config) = options.reconcile {
             let backfiller = Backfiller::new(pool.clone(), client.clone(), config.backfill.clone())
                 .with_wake(wake.clone());
             let reconciler =
                 Reconciler::new(backfiller, settings.workspace_sid.to_string(), config);
-            workers.push(tokio::spawn(reconciler.run(shutdown.child_token())));
+            workers.push(Worker {
+                name: "reconciler",
+                leases: None,
+                handle: tokio::spawn(reconciler.run(shutdown.child_token())),
+            });
         }
         if let Some(config) = options.dispatcher {
             let config = DispatcherConfig {
@@ -178,7 +221,12 @@ impl Application {
                 ..config
             };
             let dispatcher = Dispatcher::new(pool.clone(), client, config, outbox_wake);
-            workers.push(tokio::spawn(dispatcher.run(shutdown.child_token())));
+            let leases = Leases::Outbox(dispatcher.id());
+            workers.push(Worker {
+                name: "outbox dispatcher",
+                leases: Some(leases),
+                handle: tokio::spawn(dispatcher.run(shutdown.child_token())),
+            });
         }
         Ok(Application {
             port,
@@ -187,6 +235,7 @@ impl Application {
             shutdown,
             workers,
             shutdown_timeout: settings.shutdown_timeout,
+            stopping: Arc::new(OnceLock::new()),
         })
     }
 
@@ -203,21 +252,53 @@ impl Application {
         Stopper {
             server: self.server.handle(),
             shutdown: self.shutdown.clone(),
+            stopping: self.stopping.clone(),
         }
     }
 
-    /// Serves until stopped, then drains: in-flight requests first, then the processors' claimed work.
+    /// Serves until stopped, then drains within `BATON_SHUTDOWN_TIMEOUT` of the stop: in-flight
+    /// requests finish while the workers finish what they claimed (processors their batch, the
+    /// dispatcher its calls in flight) and give back their leases. Whatever is still running
+    /// at the deadline is abandoned and its leases are released for it, so no row waits for a
+    /// lease to expire.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let result = self.server.await;
+        let mut server = std::pin::pin!(self.server);
+        let result = tokio::select! {
+            // The server ended by itself (it failed).
+            result = &mut server => result,
+            () = self.shutdown.cancelled() => server.await,
+        };
+        // Measured from the stop (the server drains within its own, shorter, timeout).
+        let stopped_at = self.stopping.get().copied().unwrap_or_else(Instant::now);
         self.shutdown.cancel();
-        let deadline = Instant::now() + self.shutdown_timeout;
-        for worker in self.workers {
+        let reserve = shutdown_reserve(self.shutdown_timeout);
+        let deadline = stopped_at + self.shutdown_timeout.saturating_sub(reserve);
+        let mut abandoned = Vec::new();
+        for mut worker in self.workers {
             let left = deadline.saturating_duration_since(Instant::now());
-            if tokio::time::timeout(left, worker).await.is_err() {
-                tracing::warn!("a processor did not finish before the shutdown deadline; its leases will expire");
+            if tokio::time::timeout(left, &mut worker.handle)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    worker = worker.name,
+                    "did not finish before the shutdown deadline; releasing its leases"
+                );
+                worker.handle.abort();
+                abandoned.extend(worker.leases);
             }
         }
-        self.pool.close().await;
+        let release = async {
+            for leases in &abandoned {
+                if let Err(e) = leases.release(&self.pool).await {
+                    tracing::warn!(error = %e, "could not release leases; they expire by themselves");
+                }
+            }
+            self.pool.close().await;
+        };
+        if tokio::time::timeout(reserve, release).await.is_err() {
+            tracing::warn!("the database pool did not close in time");
+        }
         tracing::info!("baton stopped");
         result.context("HTTP server failed")
     }
@@ -228,13 +309,17 @@ impl Application {
 pub struct Stopper {
     server: ServerHandle,
     shutdown: CancellationToken,
+    stopping: Arc<OnceLock<Instant>>,
 }
 
 impl Stopper {
+    /// Stops accepting connections, lets in-flight requests finish, and tells the workers to
+    /// finish what they hold, all at once; returns when the HTTP server has stopped.
     pub async fn stop(&self) {
         tracing::info!("shutting down: no new connections; finishing in-flight work");
-        self.server.stop(true).await;
+        let _ = self.stopping.set(Instant::now());
         self.shutdown.cancel();
+        self.server.stop(true).await;
     }
 }
 
@@ -336,7 +421,13 @@ fn run_server(
     .client_request_timeout(settings.header_timeout)
     .client_disconnect_timeout(Duration::from_secs(1))
     .keep_alive(Duration::from_secs(75))
-    .shutdown_timeout(settings.shutdown_timeout.as_secs())
+    // In-flight requests get the shutdown timeout less what is kept back to release leases.
+    .shutdown_timeout(
+        settings
+            .shutdown_timeout
+            .saturating_sub(shutdown_reserve(settings.shutdown_timeout))
+            .as_secs(),
+    )
     .on_connect(edge::remember_socket)
     .disable_signals()
     .listen(listener)?;

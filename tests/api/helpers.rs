@@ -463,3 +463,188 @@ pub async fn error_code(res: reqwest::Response) -> String {
         .expect("error.code")
         .to_owned()
 }
+
+/// `baton serve`, the real binary, on its own port and database.
+pub struct ServeProcess {
+    child: std::process::Child,
+    pub address: String,
+    pub pool: PgPool,
+    /// Its log lines (stderr), as they arrive.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ServeProcess {
+    /// Starts `baton serve` on a fresh database with these settings added to the required
+    /// ones (Twilio at `twilio_base_url`); returns once it listens.
+    pub async fn start(twilio_base_url: &str, env: &[(&str, &str)]) -> ServeProcess {
+        use std::io::BufRead;
+        let database_url = fresh_database().await;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_baton"))
+            .arg("serve")
+            .env_clear()
+            .env("DATABASE_URL", &database_url)
+            .env("BATON_LISTEN", "127.0.0.1:0")
+            .env("BATON_PUBLIC_URL", PUBLIC_BASE)
+            .env("TWILIO_ACCOUNT_SID", sid("AC", 1))
+            .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+            .env("TWILIO_WORKSPACE_SID", sid("WS", 1))
+            .env("TWILIO_API_BASE_URL", twilio_base_url)
+            .env("BATON_OPS_TOKEN", "ops-token-0123456789abcdef")
+            .env("BATON_HTTP_WORKERS", "1")
+            .env("BATON_DB_POOL_SIZE", "5")
+            .env("BATON_SWEEP_INTERVAL", "off")
+            .env("RUST_LOG", "info,sqlx=warn")
+            .env("BATON_LOG_FORMAT", "json")
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn baton serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                lines.lock().expect("log").push(line);
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let port = loop {
+            let serving = log
+                .lock()
+                .expect("log")
+                .iter()
+                .find(|l| l.contains("baton is serving"))
+                .cloned();
+            if let Some(line) = serving {
+                let line: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+                break line["port"].as_u64().expect("port in the log line");
+            }
+            if let Some(status) = child.try_wait().expect("child status") {
+                panic!("baton serve exited with {status}: {:?}", log.lock());
+            }
+            assert!(std::time::Instant::now() < deadline, "baton did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let pool = baton::store::connect_lazy(
+            &database_url,
+            &baton::store::PoolSettings {
+                max_connections: 2,
+                ..baton::store::PoolSettings::default()
+            },
+        )
+        .expect("pool");
+        ServeProcess {
+            child,
+            address: format!("http://127.0.0.1:{port}"),
+            pool,
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit: its exit code, or `None` if it is still running after
+    /// `within` (it is then killed).
+    pub async fn exit_within(&mut self, within: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("child status") {
+                return status.code();
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// Resident memory (`VmRSS`, KiB) of the process.
+    pub fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        // Never leave a server running after a failed test.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A signed TaskRouter callback: its form body and the header lines signing it.
+pub fn signed_taskrouter_callback(params: &[(String, String)]) -> (String, String) {
+    let signature = compute_signature(
+        AUTH_TOKEN,
+        &format!("{PUBLIC_BASE}/webhooks/taskrouter"),
+        params,
+    );
+    (
+        form_body(params),
+        format!("X-Twilio-Signature: {signature}\r\n"),
+    )
+}
+
+/// A signed-to-be `task.created` callback of task `WT…n` with event SID `EV…n`.
+pub fn task_created(n: u128) -> Vec<(String, String)> {
+    let mut params = task_callback(
+        "task.created",
+        &sid("WT", n),
+        "pending",
+        1_700_000_000_000 + n as i64,
+    );
+    params.push(("Sid".into(), sid("EV", n)));
+    params
+}
+
+/// The outbox call completing `task` at the stand-in.
+pub fn complete_task(
+    twilio: &twilio_standin::StandIn,
+    task: &str,
+) -> baton::store::outbox::NewCall {
+    baton::store::outbox::NewCall {
+        idempotency_key: format!("complete:{task}"),
+        kind: baton::domain::outbound::OperationKind::CompleteTask,
+        request: baton::domain::outbound::TwilioRequest {
+            product: baton::domain::outbound::Product::TaskRouter,
+            method: "POST".into(),
+            path: format!("/v1/Workspaces/{}/Tasks/{task}", twilio.workspace_sid()),
+            form: vec![
+                ("AssignmentStatus".into(), "completed".into()),
+                ("Reason".into(), "task transferred".into()),
+            ],
+            if_match: None,
+        },
+        procedure: None,
+        caused_by_event: None,
+        conversation_sid: None,
+    }
+}

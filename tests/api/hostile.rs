@@ -12,28 +12,8 @@ use std::time::{Duration, Instant};
 const FORM: &str = "application/x-www-form-urlencoded";
 const TASKROUTER: &str = "/webhooks/taskrouter";
 
-/// A signed TaskRouter callback: its form body and the header lines signing it.
-fn signed_callback(params: &[(String, String)]) -> (String, String) {
-    let signature = compute_signature(AUTH_TOKEN, &format!("{PUBLIC_BASE}{TASKROUTER}"), params);
-    (
-        form_body(params),
-        format!("X-Twilio-Signature: {signature}\r\n"),
-    )
-}
-
-fn callback(n: u128) -> Vec<(String, String)> {
-    let mut params = task_callback(
-        "task.created",
-        &sid("WT", n),
-        "pending",
-        1_700_000_000_000 + n as i64,
-    );
-    params.push(("Sid".into(), sid("EV", n)));
-    params
-}
-
 fn with_attributes(n: u128, attributes: &str) -> Vec<(String, String)> {
-    let mut params = callback(n);
+    let mut params = task_created(n);
     for (k, v) in params.iter_mut() {
         if k == "TaskAttributes" {
             *v = attributes.to_owned();
@@ -54,7 +34,7 @@ async fn assert_healthy(app: &TestApp) {
 
 /// A signed callback on a connection of its own is stored while something hostile goes on.
 async fn assert_served_meanwhile(app: &TestApp, n: u128) {
-    let res = app.post_signed_form(TASKROUTER, &callback(n)).await;
+    let res = app.post_signed_form(TASKROUTER, &task_created(n)).await;
     assert_eq!(res.status(), 204);
 }
 
@@ -88,38 +68,33 @@ async fn an_announced_oversized_body_is_refused_before_it_is_read() {
     assert_healthy(&app).await;
 }
 
-#[tokio::test]
-async fn an_endless_chunked_body_is_cut_at_the_limit() {
-    let app = spawn_app_with(AppOptions {
-        max_body_bytes: 64 * 1024,
-        ..AppOptions::default()
-    })
-    .await;
-    let (body, signature) = signed_callback(&callback(1));
-    let mut conn = RawConnection::open(&app.address).await;
+/// Posts a signed callback followed by chunked padding, up to `up_to` bytes, reading the answer
+/// meanwhile: the answer, whether the server then closed the connection, how much was sent
+/// before it did, and for how long.
+async fn chunked_until_refused(
+    address: &str,
+    up_to: usize,
+) -> (RawResponse, bool, usize, Duration) {
+    let (body, signature) = signed_taskrouter_callback(&task_created(1));
+    let RawConnection {
+        mut reader,
+        mut writer,
+    } = RawConnection::open(address).await;
     let head = post_head(
         TASKROUTER,
         FORM,
         &format!("{signature}Transfer-Encoding: chunked\r\n"),
     );
-    assert!(conn.send(head.as_bytes()).await);
-    // A real, signed body first, then padding that never ends (up to 1 GiB), written while
-    // the answer is read.
-    let RawConnection {
-        mut reader,
-        mut writer,
-    } = conn;
     let padding = format!("&Pad={}", "x".repeat(16 * 1024));
     let started = Instant::now();
     let write = async move {
         use tokio::io::AsyncWriteExt;
         let mut sent = 0usize;
         let mut chunk = body;
-        while sent < 1 << 30 {
+        let mut open = writer.write_all(head.as_bytes()).await.is_ok();
+        while open && sent < up_to {
             let framed = format!("{:x}\r\n{chunk}\r\n", chunk.len());
-            if writer.write_all(framed.as_bytes()).await.is_err() {
-                break;
-            }
+            open = writer.write_all(framed.as_bytes()).await.is_ok();
             sent += chunk.len();
             chunk = padding.clone();
         }
@@ -131,10 +106,20 @@ async fn an_endless_chunked_body_is_cut_at_the_limit() {
         (res, closed)
     };
     let ((sent, writing), (res, closed)) = tokio::join!(write, read);
+    (res, closed, sent, writing)
+}
+
+#[tokio::test]
+async fn an_endless_chunked_body_is_cut_at_the_limit() {
+    let app = spawn_app_with(AppOptions {
+        max_body_bytes: 64 * 1024,
+        ..AppOptions::default()
+    })
+    .await;
+    let (res, closed, sent, writing) = chunked_until_refused(&app.address, 1 << 30).await;
     assert_eq!(res.status, 413);
     assert_eq!(res.error_code(), "payload_too_large");
     assert_eq!(res.header("connection"), Some("close"));
-    // baton discards what follows for at most BATON's 1 s linger, then hangs up.
     assert!(closed, "the connection stayed open");
     assert!(sent < 1 << 30, "the server read all {sent} bytes");
     assert!(writing < Duration::from_secs(4), "{writing:?}");
@@ -147,7 +132,7 @@ async fn an_endless_chunked_body_is_cut_at_the_limit() {
 #[tokio::test]
 async fn a_content_length_shorter_than_the_body_is_not_signed_and_the_rest_is_refused() {
     let app = spawn_app().await;
-    let (body, signature) = signed_callback(&callback(1));
+    let (body, signature) = signed_taskrouter_callback(&task_created(1));
     let mut conn = RawConnection::open(&app.address).await;
     // Says 100 bytes, sends the whole signed body and 1 MiB more behind it.
     let head = post_head(
@@ -323,7 +308,7 @@ async fn invalid_utf8_is_refused() {
 #[tokio::test]
 async fn more_than_a_thousand_params_are_refused() {
     let app = spawn_app().await;
-    let mut params = callback(1);
+    let mut params = task_created(1);
     let filler = 1_000 - params.len();
     params.extend((0..filler).map(|i| (format!("X{i}"), "1".to_owned())));
     assert_eq!(params.len(), 1_000);
@@ -331,7 +316,7 @@ async fn more_than_a_thousand_params_are_refused() {
     assert_eq!(res.status(), 204, "1,000 parameters are still a callback");
     assert_eq!(app.inbox_count().await, 1);
 
-    let mut params = callback(2);
+    let mut params = task_created(2);
     params.extend((0..5_000).map(|i| (format!("X{i}"), "1".to_owned())));
     let res = app.post_signed_form(TASKROUTER, &params).await;
     assert_eq!(res.status(), 400);
@@ -389,7 +374,7 @@ async fn headers_trickled_byte_by_byte_are_cut_while_others_are_served() {
         ..AppOptions::default()
     })
     .await;
-    let (body, signature) = signed_callback(&callback(1));
+    let (body, signature) = signed_taskrouter_callback(&task_created(1));
     let request = format!(
         "{}{body}",
         post_head(
@@ -413,7 +398,7 @@ async fn a_body_trickled_or_stalled_is_cut_while_others_are_served() {
         ..AppOptions::default()
     })
     .await;
-    let (body, signature) = signed_callback(&callback(1));
+    let (body, signature) = signed_taskrouter_callback(&task_created(1));
     let head = post_head(
         TASKROUTER,
         FORM,
@@ -477,7 +462,7 @@ async fn replayed_signed_requests_are_stored_once_and_all_acknowledged() {
     let app = spawn_app().await;
     // 25 concurrent deliveries each of: a callback with an event SID, one without (natural
     // key), and an Event Streams batch.
-    let with_sid = callback(1);
+    let with_sid = task_created(1);
     let without_sid = task_callback(
         "task.canceled",
         &sid("WT", 1),
@@ -508,4 +493,45 @@ async fn replayed_signed_requests_are_stored_once_and_all_acknowledged() {
     assert_eq!(stored, 1, "the batch was stored by exactly one delivery");
     assert_eq!(app.inbox_count().await, 3);
     assert_healthy(&app).await;
+}
+
+#[tokio::test]
+async fn memory_stays_flat_over_many_refused_large_bodies() {
+    // The real binary, alone in its process, so its resident memory is what is measured.
+    let twilio = twilio_standin::StandIn::start(Default::default()).await;
+    let baton = ServeProcess::start(&twilio.base_url(), &[("BATON_PROCESSORS", "0")]).await;
+    let refuse = |n: usize| {
+        let address = baton.address.clone();
+        async move {
+            for _ in 0..n {
+                // Each is read up to the 1 MiB limit, then refused.
+                let (res, closed, _, _) = chunked_until_refused(&address, 2 << 20).await;
+                assert_eq!(res.status, 413);
+                assert_eq!(res.error_code(), "payload_too_large");
+                assert!(closed);
+            }
+        }
+    };
+    // Warm up: buffers, connection state and allocator arenas reach their working size.
+    futures_util::future::join_all((0..4).map(|_| refuse(10))).await;
+    let before = baton.rss_kib();
+    // 400 more over 4 connections at once: 400 MiB read and dropped.
+    futures_util::future::join_all((0..4).map(|_| refuse(100))).await;
+    let after = baton.rss_kib();
+    println!("baton serve RSS: {before} KiB after warm-up, {after} KiB after 400 more refused 1 MiB bodies");
+    assert!(
+        after < before + 32 * 1024,
+        "resident memory grew from {before} KiB to {after} KiB"
+    );
+    assert_eq!(
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM inbox_events")
+            .fetch_one(&baton.pool)
+            .await
+            .expect("count"),
+        0
+    );
+    let res = reqwest::get(format!("{}/healthz", baton.address))
+        .await
+        .expect("healthz");
+    assert_eq!(res.status(), 200);
 }

@@ -11,4 +11,5 @@ mod orphans;
 mod outbox;
 mod parks;
 mod processor;
+mod shutdown;
 mod transfers;

@@ -60,26 +60,6 @@ fn fast_policy(max_attempts: u32) -> RetryPolicy {
     }
 }
 
-fn complete_task(twilio: &StandIn, task: &str) -> NewCall {
-    NewCall {
-        idempotency_key: format!("complete:{task}"),
-        kind: OperationKind::CompleteTask,
-        request: TwilioRequest {
-            product: Product::TaskRouter,
-            method: "POST".into(),
-            path: format!("/v1/Workspaces/{}/Tasks/{task}", twilio.workspace_sid()),
-            form: vec![
-                ("AssignmentStatus".into(), "completed".into()),
-                ("Reason".into(), "task transferred".into()),
-            ],
-            if_match: None,
-        },
-        procedure: None,
-        caused_by_event: None,
-        conversation_sid: None,
-    }
-}
-
 async fn enqueue(pool: &PgPool, call: &NewCall) -> bool {
     let mut tx = pool.begin().await.unwrap();
     let inserted = store::outbox::enqueue(&mut tx, call).await.unwrap();
