@@ -6,15 +6,15 @@
 //! by the server's reconciler.
 
 use crate::domain::outbound::TwilioRequest;
-use crate::domain::retry::{Decision, RetryPolicy};
+use crate::domain::retry::RetryPolicy;
 use crate::edge::parse::{self, ParsedEvent};
 use crate::edge::webhooks::inbox_row;
 use crate::store::backfill::{self as runs, Page, Run, RunStatus};
 use crate::store::inbox::NewInboxEvent;
 use crate::store::StoreError;
 use crate::twilio::events;
+use crate::twilio::tasks::{Cancelled, Retrying};
 use crate::twilio::TwilioClient;
-use rand::Rng;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -239,31 +239,18 @@ impl Backfiller {
     /// GETs a page, retrying 429 (after `Retry-After`), 5xx and transport failures by the policy.
     /// A cancellation during a wait gives up the page.
     async fn fetch(&self, request: &TwilioRequest, cancel: &CancellationToken) -> Fetched {
-        let mut attempt: u32 = 0;
-        loop {
-            attempt += 1;
-            let outcome = match self.client.send(request).await {
-                Ok(response) if (200..300).contains(&response.status) => {
-                    return Fetched::Body(response.body)
-                }
-                Ok(response) => response.outcome(|_, _| false),
-                Err(e) => e.outcome(),
-            };
-            let jitter: f64 = rand::thread_rng().gen();
-            match self.config.policy.decide(attempt, &outcome, jitter) {
-                Decision::RetryAfter(delay) => {
-                    tracing::warn!(attempt, ?delay, outcome = ?outcome, "Events page not fetched; retrying");
-                    metrics::counter!("baton_backfill_retries_total").increment(1);
-                    tokio::select! {
-                        _ = cancel.cancelled() => return Fetched::Cancelled,
-                        _ = tokio::time::sleep(delay) => {}
-                    }
-                }
-                Decision::Dead(reason) => return Fetched::Failed(reason),
-                Decision::Done => {
-                    return Fetched::Failed(format!("unexpected answer from Twilio: {outcome:?}"))
-                }
+        let twilio = Retrying {
+            client: &self.client,
+            policy: &self.config.policy,
+            cancel,
+            pace: None,
+        };
+        match twilio.send(request).await {
+            Err(Cancelled) => Fetched::Cancelled,
+            Ok(Ok(response)) if (200..300).contains(&response.status) => {
+                Fetched::Body(response.body)
             }
+            Ok(result) => Fetched::Failed(twilio.failure(&result)),
         }
     }
 }

@@ -6,7 +6,6 @@ use super::backfill::{BackfillConfig, Backfiller, RunEnd, RunOptions, Stopped};
 use super::configuration::BackfillSettings;
 use crate::store::backfill::{self as runs, AdvisoryLock, LockKey, NewRun, Run, RunKind};
 use crate::store::{self, PoolSettings};
-use crate::twilio::TwilioClient;
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -66,19 +65,24 @@ fn date_ms(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), date)
 }
 
-/// Stops the run after the current page on the first Ctrl-C (or SIGTERM); quits at once on a
-/// second one (the checkpoint is already safe: pages commit with it). The handlers are in place
-/// when this returns.
-fn cancel_on_signals(cancel: CancellationToken, progress: ProgressBar) {
+/// Stops the run after the current `unit` (page, chain) on the first Ctrl-C (or SIGTERM); quits
+/// at once on a second one (the checkpoint is already safe: each unit commits with it). The
+/// handlers are in place when this returns.
+pub(crate) fn cancel_on_signals(
+    cancel: CancellationToken,
+    progress: ProgressBar,
+    unit: &'static str,
+) {
     let mut signals = Signals::install();
     tokio::spawn(async move {
         signals.next().await;
         progress.suspend(|| {
-            eprintln!("baton: stopping after the current page (Ctrl-C again to quit now)")
+            eprintln!("baton: stopping after the current {unit} (Ctrl-C again to quit now)")
         });
         cancel.cancel();
         signals.next().await;
-        progress.suspend(|| eprintln!("baton: quitting; the pages stored so far are checkpointed"));
+        progress
+            .suspend(|| eprintln!("baton: quitting; the {unit}s stored so far are checkpointed"));
         std::process::exit(130);
     });
 }
@@ -120,13 +124,17 @@ impl Signals {
 }
 
 /// The progress bar: the share of the window paged through (the list is newest first), with
-/// counts and rate. Hidden unless stderr is a terminal.
-fn progress_bar(run: &Run) -> ProgressBar {
+/// counts and rate.
+fn events_progress_bar(run: &Run) -> ProgressBar {
+    progress_bar((run.until - run.since).num_milliseconds().max(1) as u64)
+}
+
+/// A bar of `length` steps with a message line below it. Hidden unless stderr is a terminal.
+pub(crate) fn progress_bar(length: u64) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let span = (run.until - run.since).num_milliseconds().max(1) as u64;
-    let bar = ProgressBar::with_draw_target(Some(span), ProgressDrawTarget::stderr());
+    let bar = ProgressBar::with_draw_target(Some(length), ProgressDrawTarget::stderr());
     let style = ProgressStyle::with_template(
         "{spinner} [{elapsed_precise}] {wide_bar} {percent:>3}%\n  {msg}",
     )
@@ -166,7 +174,7 @@ async fn open_run(
     settings: &BackfillSettings,
     now: DateTime<Utc>,
 ) -> anyhow::Result<(Run, bool, AdvisoryLock)> {
-    let workspace = settings.workspace_sid.as_str();
+    let workspace = settings.twilio.workspace_sid.as_str();
     let unfinished = runs::resumable(pool, workspace, settings.since, settings.until).await?;
     if settings.restart && !unfinished.is_empty() {
         let ids: Vec<i64> = unfinished.iter().map(|r| r.id).collect();
@@ -265,6 +273,25 @@ fn print_text(summary: &Summary) {
     print!("{out}");
 }
 
+/// Connects (at most `max_connections`) and applies the migrations.
+pub(crate) async fn open_database(
+    url: &secrecy::SecretString,
+    max_connections: u32,
+) -> anyhow::Result<PgPool> {
+    let pool = store::connect_lazy(
+        url.expose_secret(),
+        &PoolSettings {
+            max_connections,
+            ..PoolSettings::default()
+        },
+    )
+    .context("DATABASE_URL is not a usable Postgres URL")?;
+    store::migrate(&pool)
+        .await
+        .context("database migrations failed")?;
+    Ok(pool)
+}
+
 pub async fn run(settings: BackfillSettings) -> ExitCode {
     match execute(settings).await {
         Ok(code) => code,
@@ -283,24 +310,11 @@ async fn execute(settings: BackfillSettings) -> anyhow::Result<ExitCode> {
             date(now - chrono::TimeDelta::days(RETENTION_DAYS))
         );
     }
-    let pool = store::connect_lazy(
-        settings.database_url.expose_secret(),
-        &PoolSettings {
-            max_connections: settings.db_pool_size,
-            ..PoolSettings::default()
-        },
-    )
-    .context("DATABASE_URL is not a usable Postgres URL")?;
-    store::migrate(&pool)
-        .await
-        .context("database migrations failed")?;
-    let client = TwilioClient::new(
-        settings.account_sid.as_str(),
-        settings.auth_token.clone(),
-        settings.twilio_api_base_url.clone(),
-        Duration::from_secs(30),
-    )
-    .context("could not build the Twilio HTTP client")?;
+    let pool = open_database(&settings.database_url, settings.db_pool_size).await?;
+    let client = settings
+        .twilio
+        .client(Duration::from_secs(30))
+        .context("could not build the Twilio HTTP client")?;
 
     let (run, resumed, lock) = open_run(&pool, &settings, now).await?;
     if resumed && !settings.json {
@@ -309,9 +323,9 @@ async fn execute(settings: BackfillSettings) -> anyhow::Result<ExitCode> {
             run.id, run.pages, run.fetched
         );
     }
-    let bar = progress_bar(&run);
+    let bar = events_progress_bar(&run);
     let cancel = CancellationToken::new();
-    cancel_on_signals(cancel.clone(), bar.clone());
+    cancel_on_signals(cancel.clone(), bar.clone(), "page");
 
     let started = Instant::now();
     let backfiller = Backfiller::new(pool.clone(), client, BackfillConfig::default());

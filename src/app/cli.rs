@@ -4,6 +4,7 @@ use super::backfill_command;
 use super::configuration::{
     self, BackfillEventsArgs, BackfillSettings, ConfigError, DatabaseArgs, ServeArgs, Settings,
 };
+use super::insights_backfill::{self, InsightsSettings};
 use super::startup::{self, Application, BuildOptions};
 use super::telemetry;
 use crate::store::{self, PoolSettings};
@@ -73,6 +74,10 @@ pub enum BackfillCommand {
     /// duplicates, stored once. Resumable: Ctrl-C stops after the current page, and running
     /// the same command again continues.
     Events(Box<BackfillEventsArgs>),
+    /// Make every chain task still live in TaskRouter carry its chain id as
+    /// `conversations.conversation_id` (Flex Insights' conversation), and report the tasks that
+    /// can no longer change. Resumable; `--dry-run` changes nothing.
+    Insights(Box<insights_backfill::BackfillInsightsArgs>),
 }
 
 /// Exit code 2: configuration error (one line on stderr).
@@ -154,6 +159,14 @@ pub async fn run(cli: Cli) -> ExitCode {
             };
             telemetry::init_tracing_with_default(configuration::LogFormat::Text, "warn");
             backfill_command::run(settings).await
+        }
+        Command::Backfill(BackfillCommand::Insights(args)) => {
+            let settings = match InsightsSettings::from_args(&args, chrono::Utc::now()) {
+                Ok(s) => s,
+                Err(e) => return config_failure(e),
+            };
+            telemetry::init_tracing_with_default(configuration::LogFormat::Text, "warn");
+            insights_backfill::run(settings).await
         }
     }
 }

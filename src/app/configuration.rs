@@ -116,11 +116,9 @@ pub struct ServeArgs {
     pub reconcile_interval: String,
 }
 
-/// `baton backfill events` settings: the database and the Twilio account (no HTTP server).
+/// The Twilio account and workspace a command talks to (commands without an HTTP server).
 #[derive(Debug, Clone, Args)]
-pub struct BackfillEventsArgs {
-    #[command(flatten)]
-    pub database: DatabaseArgs,
+pub struct TwilioAccountArgs {
     /// Twilio account SID (AC…).
     #[arg(long, env = "TWILIO_ACCOUNT_SID")]
     pub twilio_account_sid: Option<String>,
@@ -130,9 +128,101 @@ pub struct BackfillEventsArgs {
     /// TaskRouter workspace SID (WS…).
     #[arg(long, env = "TWILIO_WORKSPACE_SID")]
     pub twilio_workspace_sid: Option<String>,
-    /// Send the Events API calls to this base instead of Twilio's host (tests).
+    /// Send the Twilio REST calls to this base instead of Twilio's hosts (tests).
     #[arg(long, env = "TWILIO_API_BASE_URL")]
     pub twilio_api_base_url: Option<String>,
+}
+
+/// Validated [`TwilioAccountArgs`].
+#[derive(Debug, Clone)]
+pub struct TwilioAccount {
+    pub account_sid: Sid,
+    pub auth_token: SecretString,
+    pub workspace_sid: Sid,
+    pub twilio_api_base_url: Option<Url>,
+}
+
+impl TwilioAccount {
+    pub fn from_args(args: &TwilioAccountArgs) -> Result<TwilioAccount, ConfigError> {
+        let account_sid = sid(
+            &args.twilio_account_sid,
+            "TWILIO_ACCOUNT_SID",
+            SidKind::Account,
+        )?;
+        let auth_token = required(&args.twilio_auth_token, "TWILIO_AUTH_TOKEN")?
+            .split(',')
+            .map(str::trim)
+            .find(|t| !t.is_empty())
+            .map(|t| SecretString::from(t.to_owned()))
+            .ok_or(ConfigError::Missing {
+                name: "TWILIO_AUTH_TOKEN",
+            })?;
+        let workspace_sid = sid(
+            &args.twilio_workspace_sid,
+            "TWILIO_WORKSPACE_SID",
+            SidKind::Workspace,
+        )?;
+        let twilio_api_base_url =
+            optional_http_url(&args.twilio_api_base_url, "TWILIO_API_BASE_URL")?;
+        Ok(TwilioAccount {
+            account_sid,
+            auth_token,
+            workspace_sid,
+            twilio_api_base_url,
+        })
+    }
+
+    /// A REST client for this account.
+    pub fn client(&self, timeout: Duration) -> Result<crate::twilio::TwilioClient, reqwest::Error> {
+        crate::twilio::TwilioClient::new(
+            self.account_sid.as_str(),
+            self.auth_token.clone(),
+            self.twilio_api_base_url.clone(),
+            timeout,
+        )
+    }
+}
+
+/// `(since, until)`, each optional.
+pub type Window = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// A window given as `--since`/`--until` (each optional): parsed by [`parse_time_arg`], `--until`
+/// not in the future, `--since` before `--until` (or now).
+pub fn window(
+    since: Option<&str>,
+    until: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Window, ConfigError> {
+    let parse = |raw: Option<&str>, name: &'static str| {
+        raw.map(|raw| {
+            parse_time_arg(raw, now).map_err(|reason| ConfigError::Invalid { name, reason })
+        })
+        .transpose()
+    };
+    let since = parse(since, "--since")?;
+    let until = parse(until, "--until")?;
+    if until.is_some_and(|until| until > now) {
+        return Err(ConfigError::Invalid {
+            name: "--until",
+            reason: "is in the future; leave it out to backfill up to now".into(),
+        });
+    }
+    if since.is_some_and(|since| since >= until.unwrap_or(now)) {
+        return Err(ConfigError::Invalid {
+            name: "--since",
+            reason: "must be before --until (or now)".into(),
+        });
+    }
+    Ok((since, until))
+}
+
+/// `baton backfill events` settings: the database and the Twilio account (no HTTP server).
+#[derive(Debug, Clone, Args)]
+pub struct BackfillEventsArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub twilio: TwilioAccountArgs,
     /// Start of the window: an ISO 8601 time (2026-11-01T00:00Z; UTC when no zone is given), a
     /// date (2026-11-01), or a duration ago (6h, 2d). Twilio keeps 30 days of events.
     #[arg(long)]
@@ -164,10 +254,7 @@ pub struct BackfillEventsArgs {
 pub struct BackfillSettings {
     pub database_url: SecretString,
     pub db_pool_size: u32,
-    pub account_sid: Sid,
-    pub auth_token: SecretString,
-    pub workspace_sid: Sid,
-    pub twilio_api_base_url: Option<Url>,
+    pub twilio: TwilioAccount,
     pub since: DateTime<Utc>,
     /// `None`: up to the run's start.
     pub until: Option<DateTime<Utc>>,
@@ -184,53 +271,9 @@ pub use crate::domain::history::parse_time as parse_time_arg;
 impl BackfillSettings {
     pub fn from_args(args: &BackfillEventsArgs, now: DateTime<Utc>) -> Result<Self, ConfigError> {
         let database_url = database_url(&args.database)?;
-        let account_sid = sid(
-            &args.twilio_account_sid,
-            "TWILIO_ACCOUNT_SID",
-            SidKind::Account,
-        )?;
-        let auth_token = required(&args.twilio_auth_token, "TWILIO_AUTH_TOKEN")?
-            .split(',')
-            .map(str::trim)
-            .find(|t| !t.is_empty())
-            .map(|t| SecretString::from(t.to_owned()))
-            .ok_or(ConfigError::Missing {
-                name: "TWILIO_AUTH_TOKEN",
-            })?;
-        let workspace_sid = sid(
-            &args.twilio_workspace_sid,
-            "TWILIO_WORKSPACE_SID",
-            SidKind::Workspace,
-        )?;
-        let twilio_api_base_url = match args.twilio_api_base_url.as_deref().map(str::trim) {
-            Some(raw) if !raw.is_empty() => Some(http_url(raw, "TWILIO_API_BASE_URL")?),
-            _ => None,
-        };
-        let since = parse_time_arg(&args.since, now).map_err(|reason| ConfigError::Invalid {
-            name: "--since",
-            reason,
-        })?;
-        let until = match &args.until {
-            Some(raw) => Some(
-                parse_time_arg(raw, now).map_err(|reason| ConfigError::Invalid {
-                    name: "--until",
-                    reason,
-                })?,
-            ),
-            None => None,
-        };
-        if until.is_some_and(|until| until > now) {
-            return Err(ConfigError::Invalid {
-                name: "--until",
-                reason: "is in the future; leave it out to backfill up to now".into(),
-            });
-        }
-        if since >= until.unwrap_or(now) {
-            return Err(ConfigError::Invalid {
-                name: "--since",
-                reason: "must be before --until (or now)".into(),
-            });
-        }
+        let twilio = TwilioAccount::from_args(&args.twilio)?;
+        let (since, until) = window(Some(&args.since), args.until.as_deref(), now)?;
+        let since = since.ok_or(ConfigError::Missing { name: "--since" })?;
         if args.page_size == 0 || args.page_size > 1000 {
             return Err(ConfigError::Invalid {
                 name: "--page-size",
@@ -240,10 +283,7 @@ impl BackfillSettings {
         Ok(BackfillSettings {
             database_url,
             db_pool_size: args.database.db_pool_size.clamp(2, 4),
-            account_sid,
-            auth_token,
-            workspace_sid,
-            twilio_api_base_url,
+            twilio,
             since,
             until,
             page_size: args.page_size,
@@ -344,6 +384,16 @@ fn required(value: &Option<String>, name: &'static str) -> Result<String, Config
     }
 }
 
+fn optional_http_url(
+    value: &Option<String>,
+    name: &'static str,
+) -> Result<Option<Url>, ConfigError> {
+    match value.as_deref().map(str::trim) {
+        Some(raw) if !raw.is_empty() => http_url(raw, name).map(Some),
+        _ => Ok(None),
+    }
+}
+
 fn http_url(raw: &str, name: &'static str) -> Result<Url, ConfigError> {
     let url = Url::parse(raw).map_err(|e| ConfigError::Invalid {
         name,
@@ -424,10 +474,8 @@ impl Settings {
             "TWILIO_WORKSPACE_SID",
             SidKind::Workspace,
         )?;
-        let twilio_api_base_url = match args.twilio_api_base_url.as_deref().map(str::trim) {
-            Some(raw) if !raw.is_empty() => Some(http_url(raw, "TWILIO_API_BASE_URL")?),
-            _ => None,
-        };
+        let twilio_api_base_url =
+            optional_http_url(&args.twilio_api_base_url, "TWILIO_API_BASE_URL")?;
         let ops_token = required(&args.ops_token, "BATON_OPS_TOKEN")?;
         if ops_token.len() < 16 {
             return Err(ConfigError::Invalid {

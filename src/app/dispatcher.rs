@@ -12,6 +12,7 @@ use crate::domain::retry::{Decision, Outcome, RetryPolicy};
 use crate::store::outbox::{self, AttemptRecord, ClaimedCall, Next};
 use crate::store::StoreError;
 use crate::store::{chains, conversations};
+use crate::twilio::tasks::merge_task_attributes;
 use crate::twilio::{Response, TransportError, TwilioClient};
 use rand::Rng;
 use sqlx::PgPool;
@@ -188,30 +189,29 @@ impl Dispatcher {
                 task_sid,
                 chain_id,
             }) => {
-                let (response, unchanged) = self
-                    .merge_task_attributes(workspace_sid, task_sid, |attributes| {
-                        stamp_attributes(attributes, chain_id)
-                    })
-                    .await?;
-                let note = match unchanged {
+                let merged = merge_task_attributes(&self.client, workspace_sid, task_sid, |task| {
+                    stamp_attributes(&task.attributes, chain_id)
+                })
+                .await?;
+                let note = match merged.unchanged {
                     Some(already_linked) => Note::Stamped { already_linked },
                     None => Note::None,
                 };
-                Ok(Executed::Answered(response, note))
+                Ok(Executed::Answered(merged.response, note))
             }
             Some(Procedure::UnparkTask {
                 workspace_sid,
                 task_sid,
                 park_id,
             }) => {
-                let (response, _) = self
-                    .merge_task_attributes(workspace_sid, task_sid, |attributes| {
-                        let already = attributes.get("baton_unparked").and_then(|v| v.as_str())
-                            == Some(park_id.as_str());
-                        (!already).then(|| unparked_attributes(attributes, park_id))
-                    })
-                    .await?;
-                Ok(Executed::Answered(response, Note::None))
+                let merged = merge_task_attributes(&self.client, workspace_sid, task_sid, |task| {
+                    let attributes = &task.attributes;
+                    let already = attributes.get("baton_unparked").and_then(|v| v.as_str())
+                        == Some(park_id.as_str());
+                    (!already).then(|| unparked_attributes(attributes, park_id))
+                })
+                .await?;
+                Ok(Executed::Answered(merged.response, Note::None))
             }
             Some(Procedure::CloseAgentParticipant {
                 interaction_sid,
@@ -428,57 +428,6 @@ impl Dispatcher {
                 }
             }
         }
-    }
-
-    /// GET the task (its `ETag`), change its attributes, POST them with `If-Match`; a 412 means
-    /// someone else wrote in between: read again (three times). Returns the deciding answer and,
-    /// when the attributes are as wanted, whether they already were (`Some(true)`).
-    async fn merge_task_attributes(
-        &self,
-        workspace_sid: &str,
-        task_sid: &str,
-        change: impl Fn(&serde_json::Value) -> Option<serde_json::Value>,
-    ) -> Result<(Response, Option<bool>), TransportError> {
-        let path = format!("/v1/Workspaces/{workspace_sid}/Tasks/{task_sid}");
-        for _ in 0..3 {
-            let read = self
-                .client
-                .send(&TwilioRequest::get(Product::TaskRouter, path.as_str()))
-                .await?;
-            if !(200..300).contains(&read.status) {
-                return Ok((read, None));
-            }
-            let attributes = serde_json::from_str::<serde_json::Value>(&read.body)
-                .ok()
-                .and_then(|task| task.get("attributes")?.as_str().map(str::to_owned))
-                .and_then(|raw| serde_json::from_str::<serde_json::Value>(&raw).ok())
-                .unwrap_or(serde_json::Value::Null);
-            let Some(changed) = change(&attributes) else {
-                return Ok((read, Some(true)));
-            };
-            let write = TwilioRequest {
-                if_match: read.etag.clone(),
-                ..TwilioRequest::post(
-                    Product::TaskRouter,
-                    path.as_str(),
-                    vec![("Attributes".into(), changed.to_string())],
-                )
-            };
-            let written = self.client.send(&write).await?;
-            if written.status != 412 {
-                let ok = (200..300).contains(&written.status);
-                return Ok((written, ok.then_some(false)));
-            }
-        }
-        Ok((
-            Response {
-                status: 412,
-                body: String::new(),
-                retry_after: None,
-                etag: None,
-            },
-            None,
-        ))
     }
 
     async fn attempt(&self, call: ClaimedCall) {

@@ -5,6 +5,7 @@ pub mod backfill_command;
 pub mod cli;
 pub mod configuration;
 pub mod dispatcher;
+pub mod insights_backfill;
 pub mod orphans;
 pub mod parks;
 pub mod processor;

@@ -790,8 +790,11 @@ pub fn decide(
         let Some(node) = nodes.get(t.task_sid.as_str()) else {
             continue;
         };
-        let linked = t.insights_id.as_deref() == Some(chain.chain_id.as_str())
-            || (t.insights_id.is_none() && t.task_sid == chain.chain_id);
+        let linked = crate::domain::insights::is_linked(
+            &t.task_sid,
+            t.insights_id.as_deref(),
+            &chain.chain_id,
+        );
         if !linked && !node.is_terminal() && node.assignment_status.is_some() {
             actions.push(Action::StampInsights {
                 task_sid: t.task_sid.clone(),

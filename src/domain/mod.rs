@@ -5,6 +5,7 @@ pub mod chain;
 pub mod event;
 pub mod facts;
 pub mod history;
+pub mod insights;
 pub mod invites;
 pub mod orphan;
 pub mod outbound;

@@ -369,6 +369,8 @@ pub enum LockKey<'a> {
     Run(i64),
     /// A workspace's reconciler (several `baton serve` processes: one reconciles at a time).
     Reconcile(&'a str),
+    /// One `baton backfill insights` run.
+    InsightsRun(i64),
 }
 
 /// A session advisory lock, held on its own connection until released. Dropped unreleased, the
@@ -398,6 +400,11 @@ impl AdvisoryLock {
                 sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
                     .bind(LOCK_CLASS)
                     .bind(format!("reconcile:{ws}"))
+            }
+            LockKey::InsightsRun(id) => {
+                sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
+                    .bind(LOCK_CLASS)
+                    .bind(format!("insights:{id}"))
             }
         };
         let got: bool = query.fetch_one(&mut *conn).await?;

@@ -7,6 +7,7 @@ pub mod conversations;
 pub mod facts;
 pub mod history;
 pub mod inbox;
+pub mod insights_backfill;
 pub mod outbox;
 pub mod parks;
 pub mod writer;

@@ -3,6 +3,7 @@
 //! backfills. Never logs or returns the auth token.
 
 pub mod events;
+pub mod tasks;
 
 use crate::domain::outbound::{Product, TwilioRequest};
 use crate::domain::retry::Outcome;

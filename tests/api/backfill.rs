@@ -96,7 +96,7 @@ fn query<'a>(request: &'a LoggedRequest, key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-async fn twilio_post(twilio: &StandIn, path: &str, form: &[(&str, String)]) -> Value {
+pub(crate) async fn twilio_post(twilio: &StandIn, path: &str, form: &[(&str, String)]) -> Value {
     let response = reqwest::Client::new()
         .post(format!("{}{path}", twilio.base_url()))
         .basic_auth(twilio.account_sid(), Some(twilio.auth_token()))
@@ -113,7 +113,7 @@ async fn twilio_post(twilio: &StandIn, path: &str, form: &[(&str, String)]) -> V
 }
 
 /// A legacy chat task created through TaskRouter's REST API.
-async fn create_task(twilio: &StandIn, attributes: Value) -> String {
+pub(crate) async fn create_task(twilio: &StandIn, attributes: Value) -> String {
     let ws = twilio.workspace_sid().to_owned();
     let task = twilio_post(
         twilio,
@@ -403,9 +403,19 @@ fn iso(at: DateTime<Utc>) -> String {
 
 /// `baton backfill events` against the stand-in and the app's database.
 fn backfill_command(app: &TestApp, twilio: &StandIn, args: &[&str]) -> Command {
+    let mut command = baton_command(
+        app,
+        twilio,
+        &["backfill", "events", "--json", "--wait-secs", "0"],
+    );
+    command.args(args);
+    command
+}
+
+/// The `baton` binary with `args`, on the app's database and the stand-in's account.
+pub(crate) fn baton_command(app: &TestApp, twilio: &StandIn, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_baton"));
     command
-        .args(["backfill", "events", "--json", "--wait-secs", "0"])
         .args(args)
         .env_clear()
         .env("DATABASE_URL", &app.database_url)
@@ -419,7 +429,7 @@ fn backfill_command(app: &TestApp, twilio: &StandIn, args: &[&str]) -> Command {
     command
 }
 
-async fn finish(child: std::process::Child) -> (Option<i32>, Value, String) {
+pub(crate) async fn finish(child: std::process::Child) -> (Option<i32>, Value, String) {
     let output: Output = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .expect("join")
@@ -431,7 +441,7 @@ async fn finish(child: std::process::Child) -> (Option<i32>, Value, String) {
     (output.status.code(), summary, stderr)
 }
 
-async fn run_command(mut command: Command) -> (Option<i32>, Value, String) {
+pub(crate) async fn run_command(mut command: Command) -> (Option<i32>, Value, String) {
     finish(command.spawn().expect("spawn baton")).await
 }
 

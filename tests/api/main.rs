@@ -7,6 +7,7 @@ mod helpers;
 mod history;
 mod hostile;
 mod ingest;
+mod insights;
 mod orphans;
 mod outbox;
 mod parks;
