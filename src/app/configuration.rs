@@ -71,6 +71,19 @@ pub struct ServeArgs {
     /// Outbound Twilio REST calls in flight at once (per process).
     #[arg(long, env = "BATON_TWILIO_CONCURRENCY", default_value_t = 16)]
     pub twilio_concurrency: usize,
+    /// How long one outbound Twilio REST request may take before it counts as failed (and is
+    /// retried).
+    #[arg(long, env = "BATON_TWILIO_TIMEOUT", default_value = "15s")]
+    pub twilio_timeout: String,
+    /// How long a processor's claim on inbox events lasts: a crashed process's events are taken
+    /// over by another process (or itself, restarted) once it ends.
+    #[arg(long, env = "BATON_INBOX_LEASE", default_value = "30s")]
+    pub inbox_lease: String,
+    /// How long a dispatcher's claim on an outbound call lasts (longer than
+    /// BATON_TWILIO_TIMEOUT, so a slow call is not sent twice): a crashed process's calls are
+    /// sent by another once it ends.
+    #[arg(long, env = "BATON_OUTBOX_LEASE", default_value = "60s")]
+    pub outbox_lease: String,
     /// Concurrent inbox insert statements (deliveries arriving meanwhile are group-committed).
     #[arg(long, env = "BATON_INGEST_WRITERS", default_value_t = 1)]
     pub ingest_writers: usize,
@@ -322,6 +335,12 @@ pub struct Settings {
     pub processors: usize,
     pub ingest_writers: usize,
     pub twilio_concurrency: usize,
+    /// `BATON_TWILIO_TIMEOUT`: one outbound request.
+    pub twilio_timeout: Duration,
+    /// `BATON_INBOX_LEASE`: a processor's claim on inbox events.
+    pub inbox_lease: Duration,
+    /// `BATON_OUTBOX_LEASE`: a dispatcher's claim on an outbound call.
+    pub outbox_lease: Duration,
     pub complete_on: CompleteOn,
     pub transfer_workflow_sid: Option<Sid>,
     pub orphan_grace: Duration,
@@ -533,6 +552,27 @@ impl Settings {
                 reason: "must be at least 10s (or off)".into(),
             });
         }
+        let twilio_timeout = duration(&args.twilio_timeout, "BATON_TWILIO_TIMEOUT")?;
+        if twilio_timeout < Duration::from_millis(100) {
+            return Err(ConfigError::Invalid {
+                name: "BATON_TWILIO_TIMEOUT",
+                reason: "must be at least 100ms".into(),
+            });
+        }
+        let inbox_lease = duration(&args.inbox_lease, "BATON_INBOX_LEASE")?;
+        if inbox_lease < Duration::from_secs(1) {
+            return Err(ConfigError::Invalid {
+                name: "BATON_INBOX_LEASE",
+                reason: "must be at least 1s".into(),
+            });
+        }
+        let outbox_lease = duration(&args.outbox_lease, "BATON_OUTBOX_LEASE")?;
+        if outbox_lease <= twilio_timeout {
+            return Err(ConfigError::Invalid {
+                name: "BATON_OUTBOX_LEASE",
+                reason: "must be longer than BATON_TWILIO_TIMEOUT".into(),
+            });
+        }
         Ok(Settings {
             database_url,
             db_pool_size: args.database.db_pool_size.max(2),
@@ -549,6 +589,9 @@ impl Settings {
             processors: args.processors,
             ingest_writers: args.ingest_writers,
             twilio_concurrency: args.twilio_concurrency.clamp(1, 256),
+            twilio_timeout,
+            inbox_lease,
+            outbox_lease,
             complete_on,
             transfer_workflow_sid,
             orphan_grace,
@@ -661,6 +704,34 @@ mod tests {
         assert_eq!(s.body_timeout, Duration::from_secs(60));
         let e = args(&["--body-timeout", "0s"]).unwrap_err();
         assert_eq!(e.to_string(), "BATON_BODY_TIMEOUT must be longer than 0s");
+    }
+
+    #[test]
+    fn leases_and_the_twilio_timeout_parse_and_are_checked_against_each_other() {
+        let s = args(&[]).unwrap();
+        assert_eq!(s.inbox_lease, Duration::from_secs(30));
+        assert_eq!(s.outbox_lease, Duration::from_secs(60));
+        assert_eq!(s.twilio_timeout, Duration::from_secs(15));
+        let s = args(&[
+            "--inbox-lease",
+            "2s",
+            "--outbox-lease",
+            "3s",
+            "--twilio-timeout",
+            "1500ms",
+        ])
+        .unwrap();
+        assert_eq!(s.inbox_lease, Duration::from_secs(2));
+        assert_eq!(s.outbox_lease, Duration::from_secs(3));
+        assert_eq!(s.twilio_timeout, Duration::from_millis(1500));
+        assert_eq!(
+            args(&["--outbox-lease", "10s"]).unwrap_err().to_string(),
+            "BATON_OUTBOX_LEASE must be longer than BATON_TWILIO_TIMEOUT"
+        );
+        assert_eq!(
+            args(&["--inbox-lease", "100ms"]).unwrap_err().to_string(),
+            "BATON_INBOX_LEASE must be at least 1s"
+        );
     }
 
     #[test]

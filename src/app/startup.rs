@@ -49,9 +49,13 @@ impl BuildOptions {
         BuildOptions {
             migrate: Some(Duration::from_secs(60)),
             processors: settings.processors,
-            processor: ProcessorConfig::default(),
+            processor: ProcessorConfig {
+                lease: settings.inbox_lease,
+                ..ProcessorConfig::default()
+            },
             dispatcher: Some(DispatcherConfig {
                 concurrency: settings.twilio_concurrency,
+                lease: settings.outbox_lease,
                 ..DispatcherConfig::default()
             }),
             orphans: Some(OrphanConfig::default()),
@@ -364,7 +368,7 @@ pub fn twilio_client(settings: &Settings) -> anyhow::Result<TwilioClient> {
         settings.account_sid.as_str(),
         token,
         settings.twilio_api_base_url.clone(),
-        Duration::from_secs(15),
+        settings.twilio_timeout,
     )
     .context("could not build the Twilio HTTP client")
 }

@@ -122,6 +122,9 @@ pub fn settings(database_url: &str, options: &AppOptions) -> Settings {
         processors: options.processors,
         ingest_writers: 2,
         twilio_concurrency: 4,
+        twilio_timeout: Duration::from_secs(15),
+        inbox_lease: Duration::from_secs(30),
+        outbox_lease: Duration::from_secs(60),
         complete_on: options.complete_on,
         transfer_workflow_sid: options
             .transfer_workflow_sid

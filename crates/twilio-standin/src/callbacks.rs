@@ -538,6 +538,18 @@ impl StandIn {
             .collect()
     }
 
+    /// Removes the queued callbacks and returns them, in order: the stand-in will not send them;
+    /// a test delivers them itself (e.g. at load, or around a crash of the receiver).
+    pub fn take_queued_callbacks(&self) -> Vec<Callback> {
+        let mut state = self.shared.lock();
+        state
+            .callbacks
+            .queue
+            .drain(..)
+            .map(|job| job.callback)
+            .collect()
+    }
+
     /// Forgets the deliveries recorded so far (the queue is kept).
     pub fn clear_callbacks(&self) {
         self.shared.lock().callbacks.delivered.clear();

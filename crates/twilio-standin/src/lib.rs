@@ -70,7 +70,9 @@
 //!   per [`CallbackRetry`]. [`StandIn::callbacks`] records every delivery with its attempts;
 //!   [`StandIn::settle`] waits until nothing deliverable is left. [`StandIn::hold_callbacks`],
 //!   [`StandIn::release_callbacks`] ([`Release`]: in order, reversed, shuffled, duplicated) and
-//!   [`StandIn::redeliver`] make the late, reordered and repeated deliveries baton must absorb.
+//!   [`StandIn::redeliver`] make the late, reordered and repeated deliveries baton must absorb;
+//!   [`StandIn::take_queued_callbacks`] hands held callbacks to a test that delivers them
+//!   itself (at load, around a crash).
 //! - **What produces events**: `CreateTask` and Invites (`task.created`, then
 //!   `task-queue.entered` when the task has a queue), task updates (`task.updated` when the
 //!   attributes change; `task.canceled`, `task.wrapup`, `task.completed`, with the
@@ -231,6 +233,8 @@
 //! [`StandIn::fail_next`] / [`StandIn::fault_next`] script failures for the next matching requests.
 //! [`Faults::latency`] (+ up to [`Faults::latency_jitter`]) delays every answer, like Twilio's
 //! own response time, for load runs.
+//! [`StandIn::max_concurrent_requests`] is the most requests it was handling at once: a
+//! client's concurrency limit, as Twilio sees it.
 //! Faults are decided after routing and authentication.
 //!
 //! | kind | client sees | effect applied? |
@@ -653,6 +657,21 @@ impl StandIn {
 
     pub fn clear_requests(&self) {
         self.shared.lock().log.clear();
+    }
+
+    /// The most requests the stand-in was handling at once (from arrival until the answer, or
+    /// the dropped connection, went out) since it started or
+    /// [`StandIn::reset_max_concurrent_requests`]: how a test sees a client's concurrency limit.
+    pub fn max_concurrent_requests(&self) -> usize {
+        self.shared
+            .max_in_flight
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn reset_max_concurrent_requests(&self) {
+        self.shared
+            .max_in_flight
+            .store(0, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Every state change applied so far, in order.

@@ -32,7 +32,9 @@ pub struct LoggedRequest {
     /// The operation it was routed to (`UpdateTask`, …), if any.
     pub operation: Option<String>,
     /// The HTTP status answered; `None` when the connection was dropped without an answer
-    /// (reset / timeout faults) or the answer is still being prepared.
+    /// (reset / timeout faults) or the answer is still being prepared. While a `Timeout` or
+    /// `TimeoutAfterApply` holds the connection, `fault` and `processed_status` are already
+    /// set: a test sees a request applied whose client still waits.
     pub status: Option<u16>,
     /// The Twilio error code of an error answer.
     pub error_code: Option<u32>,

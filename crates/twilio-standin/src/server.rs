@@ -14,10 +14,14 @@ use base64::Engine;
 use chrono::Utc;
 use serde_json::Value;
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 pub(crate) struct Shared {
     state: Mutex<State>,
+    /// Requests being handled now, and the most at once since the last reset.
+    in_flight: AtomicUsize,
+    pub(crate) max_in_flight: AtomicUsize,
     pub account_sid: String,
     pub auth_token: String,
     pub workspace_sid: String,
@@ -30,12 +34,30 @@ impl Shared {
             auth_token: state.settings.auth_token.clone(),
             workspace_sid: state.settings.workspace_sid.clone(),
             state: Mutex::new(state),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
         }
+    }
+
+    /// Counts a request as in flight until the guard drops (also when actix drops the handler
+    /// because the client went away).
+    fn enter(&self) -> InFlight<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(self)
     }
 
     /// The state; a poisoned lock (a panic elsewhere) still yields it.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+struct InFlight<'a>(&'a Shared);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -104,6 +126,7 @@ pub(crate) async fn entry(
     body: web::Bytes,
     shared: web::Data<Shared>,
 ) -> HttpResponse {
+    let _in_flight = shared.enter();
     let mut headers = Vec::new();
     let mut authorization = None;
     for (name, value) in req.headers() {
@@ -168,22 +191,25 @@ pub(crate) async fn entry(
         id
     };
 
-    let outcome = process(&shared, &incoming).await;
+    let outcome = process(&shared, &incoming, id).await;
+    note(&shared, id, &outcome, true);
+    to_http(outcome.answer, id)
+}
 
-    {
-        let mut state = shared.lock();
-        if let Some(entry) = state.log_entry(id) {
-            entry.operation = outcome.operation.map(str::to_owned);
-            entry.fault = outcome.fault;
-            entry.warning = outcome.warning;
-            entry.processed_status = outcome.processed_status;
-            if let Answer::Http { status, code, .. } = &outcome.answer {
-                entry.status = Some(*status);
-                entry.error_code = *code;
-            }
+/// Writes what is known of a request's handling to its log entry: before a held answer (the
+/// fault and whether it was applied show while the client still waits), and with the answer.
+fn note(shared: &Shared, id: u64, outcome: &Outcome, answered: bool) {
+    let mut state = shared.lock();
+    if let Some(entry) = state.log_entry(id) {
+        entry.operation = outcome.operation.map(str::to_owned);
+        entry.fault = outcome.fault;
+        entry.warning = outcome.warning;
+        entry.processed_status = outcome.processed_status;
+        if let (true, Answer::Http { status, code, .. }) = (answered, &outcome.answer) {
+            entry.status = Some(*status);
+            entry.error_code = *code;
         }
     }
-    to_http(outcome.answer, id)
 }
 
 fn to_http(answer: Answer, id: u64) -> HttpResponse {
@@ -260,7 +286,7 @@ fn fault_answer(kind: FaultKind, retry_after_secs: u64) -> Option<Answer> {
     })
 }
 
-async fn process(shared: &Shared, incoming: &Incoming) -> Outcome {
+async fn process(shared: &Shared, incoming: &Incoming, id: u64) -> Outcome {
     let (route, path_params) = match routes::find(&incoming.method, &incoming.path) {
         Match::Found(route, params) => (route, params),
         Match::MethodNotAllowed => {
@@ -314,6 +340,7 @@ async fn process(shared: &Shared, incoming: &Incoming) -> Outcome {
     match fault {
         None | Some(FaultKind::ErrorAfterApply | FaultKind::TimeoutAfterApply) => {}
         Some(FaultKind::Timeout) => {
+            note(shared, id, &outcome, false);
             tokio::time::sleep(delay).await;
             return outcome;
         }
@@ -354,8 +381,9 @@ async fn process(shared: &Shared, incoming: &Incoming) -> Outcome {
             }
         }
         Some(FaultKind::TimeoutAfterApply) => {
-            tokio::time::sleep(delay).await;
             outcome.answer = Answer::Drop;
+            note(shared, id, &outcome, false);
+            tokio::time::sleep(delay).await;
         }
         _ => {}
     }

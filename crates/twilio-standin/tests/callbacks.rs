@@ -355,6 +355,28 @@ async fn twilios_default_retry_gives_up_on_a_500_and_retries_a_refused_connectio
 }
 
 #[tokio::test]
+async fn taken_callbacks_are_not_sent() {
+    let receiver = Receiver::start();
+    let (twilio, client) = standin(StandInConfig::default(), &receiver).await;
+    let alice = twilio.seed_worker(SeedWorker::new("alice"));
+    twilio.hold_callbacks(true);
+    let task = create_task(&twilio, &client, "{}").await;
+    twilio.offer(&task, &alice);
+    let taken = twilio.take_queued_callbacks();
+    let taken_types: Vec<&str> = taken.iter().map(|c| c.event_type.as_str()).collect();
+    assert_eq!(
+        taken_types,
+        ["task.created", "task-queue.entered", "reservation.created"]
+    );
+    assert_eq!(taken[0].param("TaskSid"), Some(task.as_str()));
+    assert!(twilio.queued_callbacks().is_empty());
+    twilio.hold_callbacks(false);
+    twilio.settle().await;
+    assert!(receiver.received().is_empty());
+    assert!(twilio.callbacks().is_empty());
+}
+
+#[tokio::test]
 async fn held_callbacks_are_released_reversed_shuffled_or_duplicated() {
     let receiver = Receiver::start();
     let (twilio, client) = standin(StandInConfig::default(), &receiver).await;

@@ -282,3 +282,33 @@ async fn latency_delays_every_answer_without_changing_it() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn the_most_requests_handled_at_once_is_measured() {
+    let twilio = start().await;
+    let client = Client::new(&twilio);
+    twilio.set_faults(Faults {
+        latency: Duration::from_millis(150),
+        ..Faults::default()
+    });
+    let path = format!("{}/Activities", client.ws(&twilio));
+    assert_eq!(twilio.max_concurrent_requests(), 0);
+    // Three at once, then two more one after the other: the peak is three.
+    let three = (0..3).map(|_| client.send(reqwest::Method::GET, &path, &[], &[]));
+    for result in futures_util::future::join_all(three).await {
+        assert_eq!(result.unwrap().status, 200);
+    }
+    for _ in 0..2 {
+        client
+            .send(reqwest::Method::GET, &path, &[], &[])
+            .await
+            .unwrap();
+    }
+    assert_eq!(twilio.max_concurrent_requests(), 3);
+    twilio.reset_max_concurrent_requests();
+    client
+        .send(reqwest::Method::GET, &path, &[], &[])
+        .await
+        .unwrap();
+    assert_eq!(twilio.max_concurrent_requests(), 1);
+}
