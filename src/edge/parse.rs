@@ -165,7 +165,14 @@ fn parse_json_attributes(
 ) -> Option<Value> {
     let raw = raw?;
     match serde_json::from_str::<Value>(&raw) {
-        Ok(v) => Some(v),
+        Ok(mut v) => {
+            // `\u0000` in the JSON text: Postgres' JSONB cannot hold it, so the event could
+            // never be stored (a 503 for every delivery of it).
+            if replace_nul(&mut v) {
+                errors.push(format!("{what}: NUL characters were replaced with U+FFFD"));
+            }
+            Some(v)
+        }
         Err(e) => {
             errors.push(format!("{what} is not valid JSON ({e})"));
             None
@@ -843,6 +850,28 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("TaskAttributes is not valid JSON"), "{err}");
+    }
+
+    #[test]
+    fn escaped_nul_in_attributes_is_replaced_and_flagged() {
+        let p = pairs(&[
+            ("EventType", "task.created"),
+            ("TaskSid", WT),
+            ("TaskAttributes", r#"{"a\u0000":["x\u0000"]}"#),
+            ("WorkerSid", "WKaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+            ("WorkerAttributes", r#""\u0000""#),
+            ("TimestampMs", "1700000000123"),
+        ]);
+        let parsed = taskrouter_callback(&p, None);
+        assert_eq!(
+            parsed.task_attributes(),
+            Some(&serde_json::json!({"a\u{FFFD}": ["x\u{FFFD}"]}))
+        );
+        assert_eq!(
+            parsed.interpret_error.as_deref(),
+            Some("TaskAttributes: NUL characters were replaced with U+FFFD; WorkerAttributes: NUL characters were replaced with U+FFFD")
+        );
+        assert!(!to_raw(&parsed.event).get().contains("\\u0000"));
     }
 
     #[test]
