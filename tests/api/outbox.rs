@@ -12,7 +12,10 @@ use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
-use twilio_standin::{Effect, FaultKind, SeedTask, SeedWorker, StandIn, StandInConfig, TaskStatus};
+use tokio_util::sync::CancellationToken;
+use twilio_standin::{
+    Effect, FaultKind, Faults, SeedTask, SeedWorker, StandIn, StandInConfig, TaskStatus,
+};
 
 struct Rig {
     pool: PgPool,
@@ -21,10 +24,14 @@ struct Rig {
 }
 
 async fn rig(policy: RetryPolicy) -> Rig {
+    rig_with(policy, 4, StandInConfig::default()).await
+}
+
+async fn rig_with(policy: RetryPolicy, concurrency: usize, twilio: StandInConfig) -> Rig {
     let database_url = fresh_database().await;
     let pool = store::connect_lazy(&database_url, &store::PoolSettings::default()).unwrap();
     store::migrate(&pool).await.unwrap();
-    let twilio = StandIn::start(StandInConfig::default()).await;
+    let twilio = StandIn::start(twilio).await;
     let client = TwilioClient::new(
         twilio.account_sid(),
         SecretString::from(twilio.auth_token().to_owned()),
@@ -36,7 +43,7 @@ async fn rig(policy: RetryPolicy) -> Rig {
         pool.clone(),
         client,
         DispatcherConfig {
-            concurrency: 4,
+            concurrency,
             lease: Duration::from_secs(30),
             poll: Duration::from_millis(20),
             policy,
@@ -50,6 +57,10 @@ async fn rig(policy: RetryPolicy) -> Rig {
         dispatcher,
     }
 }
+
+/// The stand-in's fault seed of the degraded-Twilio test: its draws give every fault kind at
+/// least twice (`Faults::sequence`).
+const SEED: u64 = 184;
 
 fn fast_policy(max_attempts: u32) -> RetryPolicy {
     RetryPolicy {
@@ -258,6 +269,140 @@ async fn a_permanent_error_dead_letters_at_once_with_twilio_s_message() {
         error.starts_with("HTTP 400, Twilio error 20001: "),
         "{error}"
     );
+}
+
+/// Twilio degraded (issue 7): 30 % of requests rate-limited (429, `Retry-After: 1`), failing
+/// (500, 503), timing out, reset, or failing after applying the change, answers 20–50 ms late;
+/// the dispatcher runs as in `baton serve` with three calls in flight at most
+/// (`BATON_TWILIO_CONCURRENCY=3`).
+#[tokio::test]
+async fn a_degraded_twilio_gets_each_effect_once_within_backoff_and_the_concurrency_limit() {
+    let policy = RetryPolicy {
+        base_delay: Duration::from_millis(20),
+        max_delay: Duration::from_secs(2),
+        max_attempts: 10,
+    };
+    let config = StandInConfig {
+        seed: SEED,
+        ..StandInConfig::default()
+    };
+    let rig = rig_with(policy.clone(), 3, config).await;
+    let worker = rig.twilio.seed_worker(SeedWorker::new("alice"));
+    let assigned = || {
+        rig.twilio
+            .seed_task(SeedTask::new().status(TaskStatus::Assigned).worker(&worker))
+    };
+    let tasks: Vec<String> = (0..30).map(|_| assigned()).collect();
+    // One call Twilio keeps failing: it must end dead after its ten attempts.
+    let doomed = assigned();
+    let ws = rig.twilio.workspace_sid().to_owned();
+    rig.twilio.fault_next(
+        "POST",
+        &format!("/v1/Workspaces/{ws}/Tasks/{doomed}"),
+        10,
+        FaultKind::ServerError,
+    );
+    rig.twilio.set_faults(Faults {
+        rate_limit: 0.06,
+        retry_after_secs: 1,
+        server_error: 0.04,
+        unavailable: 0.04,
+        timeout: 0.04,
+        timeout_after_apply: 0.04,
+        timeout_delay: Duration::from_millis(300),
+        reset: 0.04,
+        error_after_apply: 0.04,
+        latency: Duration::from_millis(20),
+        latency_jitter: Duration::from_millis(30),
+        ..Faults::none()
+    });
+    for task in tasks.iter().chain([&doomed]) {
+        enqueue(&rig.pool, &complete_task(&rig.twilio, task)).await;
+    }
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(rig.dispatcher.clone().run(shutdown.clone()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while store::outbox::counts(&rig.pool).await.unwrap().0 > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "calls still pending"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    running.await.unwrap();
+
+    // Every fault kind was met …
+    let requests = rig.twilio.requests();
+    for kind in [
+        FaultKind::RateLimited,
+        FaultKind::ServerError,
+        FaultKind::ServiceUnavailable,
+        FaultKind::Timeout,
+        FaultKind::TimeoutAfterApply,
+        FaultKind::ConnectionReset,
+        FaultKind::ErrorAfterApply,
+    ] {
+        assert!(
+            requests.iter().any(|r| r.fault == Some(kind)),
+            "{kind:?} injected"
+        );
+    }
+    // … and each task was completed exactly once, its call done.
+    for task in &tasks {
+        assert_eq!(completions(&rig.twilio, task), 1, "{task}");
+        let (state, ..) = state_of(&rig.pool, &format!("complete:{task}")).await;
+        assert_eq!(state, "done", "{task}");
+    }
+    let (state, attempts, status, error) = state_of(&rig.pool, &format!("complete:{doomed}")).await;
+    assert_eq!((state.as_str(), attempts, status), ("dead", 10, Some(500)));
+    assert!(error.unwrap().starts_with("gave up after 10 attempts"));
+    assert_eq!(completions(&rig.twilio, &doomed), 0);
+    // No attempt came sooner than the decision before it allowed: Retry-After after a 429,
+    // else full-jitter backoff (at most base × 2^(n-1), capped).
+    let attempts: Vec<(i64, i32, f64, f64, Option<i32>, String)> = sqlx::query_as(
+        "SELECT outbox_id, attempt, extract(epoch FROM started_at)::float8,
+                extract(epoch FROM finished_at)::float8, http_status, decision
+         FROM outbox_attempts ORDER BY outbox_id, attempt",
+    )
+    .fetch_all(&rig.pool)
+    .await
+    .unwrap();
+    let mut retried = 0;
+    for pair in attempts.windows(2) {
+        let ((id, n, _, finished, status, decision), (next_id, next_n, started, ..)) =
+            (&pair[0], &pair[1]);
+        if id != next_id {
+            continue;
+        }
+        assert_eq!(*next_n, n + 1);
+        let delay: f64 = decision
+            .strip_prefix("retry in ")
+            .and_then(|d| d.strip_suffix('s'))
+            .and_then(|d| d.parse().ok())
+            .unwrap_or_else(|| panic!("attempt {n} of {id} was followed, yet decided {decision}"));
+        assert!(
+            *started >= finished + delay - 0.001,
+            "attempt {next_n} of call {id} came {:.3}s after {n}, before its {delay}s",
+            started - finished
+        );
+        if *status == Some(429) {
+            assert!(delay >= 1.0, "Retry-After honoured: {delay}");
+        } else {
+            let ceiling = policy
+                .base_delay
+                .saturating_mul(2u32.pow(*n as u32 - 1))
+                .min(policy.max_delay);
+            assert!(
+                delay <= ceiling.as_secs_f64() + 0.001,
+                "{delay} > {ceiling:?}"
+            );
+        }
+        retried += 1;
+    }
+    assert!(retried >= 15, "{retried} retries");
+    // Never more than three requests at Twilio at once, and the limit was reached.
+    assert_eq!(rig.twilio.max_concurrent_requests(), 3);
 }
 
 #[tokio::test]
