@@ -4,6 +4,7 @@ use super::backfill_command;
 use super::configuration::{
     self, BackfillEventsArgs, BackfillSettings, ConfigError, DatabaseArgs, ServeArgs, Settings,
 };
+use super::history_command::{self, HistoryCommand, HistoryFailure};
 use super::insights_backfill::{self, InsightsSettings};
 use super::startup::{self, Application, BuildOptions};
 use super::telemetry;
@@ -37,6 +38,9 @@ pub enum Command {
     /// Fetch events baton may have missed from Twilio and store them like callbacks.
     #[command(subcommand)]
     Backfill(BackfillCommand),
+    /// Transfer history straight from the database (works while `baton serve` is down).
+    #[command(subcommand)]
+    History(HistoryCommand),
 }
 
 /// `baton sweep`.
@@ -152,6 +156,15 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Err(SweepFailure::Run(e)) => failure(e),
             }
         }
+        // No tracing: stdout is the table, JSON or CSV, stderr one line on failure.
+        Command::History(command) => match history_command::run(command).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(HistoryFailure::Config(e)) => config_failure(e),
+            Err(HistoryFailure::Run(e)) => {
+                eprintln!("baton: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Backfill(BackfillCommand::Events(args)) => {
             let settings = match BackfillSettings::from_args(&args, chrono::Utc::now()) {
                 Ok(s) => s,
@@ -320,42 +333,17 @@ async fn sweep(args: SweepArgs) -> Result<ExitCode, SweepFailure> {
 }
 
 fn print_sweep_table(items: &[crate::app::orphans::SweepItem], dry_run: bool) {
-    let rows: Vec<[String; 4]> = items
-        .iter()
-        .map(|i| {
-            [
-                i.conversation_sid.clone(),
-                i.idle_since
-                    .with_timezone(&chrono::Local)
-                    .format("%Y-%m-%d %H:%M:%S %Z")
-                    .to_string(),
-                i.action.clone(),
-                i.detail.clone().unwrap_or_default(),
-            ]
-        })
-        .collect();
-    let header = ["CONVERSATION", "IDLE SINCE", "ACTION", "DETAIL"];
-    let widths: Vec<usize> = (0..4)
-        .map(|c| {
-            rows.iter()
-                .map(|r| r[c].chars().count())
-                .chain([header[c].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: [&str; 4]| {
-        let text: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("{}", text.join("  ").trim_end());
-    };
-    line(header);
-    for r in &rows {
-        line([&r[0], &r[1], &r[2], &r[3]]);
+    use crate::app::table::{local_time, Table};
+    let mut table = Table::left(&["CONVERSATION", "IDLE SINCE", "ACTION", "DETAIL"]);
+    for i in items {
+        table.row(vec![
+            i.conversation_sid.clone(),
+            local_time(i.idle_since),
+            i.action.clone(),
+            i.detail.clone().unwrap_or_default(),
+        ]);
     }
+    print!("{}", table.render());
     let closing = items
         .iter()
         .filter(|i| matches!(i.action.as_str(), "would_close" | "closed" | "closing"))

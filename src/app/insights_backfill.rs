@@ -377,31 +377,30 @@ fn date(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// One CSV field (RFC 4180: quoted when it holds a comma, quote or line break).
-fn csv_field(value: &str) -> String {
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value.to_owned()
-    }
-}
-
 /// The report as CSV: a header, then one row per task.
 pub fn report_csv(rows: &[TaskRow]) -> String {
-    let mut out = String::from("task_sid,chain_id,found_conversation_id,task_status,action\n");
-    for row in rows {
-        let fields = [
-            row.task_sid.as_str(),
-            row.chain_id.as_str(),
-            row.found_id.as_deref().unwrap_or(""),
-            row.task_status.as_deref().unwrap_or(""),
-            row.action.as_str(),
-        ];
-        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-        out += &line.join(",");
-        out.push('\n');
-    }
-    out
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            vec![
+                row.task_sid.clone(),
+                row.chain_id.clone(),
+                row.found_id.clone().unwrap_or_default(),
+                row.task_status.clone().unwrap_or_default(),
+                row.action.clone(),
+            ]
+        })
+        .collect();
+    super::table::csv(
+        &[
+            "task_sid",
+            "chain_id",
+            "found_conversation_id",
+            "task_status",
+            "action",
+        ],
+        &rows,
+    )
 }
 
 /// Finds the run to continue (same selection, unfinished) or starts one.

@@ -129,12 +129,23 @@ struct Rig {
 /// Five hops over four chains (see each one's comment), newest first: H4, H2, H3, H1, H5.
 async fn five_hops() -> Rig {
     let app = spawn_app().await;
+    let t = now_ms() - 60 * MIN;
+    let (w, q, h) = seed_five_hops(&app.pool, t, 2).await;
+    Rig { app, w, q, h, t }
+}
+
+/// The hops of [`five_hops`] from `t` on, H5 `h5_days` days before `t`: the workers, queues
+/// and hops (H1 is `h[1]`).
+async fn seed_five_hops(
+    pool: &PgPool,
+    t: i64,
+    h5_days: i64,
+) -> (Vec<String>, Vec<String>, Vec<SeedHop>) {
     let w: Vec<String> = (0..5).map(|n| sid("WK", n)).collect();
     let q: Vec<String> = (0..4).map(|n| sid("WQ", n)).collect();
     for (sid, name) in w[1..].iter().zip(["Alice", "Bob", "Carol", "Dan"]) {
-        insert_worker(&app.pool, sid, name).await;
+        insert_worker(pool, sid, name).await;
     }
-    let t = now_ms() - 60 * MIN;
     let chain = |n| sid("WT", n);
     let s = |x: &String| Some(x.clone());
     let h = vec![
@@ -201,11 +212,11 @@ async fn five_hops() -> Rig {
             offered_after: Some(2_000),
             ..SeedHop::default()
         },
-        // H5, two days earlier: Dan (Q3) → Alice (Q1), canceled.
+        // H5, days earlier: Dan (Q3) → Alice (Q1), canceled.
         SeedHop {
             chain: chain(4),
             seq: 1,
-            at: t - 2 * 24 * 60 * MIN,
+            at: t - h5_days * 24 * 60 * MIN,
             from_worker: s(&w[4]),
             to_worker: s(&w[1]),
             from_queue: s(&q[3]),
@@ -216,17 +227,17 @@ async fn five_hops() -> Rig {
             ..SeedHop::default()
         },
     ];
-    insert_hops(&app.pool, &h[1..]).await;
+    insert_hops(pool, &h[1..]).await;
     let c1 = chain(1);
     link_conversation(
-        &app.pool,
+        pool,
         &c1,
         &[&c1, "WTb0000000000000000000000000000000"],
         &sid("CH", 1),
     )
     .await;
-    link_conversation(&app.pool, &chain(2), &[&chain(2)], &sid("CH", 2)).await;
-    Rig { app, w, q, h, t }
+    link_conversation(pool, &chain(2), &[&chain(2)], &sid("CH", 2)).await;
+    (w, q, h)
 }
 
 #[tokio::test]
@@ -703,4 +714,182 @@ async fn a_transfer_made_through_real_callbacks_is_listed_for_supervisors_only()
         );
         assert_eq!(as_user("lead-token").await.unwrap().status(), 200, "{path}");
     }
+}
+
+/// `baton history …` against `database_url`, in Paris time: exit code, stdout, stderr.
+fn history_cli(database_url: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_baton"))
+        .arg("history")
+        .args(args)
+        .env_clear()
+        .env("DATABASE_URL", database_url)
+        .env("TZ", "Europe/Paris")
+        .output()
+        .expect("run baton history");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn history_ok(database_url: &str, args: &[&str]) -> String {
+    let (code, stdout, stderr) = history_cli(database_url, args);
+    assert_eq!(code, Some(0), "{args:?}: {stderr}");
+    assert_eq!(stderr, "", "{args:?}");
+    stdout
+}
+
+/// A migrated database with the five hops on 2 November 2026 (H5 ten days before, in summer
+/// time), and no `baton serve`: the command reads the database alone.
+async fn cli_database() -> (String, Vec<SeedHop>) {
+    let url = fresh_database().await;
+    let pool = PgPool::connect(&url).await.expect("connect");
+    baton::store::migrate(&pool).await.expect("migrate");
+    let t = chrono::DateTime::parse_from_rfc3339("2026-11-02T09:00:00Z")
+        .unwrap()
+        .timestamp_millis();
+    let (_, _, h) = seed_five_hops(&pool, t, 10).await;
+    // Chain 1 as the processor stores it: its root, its tasks.
+    let c1 = sid("WT", 1);
+    sqlx::query(
+        "INSERT INTO chains (chain_id, root_task_sid, task_count, hop_count, started_ms)
+         VALUES ($1, $1, 2, 2, $2)",
+    )
+    .bind(&c1)
+    .bind(t)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO tasks (task_sid, assignment_status) VALUES ($1, 'completed'),
+             ('WTb0000000000000000000000000000000', 'assigned')",
+    )
+    .bind(&c1)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    (url, h)
+}
+
+#[tokio::test]
+async fn the_history_command_prints_tables_json_and_csv_from_the_database() {
+    let (url, _) = cli_database().await;
+    let q2 = sid("WQ", 2);
+    let stats = [
+        "stats",
+        "--group-by",
+        "queue",
+        "--since",
+        "2026-10-01",
+        "--until",
+        "2026-12-01",
+    ];
+    let with = |base: &[&str], extra: &[&'static str]| -> Vec<String> {
+        base.iter().chain(extra).map(|a| a.to_string()).collect()
+    };
+    let transfers = ["transfers", "--since", "2026-11-01", "--queue", q2.as_str()];
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            with(&transfers, &[]),
+            include_str!("golden/history-transfers.txt"),
+        ),
+        (
+            with(&transfers, &["--json"]),
+            include_str!("golden/history-transfers.json"),
+        ),
+        (
+            with(&transfers, &["--csv"]),
+            include_str!("golden/history-transfers.csv"),
+        ),
+        (
+            with(&["transfers", "--limit", "2"], &[]),
+            include_str!("golden/history-transfers-page.txt"),
+        ),
+        (with(&stats, &[]), include_str!("golden/history-stats.txt")),
+        (
+            with(&stats, &["--json"]),
+            include_str!("golden/history-stats.json"),
+        ),
+        (
+            with(&stats, &["--csv"]),
+            include_str!("golden/history-stats.csv"),
+        ),
+        (
+            with(&["chain", &sid("WT", 1)], &[]),
+            include_str!("golden/history-chain.txt"),
+        ),
+    ];
+    for (args, golden) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_eq!(history_ok(&url, &args), golden, "{args:?}");
+    }
+    // The JSON is the API's body.
+    let json: Value = serde_json::from_str(include_str!("golden/history-transfers.json")).unwrap();
+    assert_eq!(json["transfers"].as_array().unwrap().len(), 3);
+
+    // The next page continues where the printed cursor says.
+    let page = include_str!("golden/history-transfers-page.txt");
+    let cursor = page.trim_end().rsplit(' ').next().unwrap();
+    let next = history_ok(
+        &url,
+        &["transfers", "--limit", "2", "--cursor", cursor, "--csv"],
+    );
+    let rows: Vec<&str> = next.lines().skip(1).map(|l| &l[..36]).collect();
+    assert_eq!(
+        rows,
+        vec![format!("{},1", sid("WT", 2)), format!("{},1", sid("WT", 1)),]
+    );
+}
+
+#[tokio::test]
+async fn the_history_command_names_what_is_wrong_in_one_line() {
+    let (url, _) = cli_database().await;
+    let cases: Vec<(Vec<&str>, i32, String)> = vec![
+        (
+            vec!["transfers", "--limit", "0"],
+            2,
+            "baton: configuration error: --limit \"0\" must be a whole number from 1 to 500".into(),
+        ),
+        (
+            vec!["transfers", "--worker", "WQ00000000000000000000000000000001"],
+            2,
+            "baton: configuration error: --worker \"WQ00000000000000000000000000000001\" must start with WK (a worker SID)".into(),
+        ),
+        (
+            vec!["transfers", "--since", "2d", "--until", "3d"],
+            2,
+            "baton: configuration error: --since must be before --until".into(),
+        ),
+        (
+            vec!["stats", "--group-by", "day"],
+            2,
+            "baton: configuration error: --group-by \"day\" must be queue, worker, target_type, from_queue or from_worker".into(),
+        ),
+        (
+            vec!["chain", "task-1"],
+            2,
+            "baton: configuration error: TASK_SID \"task-1\" must be two letters followed by 32 hex digits".into(),
+        ),
+        (
+            vec!["chain", "WT00000000000000000000000000000099"],
+            1,
+            "baton: baton has seen no event of task WT00000000000000000000000000000099".into(),
+        ),
+    ];
+    for (args, code, message) in cases {
+        let (status, stdout, stderr) = history_cli(&url, &args);
+        assert_eq!(status, Some(code), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end(), message, "{args:?}");
+        assert_eq!(stdout, "", "{args:?}");
+    }
+    // A database baton has not migrated is named, not queried.
+    let empty = fresh_database().await;
+    let (status, _, stderr) = history_cli(&empty, &["transfers"]);
+    assert_eq!(status, Some(1));
+    assert_eq!(
+        stderr.trim_end(),
+        "baton: the database is not migrated to this baton's version; run `baton migrate`"
+    );
 }
