@@ -8,6 +8,7 @@ use super::history_command::{self, HistoryCommand, HistoryFailure};
 use super::insights_backfill::{self, InsightsSettings};
 use super::startup::{self, Application, BuildOptions};
 use super::telemetry;
+use super::workflow_command;
 use crate::store::{self, PoolSettings};
 use crate::tools::loadgen::{self, LoadgenArgs};
 use clap::{Parser, Subcommand};
@@ -41,6 +42,10 @@ pub enum Command {
     /// Transfer history straight from the database (works while `baton serve` is down).
     #[command(subcommand)]
     History(HistoryCommand),
+    /// The TaskRouter workflow routes baton's transfer and park attributes need: print them,
+    /// check a workflow for them, merge them in.
+    #[command(subcommand)]
+    Workflow(workflow_command::WorkflowCommand),
 }
 
 /// `baton sweep`.
@@ -172,6 +177,15 @@ pub async fn run(cli: Cli) -> ExitCode {
             };
             telemetry::init_tracing_with_default(configuration::LogFormat::Text, "warn");
             backfill_command::run(settings).await
+        }
+        Command::Workflow(workflow_command::WorkflowCommand::Render(args)) => {
+            workflow_command::render(&args).unwrap_or_else(config_failure)
+        }
+        Command::Workflow(workflow_command::WorkflowCommand::Check(args)) => {
+            telemetry::init_tracing_with_default(configuration::LogFormat::Text, "warn");
+            workflow_command::check_command(&args)
+                .await
+                .unwrap_or_else(config_failure)
         }
         Command::Backfill(BackfillCommand::Insights(args)) => {
             let settings = match InsightsSettings::from_args(&args, chrono::Utc::now()) {

@@ -15,3 +15,4 @@ pub mod startup;
 pub mod table;
 pub mod telemetry;
 pub mod transfers;
+pub mod workflow_command;

@@ -13,3 +13,4 @@ pub mod park;
 pub mod retry;
 pub mod sid;
 pub mod transfer;
+pub mod workflow;

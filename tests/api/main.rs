@@ -14,3 +14,4 @@ mod parks;
 mod processor;
 mod shutdown;
 mod transfers;
+mod workflow;

@@ -694,6 +694,10 @@ impl StandIn {
         tasks
     }
 
+    pub fn workflow(&self, sid: &str) -> Option<WorkflowState> {
+        self.shared.lock().workflow(sid).cloned()
+    }
+
     pub fn reservation(&self, sid: &str) -> Option<ReservationState> {
         self.shared.lock().reservations.get(sid).cloned()
     }

@@ -518,6 +518,18 @@ static ROUTES: &[RouteSpec] = &[
     route!(TaskRouter "GET" "/v1/Workspaces/{WorkspaceSid}/Workflows/{Sid}" "FetchWorkflow",
         body: None, params: &[], headers: &[], sids: &[WS, ("Sid", "WW")], status: 200,
         list: None, fields: WORKFLOW_FIELDS, handler: taskrouter::fetch_workflow),
+    route!(TaskRouter "POST" "/v1/Workspaces/{WorkspaceSid}/Workflows/{Sid}" "UpdateWorkflow",
+        body: Form,
+        params: &[
+            p("FriendlyName", ParamKind::Str),
+            p("AssignmentCallbackUrl", ParamKind::Str),
+            p("FallbackAssignmentCallbackUrl", ParamKind::Str),
+            p("Configuration", ParamKind::JsonObject),
+            p("TaskReservationTimeout", ParamKind::Int { min: 1, max: 86_400 }),
+            p("ReEvaluateTasks", ParamKind::Str),
+        ],
+        headers: &[], sids: &[WS, ("Sid", "WW")], status: 200, list: None,
+        fields: WORKFLOW_FIELDS, handler: taskrouter::update_workflow),
     route!(TaskRouter "GET" "/v1/Workspaces/{WorkspaceSid}/Activities" "ListActivity",
         body: None,
         params: &[

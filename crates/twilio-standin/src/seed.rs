@@ -143,6 +143,11 @@ impl SeedWorkflow {
         self.task_queue_sid = Some(task_queue_sid.into());
         self
     }
+    /// Its configuration (a JSON object with `task_routing`).
+    pub fn configuration(mut self, configuration: Value) -> Self {
+        self.configuration = Some(configuration);
+        self
+    }
 }
 
 /// An activity to seed.

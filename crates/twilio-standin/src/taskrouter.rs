@@ -651,6 +651,43 @@ pub(crate) fn fetch_task_queue(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     Ok(Reply::json(200, body))
 }
 
+/// `UpdateWorkflow`: the configuration (a JSON object with `task_routing`), name, callback URL
+/// and reservation timeout change; tasks already routed are not re-evaluated.
+pub(crate) fn update_workflow(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
+    let sid = ctx.path("Sid")?;
+    if ctx.state.workflow(&sid).is_none() {
+        return Err(ctx.not_found());
+    }
+    let p = ctx.params;
+    let configuration = match p.object("Configuration")? {
+        Some(config) if !config.contains_key("task_routing") => {
+            return Err(ApiError::invalid(
+                "Invalid Configuration: task_routing is required".to_owned(),
+            ))
+        }
+        Some(config) => Some(Value::Object(config).to_string()),
+        None => None,
+    };
+    let name = p.str("FriendlyName")?.map(str::to_owned);
+    let callback = p.str("AssignmentCallbackUrl")?.map(str::to_owned);
+    let timeout = p.int("TaskReservationTimeout")?;
+    if let Some(workflow) = ctx.state.workflows.iter_mut().find(|w| w.sid == sid) {
+        if let Some(configuration) = configuration {
+            workflow.configuration = configuration;
+        }
+        if let Some(name) = name {
+            workflow.friendly_name = name;
+        }
+        if let Some(callback) = callback {
+            workflow.assignment_callback_url = Some(callback);
+        }
+        if let Some(timeout) = timeout {
+            workflow.task_reservation_timeout = timeout;
+        }
+    }
+    fetch_workflow(ctx)
+}
+
 pub(crate) fn fetch_workflow(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let sid = ctx.path("Sid")?;
     let workflow = ctx.state.workflow(&sid).ok_or_else(|| ctx.not_found())?;

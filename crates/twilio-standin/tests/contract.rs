@@ -435,6 +435,13 @@ async fn every_route_answers_with_spec_fields() {
         format!("{ws}/Workflows/{}", twilio.default_workflow_sid())
     );
     probe!(
+        "UpdateWorkflow",
+        POST,
+        format!("{ws}/Workflows/{}", twilio.default_workflow_sid()),
+        ("FriendlyName", "Default Fifo Workflow"),
+        ("TaskReservationTimeout", "120")
+    );
+    probe!(
         "CreateTask",
         POST,
         format!("{ws}/Tasks"),

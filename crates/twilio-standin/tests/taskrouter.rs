@@ -363,6 +363,52 @@ async fn reservations_and_workers() {
 }
 
 #[tokio::test]
+async fn update_workflow_replaces_its_configuration() {
+    let twilio = start().await;
+    let client = Client::new(&twilio);
+    let ws = format!("/v1/Workspaces/{}", twilio.workspace_sid());
+    let sid = twilio.default_workflow_sid();
+    let path = format!("{ws}/Workflows/{sid}");
+    let queue = twilio.default_task_queue_sid();
+    let config = serde_json::json!({"task_routing": {
+        "filters": [{"filter_friendly_name": "F", "expression": "a == 1",
+                     "targets": [{"queue": queue, "known_worker_sid": "task.w"}]}],
+        "default_filter": {"queue": queue}}});
+    let updated = client
+        .post(
+            &path,
+            &[
+                ("Configuration", config.to_string().as_str()),
+                ("FriendlyName", "Transfers"),
+            ],
+        )
+        .await;
+    assert_eq!(updated.status, 200);
+    assert_eq!(updated.str("friendly_name"), "Transfers");
+    let stored: serde_json::Value = serde_json::from_str(updated.str("configuration")).unwrap();
+    assert_eq!(stored, config);
+    let fetched = client.get(&path).await;
+    assert_eq!(fetched.str("configuration"), updated.str("configuration"));
+    assert_eq!(twilio.workflow(&sid).unwrap().friendly_name, "Transfers");
+    // Not a routing document, or not JSON: 400, nothing changed.
+    for bad in [r#"{"filters": []}"#, "not json"] {
+        let r = client.post(&path, &[("Configuration", bad)]).await;
+        assert_eq!(r.status, 400, "{bad}");
+    }
+    assert_eq!(
+        twilio.workflow(&sid).unwrap().configuration,
+        config.to_string()
+    );
+    let missing = client
+        .post(
+            &format!("{ws}/Workflows/WW0123456789abcdef0123456789abcdef"),
+            &[("FriendlyName", "x")],
+        )
+        .await;
+    assert_eq!(missing.status, 404);
+}
+
+#[tokio::test]
 async fn create_task_needs_workflow_when_there_are_several() {
     let twilio = start().await;
     let client = Client::new(&twilio);
