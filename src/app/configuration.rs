@@ -112,6 +112,10 @@ pub struct ServeArgs {
     /// How long a parked call may wait before baton un-parks it to its queue (e.g. 10m).
     #[arg(long, env = "BATON_PARK_TTL", default_value = "10m")]
     pub park_ttl: String,
+    /// How long processed inbox events are kept (at least 31d: Twilio's Events API keeps 30
+    /// days, and a backfill must still find what baton has), or `off` to keep them for ever.
+    #[arg(long, env = "BATON_INBOX_RETENTION", default_value = "45d")]
+    pub inbox_retention: String,
     /// How long a new connection has to send its first request's headers (slow clients are cut
     /// with 408). E.g. `5s`.
     #[arg(long, env = "BATON_HEADER_TIMEOUT", default_value = "5s")]
@@ -355,6 +359,8 @@ pub struct Settings {
     pub body_timeout: Duration,
     /// `BATON_RECONCILE_INTERVAL`; `None`: off.
     pub reconcile_interval: Option<Duration>,
+    /// `BATON_INBOX_RETENTION`; `None`: processed events are kept for ever.
+    pub inbox_retention: Option<Duration>,
 }
 
 /// A duration such as `30s`, `5m`, `1h 30m`.
@@ -573,6 +579,14 @@ impl Settings {
                 reason: "must be longer than BATON_TWILIO_TIMEOUT".into(),
             });
         }
+        let inbox_retention = optional_duration(&args.inbox_retention, "BATON_INBOX_RETENTION")?;
+        if inbox_retention.is_some_and(|d| d < crate::app::retention::MIN_RETENTION) {
+            return Err(ConfigError::Invalid {
+                name: "BATON_INBOX_RETENTION",
+                reason: "must be at least 31d (Twilio's Events API keeps 30 days of events) or off"
+                    .into(),
+            });
+        }
         Ok(Settings {
             database_url,
             db_pool_size: args.database.db_pool_size.max(2),
@@ -603,6 +617,7 @@ impl Settings {
             header_timeout,
             body_timeout,
             reconcile_interval,
+            inbox_retention,
         })
     }
 
@@ -747,6 +762,26 @@ mod tests {
             e.to_string(),
             "TWILIO_API_BASE_URL must be an http:// or https:// URL"
         );
+    }
+
+    #[test]
+    fn inbox_retention_defaults_to_45_days_and_must_outlast_the_events_api() {
+        let day = 24 * 3600;
+        assert_eq!(
+            args(&[]).unwrap().inbox_retention,
+            Some(Duration::from_secs(45 * day))
+        );
+        assert_eq!(
+            args(&["--inbox-retention", "off"]).unwrap().inbox_retention,
+            None
+        );
+        assert_eq!(
+            args(&["--inbox-retention", "90d"]).unwrap().inbox_retention,
+            Some(Duration::from_secs(90 * day))
+        );
+        let e = args(&["--inbox-retention", "7d"]).unwrap_err().to_string();
+        assert!(e.contains("BATON_INBOX_RETENTION"), "{e}");
+        assert!(e.contains("at least 31d"), "{e}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod orphans;
 pub mod parks;
 pub mod processor;
 pub mod reconcile;
+pub mod retention;
 pub mod startup;
 pub mod table;
 pub mod telemetry;

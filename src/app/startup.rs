@@ -8,6 +8,7 @@ use super::orphans::{OrphanConfig, OrphanWorker};
 use super::parks::ParkService;
 use super::processor::{Processor, ProcessorConfig};
 use super::reconcile::{ReconcileConfig, Reconciler};
+use super::retention::{InboxRetention, RetentionConfig};
 use super::telemetry;
 use super::transfers::TransferService;
 use crate::edge::{self, api::ApiState, signature::RequestValidator, AppState};
@@ -42,6 +43,8 @@ pub struct BuildOptions {
     pub orphans: Option<OrphanConfig>,
     /// The reconciler (`BATON_RECONCILE_INTERVAL`), if on.
     pub reconcile: Option<ReconcileConfig>,
+    /// Inbox retention (`BATON_INBOX_RETENTION`), if on.
+    pub retention: Option<RetentionConfig>,
 }
 
 impl BuildOptions {
@@ -60,6 +63,7 @@ impl BuildOptions {
             }),
             orphans: Some(OrphanConfig::default()),
             reconcile: settings.reconcile_interval.map(ReconcileConfig::every),
+            retention: settings.inbox_retention.map(RetentionConfig::keep),
         }
     }
 }
@@ -217,6 +221,14 @@ impl Application {
                 name: "reconciler",
                 leases: None,
                 handle: tokio::spawn(reconciler.run(shutdown.child_token())),
+            });
+        }
+        if let Some(config) = options.retention {
+            let retention = InboxRetention::new(pool.clone(), config);
+            workers.push(Worker {
+                name: "inbox retention",
+                leases: None,
+                handle: tokio::spawn(retention.run(shutdown.child_token())),
             });
         }
         if let Some(config) = options.dispatcher {

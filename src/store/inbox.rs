@@ -257,6 +257,28 @@ pub async fn release_leases(pool: &PgPool, owner: Uuid) -> Result<u64, StoreErro
     Ok(done.rows_affected())
 }
 
+/// Deletes up to `limit` processed events received more than `older_than` ago, with their
+/// progress rows; returns how many. Events not processed (pending or dead) and flagged events
+/// (`interpret_error`) are kept for inspection. Rows another process is deleting are skipped.
+pub async fn prune(pool: &PgPool, older_than: Duration, limit: i64) -> Result<u64, StoreError> {
+    let deleted = sqlx::query(
+        "WITH doomed AS (
+             SELECT p.event_id FROM inbox_events e JOIN inbox_progress p ON p.event_id = e.id
+             WHERE e.received_at < now() - make_interval(secs => $1)
+               AND e.interpret_error IS NULL
+               AND p.processed_at IS NOT NULL
+             LIMIT $2
+             FOR UPDATE OF p SKIP LOCKED),
+         progress AS (DELETE FROM inbox_progress p USING doomed d WHERE p.event_id = d.event_id)
+         DELETE FROM inbox_events e USING doomed d WHERE e.id = d.event_id",
+    )
+    .bind(older_than.as_secs_f64())
+    .bind(limit)
+    .execute(pool)
+    .await?;
+    Ok(deleted.rows_affected())
+}
+
 /// Depth of the inbox (rows still to process) and the age of the oldest, for metrics.
 #[derive(Debug, Clone, Copy, sqlx::FromRow)]
 pub struct Backlog {

@@ -142,6 +142,7 @@ pub fn settings(database_url: &str, options: &AppOptions) -> Settings {
         header_timeout: options.header_timeout,
         body_timeout: options.body_timeout,
         reconcile_interval: options.reconcile.as_ref().map(|r| r.interval),
+        inbox_retention: None,
     }
 }
 
@@ -173,6 +174,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
                 ..Default::default()
             }),
             reconcile: options.reconcile.clone(),
+            retention: None,
         },
     )
     .await

@@ -311,3 +311,96 @@ async fn a_chain_whose_tasks_all_arrive_in_one_batch_is_stored() {
             .unwrap();
     assert_eq!(chain, vec![(a.clone(), a.clone(), 0), (b, a, 1)]);
 }
+
+#[tokio::test]
+async fn retention_deletes_old_processed_events_and_keeps_the_rest() {
+    use baton::app::retention::{InboxRetention, RetentionConfig};
+    let app = spawn_app().await;
+    let task = sid("WT", 7);
+    let rows: Vec<NewInboxEvent> = (0..6u128)
+        .map(|i| {
+            let mut params = task_callback(
+                "task.updated",
+                &task,
+                "assigned",
+                1_763_600_000_000 + i as i64,
+            );
+            params.push(("Sid".into(), sid("EV", i)));
+            row(&params)
+        })
+        .collect();
+    store::inbox::insert(&app.pool, &rows).await.unwrap();
+    assert_eq!(drain(&processor(&app.pool, 100)).await, 6);
+    // A flagged event, an event never processed and a dead one: all old, all kept.
+    let mut odd = task_callback("task.teleported", &task, "assigned", 1_763_600_001_000);
+    odd.push(("Sid".into(), sid("EV", 100)));
+    let mut pending = task_callback("task.updated", &task, "assigned", 1_763_600_002_000);
+    pending.push(("Sid".into(), sid("EV", 101)));
+    let mut dead = task_callback("task.updated", &task, "assigned", 1_763_600_003_000);
+    dead.push(("Sid".into(), sid("EV", 102)));
+    store::inbox::insert(&app.pool, &[row(&odd), row(&pending), row(&dead)])
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE inbox_progress SET dead_at = now(), last_error = 'kept for ops'
+         WHERE event_id = (SELECT id FROM inbox_events WHERE event_key = $1)",
+    )
+    .bind(format!("tr:sid:{}", sid("EV", 102)))
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    // Four of the processed events, and the three odd ones, were received 50 days ago.
+    let old: Vec<String> = [0u128, 1, 2, 3, 100, 101, 102]
+        .iter()
+        .map(|&i| format!("tr:sid:{}", sid("EV", i)))
+        .collect();
+    sqlx::query("UPDATE inbox_events SET received_at = now() - interval '50 days' WHERE event_key = ANY($1)")
+        .bind(&old)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let retention = InboxRetention::new(
+        app.pool.clone(),
+        RetentionConfig {
+            batch: 3, // more than one batch
+            ..RetentionConfig::keep(Duration::from_secs(45 * 24 * 3600))
+        },
+    );
+    let deleted = retention
+        .prune_once(&tokio_util::sync::CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(deleted, 4);
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT event_key FROM inbox_events ORDER BY event_key")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    let mut expected: Vec<String> = [4u128, 5, 100, 101, 102]
+        .iter()
+        .map(|&i| format!("tr:sid:{}", sid("EV", i)))
+        .collect();
+    expected.sort();
+    assert_eq!(left, expected);
+    let progress: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox_progress")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(progress, 5, "progress rows go with their events");
+    // What the events established stays.
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT assignment_status FROM tasks WHERE task_sid = $1")
+            .bind(&task)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(status.as_deref(), Some("assigned"));
+    assert_eq!(
+        retention
+            .prune_once(&tokio_util::sync::CancellationToken::new())
+            .await
+            .unwrap(),
+        0
+    );
+}
