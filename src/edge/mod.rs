@@ -4,6 +4,7 @@
 pub mod api;
 pub mod error;
 pub mod form;
+pub mod fuzz;
 pub mod health;
 pub mod history;
 pub mod outbox;
