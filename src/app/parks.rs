@@ -16,7 +16,7 @@ use sqlx::{PgConnection, PgPool};
 use std::time::Duration;
 
 /// The body of `POST /api/v1/parks`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParkRequest {
     pub task_sid: String,
@@ -31,7 +31,7 @@ pub struct ParkRequest {
 }
 
 /// The body of `POST /api/v1/parks/{id}/resume`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResumeRequest {
     #[serde(default)]

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 
 /// The body of `POST /api/v1/transfers`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferRequest {
     pub task_sid: String,
@@ -67,7 +67,7 @@ impl From<TransportError> for TransferError {
 }
 
 /// A transfer as the API shows it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct TransferView {
     pub transfer_id: String,
     pub task_sid: String,

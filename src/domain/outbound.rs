@@ -5,7 +5,7 @@ use super::sid::{Sid, SidKind};
 use serde::{Deserialize, Serialize};
 
 /// The Twilio product an operation talks to (each has its own host unless overridden).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Product {
     TaskRouter,

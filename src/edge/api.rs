@@ -3,13 +3,18 @@
 //! <token>`, `X-Flex-Token`, or `Token` in a JSON body, as the transfer plugins' functions took
 //! it), validated with Twilio and cached briefly.
 
-use super::error::EdgeError;
+use super::error::{EdgeError, ErrorBody};
 use super::webhooks::{read_body, require_content_type};
 use super::AppState;
 use crate::app::parks::{ParkRequest, ParkService, ResumeRequest};
-use crate::app::transfers::{Initiator, TransferError, TransferRequest, TransferService};
+use crate::app::transfers::{
+    Initiator, TransferError, TransferRequest, TransferService, TransferView,
+};
 use crate::domain::sid::{Sid, SidKind};
 use crate::store;
+use crate::store::chains::ChainView;
+use crate::store::conversations::ConversationView;
+use crate::store::parks::ParkView;
 use crate::twilio::FlexUser;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -20,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
+use utoipa::{IntoParams, ToSchema};
 
 /// How long a Flex token's validation is trusted.
 const VALID_TOKEN_TTL: Duration = Duration::from_secs(60);
@@ -234,7 +240,18 @@ pub(crate) async fn authorize_history(
     }
 }
 
-/// `GET /api/v1/tasks/{task_sid}/chain`: the whole chain the task belongs to.
+/// The whole chain the task belongs to: root, tasks in order, hops in order.
+#[utoipa::path(get, path = "/api/v1/tasks/{task_sid}/chain", tag = "history",
+    params(("task_sid" = String, Path, description = "`WT…`")),
+    security(("ops_token" = []), ("flex_token" = []), ("flex_token_header" = [])),
+    responses(
+        (status = 200, description = "The chain", body = ChainView),
+        (status = 400, description = "`invalid_request`: not a task SID", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: a Flex user who is not admin/supervisor", body = ErrorBody),
+        (status = 404, description = "`not_found`: baton has seen no event of the task", body = ErrorBody),
+        (status = 502, description = "`twilio_unavailable`: the Flex token could not be validated", body = ErrorBody),
+    ))]
 pub async fn task_chain(
     req: HttpRequest,
     path: web::Path<String>,
@@ -250,8 +267,26 @@ pub async fn task_chain(
     }
 }
 
-/// `GET /api/v1/conversations/{sid}`: a conversation's tasks, chains, pending orphan check and
-/// close record.
+/// A conversation with its parks.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct ConversationBody {
+    #[serde(flatten)]
+    pub conversation: ConversationView,
+    pub parks: Vec<ParkView>,
+}
+
+/// A conversation's state, tasks, chains, parks, pending orphan check and close record.
+#[utoipa::path(get, path = "/api/v1/conversations/{sid}", tag = "history",
+    params(("sid" = String, Path, description = "`CH…`")),
+    security(("ops_token" = []), ("flex_token" = []), ("flex_token_header" = [])),
+    responses(
+        (status = 200, description = "The conversation", body = ConversationBody),
+        (status = 400, description = "`invalid_request`: not a conversation SID", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: a Flex user who is not admin/supervisor", body = ErrorBody),
+        (status = 404, description = "`not_found`: baton has seen no task of it", body = ErrorBody),
+        (status = 502, description = "`twilio_unavailable`: the Flex token could not be validated", body = ErrorBody),
+    ))]
 pub async fn get_conversation(
     req: HttpRequest,
     path: web::Path<String>,
@@ -262,11 +297,12 @@ pub async fn get_conversation(
         .map_err(|e| EdgeError::Invalid(format!("{:?} is not a conversation SID: {e}", &*path)))?
         .to_string();
     match store::conversations::fetch_view(&state.pool, &sid).await? {
-        Some(view) => {
+        Some(conversation) => {
             let parks = store::parks::of_conversation(&state.pool, &sid).await?;
-            let mut body = serde_json::to_value(view).map_err(|_| EdgeError::Internal)?;
-            body["parks"] = serde_json::to_value(parks).map_err(|_| EdgeError::Internal)?;
-            Ok(HttpResponse::Ok().json(body))
+            Ok(HttpResponse::Ok().json(ConversationBody {
+                conversation,
+                parks,
+            }))
         }
         None => Err(EdgeError::NoSuch(format!(
             "baton has seen no task of conversation {sid}"
@@ -274,7 +310,36 @@ pub async fn get_conversation(
     }
 }
 
-/// `POST /api/v1/transfers`.
+/// A transfer asked for: new (`created`) or the one its idempotency key named.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct TransferCreated {
+    pub transfer: TransferView,
+    pub created: bool,
+}
+
+/// A transfer.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct TransferBody {
+    pub transfer: TransferView,
+}
+
+/// Start a transfer of an assigned task to a worker, queue or workflow.
+#[utoipa::path(post, path = "/api/v1/transfers", tag = "transfers",
+    request_body = TransferRequest,
+    security(("ops_token" = []), ("flex_token" = []), ("flex_token_header" = [])),
+    responses(
+        (status = 202, description = "Transfer started", body = TransferCreated,
+            headers(("Location" = String, description = "`/api/v1/transfers/{transfer_id}`"))),
+        (status = 200, description = "A repeated idempotency key: the existing transfer", body = TransferCreated),
+        (status = 400, description = "`invalid_request` (bad SID, unknown target) or `malformed_body`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such task", body = ErrorBody),
+        (status = 409, description = "`task_not_live`, `transfer_in_flight` (`error.detail` is that transfer)", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not JSON", body = ErrorBody),
+        (status = 422, description = "`not_configured`: needs `BATON_TRANSFER_WORKFLOW_SID`", body = ErrorBody),
+        (status = 502, description = "`twilio_unavailable`", body = ErrorBody),
+    ))]
 pub async fn create_transfer(
     req: HttpRequest,
     payload: web::Payload,
@@ -295,13 +360,50 @@ pub async fn create_transfer(
                     header::LOCATION,
                     format!("/api/v1/transfers/{}", requested.transfer.transfer_id),
                 ))
-                .json(serde_json::json!({ "transfer": requested.transfer, "created": requested.created })))
+                .json(TransferCreated {
+                    transfer: requested.transfer,
+                    created: requested.created,
+                }))
         }
         Err(e) => Err(edge_error(e)),
     }
 }
 
-/// `POST /api/v1/parks`: park a Flex Conversations task.
+/// A park asked for: new (`created`) or the one its idempotency key named.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct ParkCreated {
+    pub park: ParkView,
+    pub created: bool,
+}
+
+/// A park.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct ParkBody {
+    pub park: ParkView,
+}
+
+/// Parks, newest first.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct ParkList {
+    pub parks: Vec<ParkView>,
+}
+
+/// Park an assigned Flex Conversations task.
+#[utoipa::path(post, path = "/api/v1/parks", tag = "parks",
+    request_body = ParkRequest,
+    security(("ops_token" = []), ("flex_token" = []), ("flex_token_header" = [])),
+    responses(
+        (status = 201, description = "Parked", body = ParkCreated,
+            headers(("Location" = String, description = "`/api/v1/parks/{park_id}`"))),
+        (status = 200, description = "A repeated idempotency key: the existing park", body = ParkCreated),
+        (status = 400, description = "`invalid_request` or `malformed_body`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such task", body = ErrorBody),
+        (status = 409, description = "`task_not_live`, `already_parked` (`error.detail` is the park)", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not JSON", body = ErrorBody),
+        (status = 502, description = "`twilio_unavailable`", body = ErrorBody),
+    ))]
 pub async fn create_park(
     req: HttpRequest,
     payload: web::Payload,
@@ -325,10 +427,25 @@ pub async fn create_park(
             header::LOCATION,
             format!("/api/v1/parks/{}", parked.park.park_id),
         ))
-        .json(serde_json::json!({ "park": parked.park, "created": parked.created })))
+        .json(ParkCreated {
+            park: parked.park,
+            created: parked.created,
+        }))
 }
 
-/// `POST /api/v1/parks/{park_id}/resume` `{route: same_worker | queue}`.
+/// Resume a park now (`same_worker` by default, or `queue`); the body may be empty.
+#[utoipa::path(post, path = "/api/v1/parks/{park_id}/resume", tag = "parks",
+    params(("park_id" = String, Path, description = "`PA…`")),
+    request_body(content = Option<ResumeRequest>),
+    security(("ops_token" = []), ("flex_token" = []), ("flex_token_header" = [])),
+    responses(
+        (status = 200, description = "Resumed", body = ParkBody),
+        (status = 400, description = "`invalid_request` or `malformed_body`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such park", body = ErrorBody),
+        (status = 409, description = "`not_parked`: resumed or ended already (`error.detail` is the park)", body = ErrorBody),
+        (status = 502, description = "`twilio_unavailable`", body = ErrorBody),
+    ))]
 pub async fn resume_park(
     req: HttpRequest,
     path: web::Path<String>,
@@ -353,10 +470,19 @@ pub async fn resume_park(
         .resume(&path, request.route.as_deref())
         .await
         .map_err(edge_error)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "park": park })))
+    Ok(HttpResponse::Ok().json(ParkBody { park }))
 }
 
-/// `GET /api/v1/parks/{park_id}`.
+/// One park.
+#[utoipa::path(get, path = "/api/v1/parks/{park_id}", tag = "parks",
+    params(("park_id" = String, Path, description = "`PA…`")),
+    security(("ops_token" = []), ("flex_token" = []), ("flex_token_header" = [])),
+    responses(
+        (status = 200, description = "The park", body = ParkBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such park", body = ErrorBody),
+        (status = 502, description = "`twilio_unavailable`", body = ErrorBody),
+    ))]
 pub async fn get_park(
     req: HttpRequest,
     path: web::Path<String>,
@@ -365,20 +491,32 @@ pub async fn get_park(
     let api = api(&state)?;
     authenticate(&req, api, None).await?;
     match store::parks::get(&state.pool, &path).await? {
-        Some(park) => Ok(HttpResponse::Ok().json(serde_json::json!({ "park": park }))),
+        Some(park) => Ok(HttpResponse::Ok().json(ParkBody { park })),
         None => Err(EdgeError::NoSuch(format!("no park {}", path.as_str()))),
     }
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ParkQuery {
+    /// `parked`, `resumed`, `expired` or `ended`.
     state: Option<String>,
+    /// `WK…`: only this worker's parks.
     worker_sid: Option<String>,
+    #[param(minimum = 1, maximum = 500, default = 100)]
     limit: Option<i64>,
 }
 
-/// `GET /api/v1/parks?state=parked|resumed|expired|ended&worker_sid=WK…&limit=`.
+/// Parks, newest first, with their timings (`hold_seconds`).
+#[utoipa::path(get, path = "/api/v1/parks", tag = "parks", params(ParkQuery),
+    security(("ops_token" = []), ("flex_token" = []), ("flex_token_header" = [])),
+    responses(
+        (status = 200, description = "Parks", body = ParkList),
+        (status = 400, description = "`invalid_request`: a bad parameter", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 502, description = "`twilio_unavailable`", body = ErrorBody),
+    ))]
 pub async fn list_parks(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -409,7 +547,7 @@ pub async fn list_parks(
         limit,
     )
     .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "parks": parks })))
+    Ok(HttpResponse::Ok().json(ParkList { parks }))
 }
 
 /// How a transfer or park request's failure is answered.
@@ -447,7 +585,16 @@ fn edge_error(e: TransferError) -> EdgeError {
     }
 }
 
-/// `GET /api/v1/transfers/{transfer_id}`.
+/// A transfer and its state.
+#[utoipa::path(get, path = "/api/v1/transfers/{transfer_id}", tag = "transfers",
+    params(("transfer_id" = String, Path, description = "The transfer's id")),
+    security(("ops_token" = []), ("flex_token" = []), ("flex_token_header" = [])),
+    responses(
+        (status = 200, description = "The transfer", body = TransferBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such transfer", body = ErrorBody),
+        (status = 502, description = "`twilio_unavailable`", body = ErrorBody),
+    ))]
 pub async fn get_transfer(
     req: HttpRequest,
     path: web::Path<String>,
@@ -456,7 +603,7 @@ pub async fn get_transfer(
     let api = api(&state)?;
     authenticate(&req, api, None).await?;
     match api.transfers.find(&path).await? {
-        Some(transfer) => Ok(HttpResponse::Ok().json(serde_json::json!({ "transfer": transfer }))),
+        Some(transfer) => Ok(HttpResponse::Ok().json(TransferBody { transfer })),
         None => Err(EdgeError::NoSuch(format!("no transfer {}", path.as_str()))),
     }
 }

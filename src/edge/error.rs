@@ -3,7 +3,6 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeError {
@@ -104,16 +103,36 @@ impl ResponseError for EdgeError {
             }
             _ => {}
         }
-        let mut body = json!({"error": {"code": self.code(), "message": self.to_string()}});
-        if let EdgeError::Conflict {
-            detail: Some(detail),
-            ..
-        } = self
-        {
-            body["error"]["detail"] = detail.clone();
-        }
-        response.json(body)
+        let detail = match self {
+            EdgeError::Conflict { detail, .. } => detail.clone(),
+            _ => None,
+        };
+        response.json(ErrorBody {
+            error: ErrorObject {
+                code: self.code().to_owned(),
+                message: self.to_string(),
+                detail,
+            },
+        })
     }
+}
+
+/// Every error answer's body.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorObject,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorObject {
+    /// Stable, machine-readable: `not_found`, `invalid_request`, `unauthorized`, …
+    #[schema(example = "invalid_request")]
+    pub code: String,
+    /// For people; never echoes a secret or a signature.
+    pub message: String,
+    /// What a `409` conflicts with (the transfer in flight, the park, the outbox call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
 }
 
 impl From<crate::store::StoreError> for EdgeError {

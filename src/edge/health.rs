@@ -2,28 +2,56 @@
 
 use super::AppState;
 use actix_web::{web, HttpResponse};
-use serde_json::json;
+
+/// `{"status": …}`, and why not ready.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok`, `ready`, `not_ready`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+}
 
 /// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`", body = Health)))]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(Health {
+        status: "ok",
+        reason: None,
+    })
 }
 
 /// The database answers and every migration is applied.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "`{\"status\": \"ready\"}`", body = Health),
+        (status = 503, description = "`not_ready`, with the reason", body = Health),
+    ))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match crate::store::is_ready(&state.pool).await {
-        Ok(true) => HttpResponse::Ok().json(json!({"status": "ready"})),
-        Ok(false) => HttpResponse::ServiceUnavailable()
-            .json(json!({"status": "not_ready", "reason": "database migrations are not applied"})),
+        Ok(true) => HttpResponse::Ok().json(Health {
+            status: "ready",
+            reason: None,
+        }),
+        Ok(false) => HttpResponse::ServiceUnavailable().json(Health {
+            status: "not_ready",
+            reason: Some("database migrations are not applied"),
+        }),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            HttpResponse::ServiceUnavailable()
-                .json(json!({"status": "not_ready", "reason": "database unreachable"}))
+            HttpResponse::ServiceUnavailable().json(Health {
+                status: "not_ready",
+                reason: Some("database unreachable"),
+            })
         }
     }
 }
 
 /// Prometheus text. Inbox depth and the age of its oldest event are read at scrape time.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format 0.0.4",
+        content_type = "text/plain", body = String)))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     match crate::store::inbox::backlog(&state.pool).await {
         Ok(b) => {

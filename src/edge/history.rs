@@ -3,11 +3,33 @@
 //! `domain::history` values; the queries are `store::history`'s, shared with `baton history`.
 
 use super::api::authorize_history;
-use super::error::EdgeError;
+use super::error::{EdgeError, ErrorBody};
 use super::AppState;
-use crate::domain::history::{StatsQuery, TransferQuery};
+use crate::domain::history::{GroupBy, StatsQuery, TransferQuery};
 use crate::store;
+use crate::store::history::{TransferPage, TransferStats};
 use actix_web::{web, HttpRequest, HttpResponse};
+
+/// The filters both routes take (documentation: the query string is parsed by
+/// `domain::history`). All optional, combined with AND.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TransferFilters {
+    /// Inclusive: an ISO 8601 time, a date (midnight UTC) or a duration ago (`6h`, `2d`).
+    pub since: Option<String>,
+    /// Exclusive; the same forms as `since`.
+    pub until: Option<String>,
+    /// `WK…`: the worker on either side (who transferred, or who the hop went to).
+    pub worker_sid: Option<String>,
+    /// `WQ…`: the queue on either side (came from, or went to).
+    pub queue_sid: Option<String>,
+    /// `worker`, `queue` or `workflow`.
+    pub target_type: Option<String>,
+    /// `completed`, `failed`, `canceled`, `returned` or `in_flight`.
+    pub outcome: Option<String>,
+    /// `CH…`: the hops of the chains whose tasks carried the conversation.
+    pub conversation_sid: Option<String>,
+}
 
 fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
     url::form_urlencoded::parse(req.query_string().as_bytes())
@@ -15,8 +37,20 @@ fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `GET /api/v1/transfers?since=&until=&worker_sid=&queue_sid=&target_type=&outcome=&conversation_sid=&limit=&cursor=`:
-/// hops newest first with their timings; `next` is the cursor of the following page.
+/// Every hop (whoever made the transfer), newest first, with its timings; `next` is the
+/// cursor of the following page.
+#[utoipa::path(get, path = "/api/v1/transfers", tag = "history",
+    params(TransferFilters,
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Page size (default 50)"),
+        ("cursor" = Option<String>, Query, description = "The previous page's `next`")),
+    security(("ops_token" = []), ("flex_token" = []), ("flex_token_header" = [])),
+    responses(
+        (status = 200, description = "A page of hops", body = TransferPage),
+        (status = 400, description = "`invalid_request`: a parameter unknown, repeated or malformed, named", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: a Flex user who is not admin/supervisor", body = ErrorBody),
+        (status = 502, description = "`twilio_unavailable`: the Flex token could not be validated", body = ErrorBody),
+    ))]
 pub async fn list_transfers(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -28,8 +62,18 @@ pub async fn list_transfers(
     Ok(HttpResponse::Ok().json(page))
 }
 
-/// `GET /api/v1/stats/transfers?group_by=queue|worker|target_type|from_queue|from_worker&since=&until=`
-/// (and the list's filters): counts by outcome, median and p90 time to accept, per group.
+/// Per group: counts by outcome, median and p90 seconds to accept (the window defaults to the
+/// 30 days before `until`).
+#[utoipa::path(get, path = "/api/v1/stats/transfers", tag = "history",
+    params(("group_by" = GroupBy, Query, description = "What the groups are"), TransferFilters),
+    security(("ops_token" = []), ("flex_token" = []), ("flex_token_header" = [])),
+    responses(
+        (status = 200, description = "The groups, largest first", body = TransferStats),
+        (status = 400, description = "`invalid_request`: a parameter unknown, repeated or malformed, named", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: a Flex user who is not admin/supervisor", body = ErrorBody),
+        (status = 502, description = "`twilio_unavailable`: the Flex token could not be validated", body = ErrorBody),
+    ))]
 pub async fn transfer_stats(
     req: HttpRequest,
     state: web::Data<AppState>,

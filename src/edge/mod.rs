@@ -7,6 +7,7 @@ pub mod form;
 pub mod fuzz;
 pub mod health;
 pub mod history;
+pub mod openapi;
 pub mod outbox;
 pub mod parse;
 pub mod signature;
@@ -14,7 +15,8 @@ pub mod webhooks;
 
 use crate::store::writer::InboxWriter;
 use actix_web::dev::Service;
-use actix_web::{web, HttpResponse};
+use actix_web::http::Method;
+use actix_web::{web, FromRequest, Handler, HttpResponse, Responder};
 use metrics_exporter_prometheus::PrometheusHandle;
 use signature::RequestValidator;
 use sqlx::PgPool;
@@ -63,48 +65,100 @@ pub fn stop_reading(req: &actix_web::HttpRequest) {
     }
 }
 
+/// Where routes are registered: actix's [`web::ServiceConfig`] when serving, a [`RouteList`]
+/// when the OpenAPI drift test compares the table with the document.
+pub trait Routes {
+    fn add<F, Args>(&mut self, method: Method, path: &'static str, handler: F) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static;
+}
+
+impl Routes for web::ServiceConfig {
+    fn add<F, Args>(&mut self, method: Method, path: &'static str, handler: F) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route(path, web::method(method).to(handler))
+    }
+}
+
+/// Every route's method and path, nothing registered.
+#[derive(Debug, Default)]
+pub struct RouteList(pub Vec<(Method, &'static str)>);
+
+impl Routes for RouteList {
+    fn add<F, Args>(&mut self, method: Method, path: &'static str, _handler: F) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.0.push((method, path));
+        self
+    }
+}
+
+/// The route table: every route baton serves. Each handler also carries its
+/// `#[utoipa::path]` and is listed in [`openapi::ApiDoc`]; the drift test fails when the two
+/// disagree.
+pub fn routes<R: Routes>(r: &mut R) {
+    r.add(Method::POST, "/webhooks/taskrouter", webhooks::taskrouter)
+        .add(
+            Method::POST,
+            "/webhooks/conversations",
+            webhooks::conversations,
+        )
+        .add(Method::POST, "/webhooks/events", webhooks::event_streams)
+        .add(
+            Method::GET,
+            "/api/v1/tasks/{task_sid}/chain",
+            api::task_chain,
+        )
+        .add(
+            Method::GET,
+            "/api/v1/conversations/{sid}",
+            api::get_conversation,
+        )
+        .add(Method::POST, "/api/v1/parks", api::create_park)
+        .add(Method::GET, "/api/v1/parks", api::list_parks)
+        .add(Method::GET, "/api/v1/parks/{park_id}", api::get_park)
+        .add(
+            Method::POST,
+            "/api/v1/parks/{park_id}/resume",
+            api::resume_park,
+        )
+        .add(Method::POST, "/api/v1/transfers", api::create_transfer)
+        .add(Method::GET, "/api/v1/transfers", history::list_transfers)
+        .add(
+            Method::GET,
+            "/api/v1/stats/transfers",
+            history::transfer_stats,
+        )
+        .add(
+            Method::GET,
+            "/api/v1/transfers/{transfer_id}",
+            api::get_transfer,
+        )
+        .add(Method::GET, "/api/v1/outbox", outbox::list_calls)
+        .add(Method::GET, "/api/v1/outbox/{id}", outbox::get_call)
+        .add(
+            Method::POST,
+            "/api/v1/outbox/{id}/retry",
+            outbox::retry_call,
+        )
+        .add(Method::GET, "/api/v1/openapi.json", openapi::document)
+        .add(Method::GET, "/healthz", health::healthz)
+        .add(Method::GET, "/readyz", health::readyz)
+        .add(Method::GET, "/metrics", health::metrics);
+}
+
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/webhooks/taskrouter", web::post().to(webhooks::taskrouter))
-        .route(
-            "/webhooks/conversations",
-            web::post().to(webhooks::conversations),
-        )
-        .route("/webhooks/events", web::post().to(webhooks::event_streams))
-        .route(
-            "/api/v1/tasks/{task_sid}/chain",
-            web::get().to(api::task_chain),
-        )
-        .route(
-            "/api/v1/conversations/{sid}",
-            web::get().to(api::get_conversation),
-        )
-        .route("/api/v1/parks", web::post().to(api::create_park))
-        .route("/api/v1/parks", web::get().to(api::list_parks))
-        .route("/api/v1/parks/{park_id}", web::get().to(api::get_park))
-        .route(
-            "/api/v1/parks/{park_id}/resume",
-            web::post().to(api::resume_park),
-        )
-        .route("/api/v1/transfers", web::post().to(api::create_transfer))
-        .route("/api/v1/transfers", web::get().to(history::list_transfers))
-        .route(
-            "/api/v1/stats/transfers",
-            web::get().to(history::transfer_stats),
-        )
-        .route(
-            "/api/v1/transfers/{transfer_id}",
-            web::get().to(api::get_transfer),
-        )
-        .route("/api/v1/outbox", web::get().to(outbox::list_calls))
-        .route("/api/v1/outbox/{id}", web::get().to(outbox::get_call))
-        .route(
-            "/api/v1/outbox/{id}/retry",
-            web::post().to(outbox::retry_call),
-        )
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics));
+    routes(cfg);
 }
 
 /// JSON 404 for anything unrouted (including a wrong method on a known path).

@@ -3,24 +3,51 @@
 
 use super::api::require_ops;
 use super::error::EdgeError;
+use super::error::ErrorBody;
 use super::AppState;
-use crate::store::outbox::{self, CallState, CallView};
+use crate::store::outbox::{self, AttemptView, CallDetail, CallState, CallView};
 use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
 
 /// Largest page of `GET /api/v1/outbox`.
 pub const MAX_LIMIT: i64 = 500;
 const DEFAULT_LIMIT: i64 = 100;
 
 /// `GET /api/v1/outbox` query parameters, as received (each is checked by name below).
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct OutboxQuery {
-    /// `pending`, `in_flight`, `done` or `dead`; all calls when absent.
+    /// Only calls in this state; every call when absent.
+    #[param(value_type = Option<CallState>)]
     state: Option<String>,
-    /// Page size, 1 to 500 (default 100).
+    /// Page size.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500, default = 100)]
     limit: Option<String>,
-    /// The `next` of the previous page.
+    /// The `next` of the previous page (opaque).
     cursor: Option<String>,
+}
+
+/// A page of calls, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallPage {
+    pub calls: Vec<CallView>,
+    /// The `cursor` of the next page; absent (`null`) on the last page.
+    pub next: Option<String>,
+}
+
+/// One call and its attempts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallWithAttempts {
+    pub call: CallDetail,
+    pub attempts: Vec<AttemptView>,
+}
+
+/// A call re-driven.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallBody {
+    pub call: CallView,
 }
 
 /// A listing request, parsed.
@@ -88,7 +115,14 @@ async fn call_view(state: &AppState, id: i64) -> Result<CallView, EdgeError> {
     }
 }
 
-/// `GET /api/v1/outbox?state=&limit=&cursor=`: calls, newest first.
+/// Outbound Twilio calls, newest first.
+#[utoipa::path(get, path = "/api/v1/outbox", tag = "outbox", params(OutboxQuery),
+    security(("ops_token" = [])),
+    responses(
+        (status = 200, description = "A page of calls", body = CallPage),
+        (status = 400, description = "`invalid_request`: a bad parameter, named", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: not the ops token", body = ErrorBody),
+    ))]
 pub async fn list_calls(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -100,10 +134,19 @@ pub async fn list_calls(
     let next = (calls.len() as i64 == listing.limit)
         .then(|| calls.last().map(|c| c.id.to_string()))
         .flatten();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "calls": calls, "next": next })))
+    Ok(HttpResponse::Ok().json(CallPage { calls, next }))
 }
 
-/// `GET /api/v1/outbox/{id}`: one call, its form parameters, Twilio's answer, its attempts.
+/// One call: its form parameters, Twilio's last answer, every attempt.
+#[utoipa::path(get, path = "/api/v1/outbox/{id}", tag = "outbox",
+    params(("id" = i64, Path, description = "The call's `id`")),
+    security(("ops_token" = [])),
+    responses(
+        (status = 200, description = "The call and its attempts", body = CallWithAttempts),
+        (status = 400, description = "`invalid_request`: not a call id", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: not the ops token", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such call", body = ErrorBody),
+    ))]
 pub async fn get_call(
     req: HttpRequest,
     path: web::Path<String>,
@@ -115,10 +158,20 @@ pub async fn get_call(
         return Err(EdgeError::NoSuch(format!("no outbox call {id}")));
     };
     let attempts = outbox::attempts(&state.pool, id).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "call": call, "attempts": attempts })))
+    Ok(HttpResponse::Ok().json(CallWithAttempts { call, attempts }))
 }
 
-/// `POST /api/v1/outbox/{id}/retry`: re-drive a dead call (its retry budget starts again).
+/// Re-drive a dead call: its retry budget starts again and the dispatcher is woken.
+#[utoipa::path(post, path = "/api/v1/outbox/{id}/retry", tag = "outbox",
+    params(("id" = i64, Path, description = "The call's `id`")),
+    security(("ops_token" = [])),
+    responses(
+        (status = 202, description = "Re-driven: pending again", body = CallBody),
+        (status = 400, description = "`invalid_request`: not a call id", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: not the ops token", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such call", body = ErrorBody),
+        (status = 409, description = "`not_dead`: the call is not dead (`error.detail` is the call)", body = ErrorBody),
+    ))]
 pub async fn retry_call(
     req: HttpRequest,
     path: web::Path<String>,
@@ -141,7 +194,7 @@ pub async fn retry_call(
     tracing::info!(outbox_id = id, "dead outbox call re-driven by ops");
     api.outbox_wake.notify_one();
     let call = call_view(&state, id).await?;
-    Ok(HttpResponse::Accepted().json(serde_json::json!({ "call": call })))
+    Ok(HttpResponse::Accepted().json(CallBody { call }))
 }
 
 #[cfg(test)]

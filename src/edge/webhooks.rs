@@ -1,7 +1,7 @@
 //! The webhook routes: signature check, body limits, parsing, then the durable inbox. A 2xx is
 //! sent only after the event is committed.
 
-use super::error::EdgeError;
+use super::error::{EdgeError, ErrorBody};
 use super::form::parse_form;
 use super::parse::{self, ParsedEvent};
 use super::AppState;
@@ -16,6 +16,28 @@ const MAX_FORM_PARAMS: usize = 1_000;
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
+/// The received Event Streams batch.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct EventsReceipt {
+    pub received: usize,
+    pub stored: usize,
+    /// Events stored already (by any source).
+    pub duplicates: usize,
+}
+
+/// TaskRouter's workspace `EventCallbackUrl`: one event, stored before the answer.
+#[utoipa::path(post, path = "/webhooks/taskrouter", tag = "webhooks",
+    request_body(content = HashMap<String, String>, content_type = "application/x-www-form-urlencoded",
+        description = "Twilio's parameters (`EventType`, `TaskSid`, …), signed"),
+    security(("twilio_signature" = [])),
+    responses(
+        (status = 204, description = "Stored (or stored already); `Content-Type: application/json`"),
+        (status = 400, description = "`malformed_body`", body = ErrorBody),
+        (status = 403, description = "`signature_missing`, `signature_invalid`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`: not stored; `Retry-After: 5`", body = ErrorBody),
+    ))]
 pub async fn taskrouter(
     req: HttpRequest,
     payload: web::Payload,
@@ -30,6 +52,20 @@ pub async fn taskrouter(
         .finish())
 }
 
+/// Conversations post-action webhooks (and a park's `?park=` webhook).
+#[utoipa::path(post, path = "/webhooks/conversations", tag = "webhooks",
+    request_body(content = HashMap<String, String>, content_type = "application/x-www-form-urlencoded",
+        description = "Twilio's parameters (`EventType`, `TaskSid`, …), signed"),
+    params(("park" = Option<String>, Query, description = "`PA…`: a parked conversation's own webhook")),
+    security(("twilio_signature" = [])),
+    responses(
+        (status = 200, description = "Stored: `{}`", body = Object),
+        (status = 400, description = "`malformed_body`", body = ErrorBody),
+        (status = 403, description = "`signature_missing`, `signature_invalid`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`: not stored; `Retry-After: 5`", body = ErrorBody),
+    ))]
 pub async fn conversations(
     req: HttpRequest,
     payload: web::Payload,
@@ -42,6 +78,20 @@ pub async fn conversations(
     Ok(HttpResponse::Ok().json(serde_json::json!({})))
 }
 
+/// Event Streams webhook sink: a JSON array of CloudEvents (`batch_events: true`), signed with
+/// `bodySHA256`.
+#[utoipa::path(post, path = "/webhooks/events", tag = "webhooks",
+    request_body(content = Vec<Object>, content_type = "application/json"),
+    params(("bodySHA256" = String, Query, description = "Hex SHA-256 of the raw body")),
+    security(("twilio_signature" = [])),
+    responses(
+        (status = 200, description = "Stored", body = EventsReceipt),
+        (status = 400, description = "`malformed_body`", body = ErrorBody),
+        (status = 403, description = "`signature_missing`, `signature_invalid`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`: not stored; `Retry-After: 5`", body = ErrorBody),
+    ))]
 pub async fn event_streams(
     req: HttpRequest,
     payload: web::Payload,
@@ -66,11 +116,11 @@ pub async fn event_streams(
         parse::event_streams_batch(&body).map_err(|e| EdgeError::Malformed(e.to_string()))?;
     let received = events.len();
     let report = store(&state, events).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "received": received,
-        "stored": report.stored,
-        "duplicates": report.duplicates,
-    })))
+    Ok(HttpResponse::Ok().json(EventsReceipt {
+        received,
+        stored: report.stored,
+        duplicates: report.duplicates,
+    }))
 }
 
 /// Checks content type, size, form syntax and signature, in that order.

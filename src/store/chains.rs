@@ -322,7 +322,7 @@ pub async fn record_stamp(
 }
 
 /// A stored chain as ops see it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ChainView {
     pub chain_id: String,
     pub root_task_sid: String,
@@ -331,7 +331,7 @@ pub struct ChainView {
     pub hops: Vec<HopView>,
 }
 
-#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ChainTaskView {
     pub task_sid: String,
     pub position: i32,
@@ -344,7 +344,7 @@ pub struct ChainTaskView {
     pub stamped_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct HopView {
     pub seq: i32,
     pub from_task_sid: String,

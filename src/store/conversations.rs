@@ -489,7 +489,7 @@ pub async fn record_invite_result(
 }
 
 /// A conversation as ops see it (`GET /api/v1/conversations/{sid}`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConversationView {
     pub conversation_sid: String,
     pub interaction_sid: Option<String>,
@@ -508,7 +508,7 @@ pub struct ConversationView {
     pub invite_cleanups: Vec<InviteCleanupView>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct InviteCleanupView {
     pub task_sid: String,
     pub state: String,
@@ -517,7 +517,7 @@ pub struct InviteCleanupView {
     pub result_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ConversationTaskView {
     pub task_sid: String,
     pub assignment_status: Option<String>,
@@ -525,7 +525,7 @@ pub struct ConversationTaskView {
     pub chain_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct CloseView {
     pub reason: String,
     pub detail: Option<String>,

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
 /// One hop in the list: the hop as the chain shows it, with its chain and the workers' names.
-#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct TransferRecord {
     pub chain_id: String,
     #[serde(flatten)]
@@ -34,14 +34,14 @@ impl TransferRecord {
 }
 
 /// A page: the hops, and the cursor of the next page (`None` on the last).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct TransferPage {
     pub transfers: Vec<TransferRecord>,
     pub next: Option<String>,
 }
 
 /// One group of the stats. Seconds are rounded to the millisecond.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct TransferStatsRow {
     /// The queue, worker or target type (`None`: hops without one, e.g. not taken by anyone).
     pub group: Option<String>,
@@ -59,7 +59,7 @@ pub struct TransferStatsRow {
     pub p90_seconds_to_accept: Option<f64>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct TransferStats {
     pub since: DateTime<Utc>,
     pub until: DateTime<Utc>,

@@ -253,7 +253,9 @@ pub async fn counts(pool: &PgPool) -> Result<(i64, i64), StoreError> {
 
 /// Where a call is, as ops see it: `pending` (waiting for its next attempt), `in_flight` (a
 /// dispatcher holds its lease and is sending it), `done`, `dead`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum CallState {
     Pending,
@@ -286,7 +288,7 @@ impl CallState {
 
 /// An outbound call as ops see it: what it does, what it is about, and how its attempts went.
 /// Never the auth header (it is not stored) nor the form parameters (see [`CallDetail`]).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct CallView {
     pub id: i64,
     pub idempotency_key: String,
@@ -319,7 +321,7 @@ pub struct CallView {
 
 /// How the latest failed attempt ended: Twilio's HTTP status, error code and message, or why no
 /// answer came (timeout, connection refused) — or, for a dead call, why it was given up.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct LastError {
     pub http_status: Option<i32>,
     pub twilio_code: Option<i32>,
@@ -327,18 +329,20 @@ pub struct LastError {
 }
 
 /// One call with its request's form parameters and Twilio's last answer.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct CallDetail {
     #[serde(flatten)]
     pub call: CallView,
-    /// The form parameters sent (task attributes, routing); no credentials are ever stored.
+    /// The form parameters sent (task attributes, routing), `[name, value]` pairs; no
+    /// credentials are ever stored.
+    #[schema(value_type = Vec<Vec<String>>)]
     pub form: Vec<(String, String)>,
     /// Twilio's JSON answer to the attempt that finished it.
     pub response: Option<serde_json::Value>,
 }
 
 /// One attempt, as recorded in `outbox_attempts`.
-#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AttemptView {
     pub attempt: i32,
     pub started_at: DateTime<Utc>,

@@ -8,6 +8,7 @@ mod history;
 mod hostile;
 mod ingest;
 mod insights;
+mod openapi;
 mod orphans;
 mod outbox;
 mod parks;
