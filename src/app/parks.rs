@@ -252,8 +252,15 @@ pub async fn end_park(
         .unwrap_or_default();
     let mut calls = Vec::new();
     match (park.kind.as_str(), park.resume_state()) {
-        ("messaging", Some(state)) => {
+        ("messaging", Some(mut state)) => {
             if resumes {
+                // The chain as baton knows it now: a park asked before baton had processed the
+                // parked task's events kept the task's own SID as chain id.
+                if let Some(chain_id) =
+                    store::chains::chain_id_of(&mut *conn, &park.task_sid).await?
+                {
+                    state.chain_id = chain_id;
+                }
                 calls.push(park::resume_invite(
                     &park.park_id,
                     &park.task_sid,

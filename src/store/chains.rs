@@ -293,11 +293,14 @@ fn vocabulary_str(v: Vocabulary) -> &'static str {
 }
 
 /// The id of the stored chain `task_sid` belongs to.
-pub async fn chain_id_of(pool: &PgPool, task_sid: &str) -> Result<Option<String>, StoreError> {
+pub async fn chain_id_of<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    task_sid: &str,
+) -> Result<Option<String>, StoreError> {
     Ok(
         sqlx::query_scalar("SELECT chain_id FROM chain_tasks WHERE task_sid = $1")
             .bind(task_sid)
-            .fetch_optional(pool)
+            .fetch_optional(executor)
             .await?,
     )
 }

@@ -475,3 +475,54 @@ async fn a_conversation_closed_while_parked_ends_the_park() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_park_asked_before_baton_saw_the_parked_task_resumes_into_its_chain() {
+    let flex = rig(Duration::from_secs(600)).await;
+    let (a, kd, uo) = flex.conversation_with(&flex.alice).await;
+    let ch = conversation_of(&flex, &uo);
+    // A plugin's transfer (its own invite, no Insights id), accepted and parked at once: baton
+    // has processed none of B's events when the park is asked.
+    flex.twilio.hold_callbacks(true);
+    let b = flex
+        .invite(
+            &kd,
+            &uo,
+            json!({"conversationSid": ch, "from": "+14155550100", "customerName": "Ada",
+                   "transferTargetSid": flex.bob, "transferTargetType": "worker",
+                   "workerSidsInConversation": [flex.alice]}),
+        )
+        .await;
+    let reservation = flex.twilio.offer(&b, &flex.bob);
+    flex.twilio.accept(&reservation);
+    let id = flex.park_conversation(&b, json!({})).await["park_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    flex.twilio.release_callbacks(Release::InOrder);
+    flex.quiesce().await;
+
+    flex.twilio.customer_writes(&ch, "back again");
+    let park = flex.wait_for_park_state(&id, "resumed").await;
+    let invites = flex.requests("POST", &format!("/Channels/{uo}/Invites"));
+    let resume = invites.last().expect("the resume invite");
+    let attrs = &routing(resume)["properties"]["attributes"];
+    assert_eq!(
+        attrs["conversations"]["conversation_id"],
+        a.as_str(),
+        "the chain's id, not the parked task's own SID"
+    );
+    let c = park["resumed_task_sid"].as_str().expect("resumed task");
+    let chain = flex.chain(c).await;
+    assert_eq!(chain["chain_id"], a.as_str());
+    assert!(
+        flex.requests("POST", &format!("/Tasks/{c}")).is_empty(),
+        "linked from its creation: no Insights stamp needed"
+    );
+    // B alone needed its stamp.
+    let stamps: Vec<String> = sqlx::query_scalar("SELECT task_sid FROM insights_stamps")
+        .fetch_all(&flex.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stamps, vec![b.clone()]);
+}
