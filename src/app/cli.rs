@@ -10,6 +10,7 @@ use super::startup::{self, Application, BuildOptions};
 use super::telemetry;
 use super::workflow_command;
 use crate::store::{self, PoolSettings};
+use crate::tools::e2e::{self, E2eArgs};
 use crate::tools::loadgen::{self, LoadgenArgs};
 use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
@@ -34,6 +35,9 @@ pub enum Command {
     Migrate(DatabaseArgs),
     /// Send signed TaskRouter callbacks to a running baton and report throughput and latency.
     Loadgen(LoadgenArgs),
+    /// Play Flex conversations (transfers, parks, cancels) at a rate against running batons and
+    /// the Twilio stand-in, and check every expected Twilio call was made exactly once.
+    LoadgenE2e(Box<E2eArgs>),
     /// Run one orphan sweep: find idle open conversations, confirm with Twilio, close them.
     Sweep(SweepArgs),
     /// Fetch events baton may have missed from Twilio and store them like callbacks.
@@ -151,6 +155,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Loadgen(args) => match loadgen::run(args).await {
             Ok(()) => ExitCode::SUCCESS,
+            Err(e) => failure(e),
+        },
+        Command::LoadgenE2e(args) => match e2e::run(*args).await {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
             Err(e) => failure(e),
         },
         Command::Sweep(args) => {

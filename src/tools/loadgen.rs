@@ -68,16 +68,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         Some(p) => Url::parse(p).context("--public-url is not a URL")?,
         None => target.clone(),
     };
-    let token = args
-        .auth_token
-        .split(',')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_owned();
-    if token.is_empty() {
-        bail!("--auth-token (TWILIO_AUTH_TOKEN) is empty");
-    }
+    let token = signing_token(&args.auth_token)?;
     let path = "/webhooks/taskrouter";
     let target = Arc::new(Target {
         send_url: format!("{}{path}", target.as_str().trim_end_matches('/')),
@@ -173,6 +164,50 @@ pub fn sample_callback(seq: u64, tasks: u64) -> Vec<(String, String)> {
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
+/// The token to sign with: the first of a comma-separated list (`TWILIO_AUTH_TOKEN`).
+pub fn signing_token(list: &str) -> anyhow::Result<String> {
+    let token = list.split(',').next().unwrap_or("").trim().to_owned();
+    if token.is_empty() {
+        bail!("--auth-token (TWILIO_AUTH_TOKEN) is empty");
+    }
+    Ok(token)
+}
+
+/// A signed form callback: its `X-Twilio-Signature` (over `signed_url`, the URL Twilio would
+/// call) and its body.
+pub fn signed_form(token: &str, signed_url: &str, pairs: &[(String, String)]) -> (String, String) {
+    (
+        compute_signature(token, signed_url, pairs),
+        form_body(pairs),
+    )
+}
+
+/// A latency histogram in microseconds, 1 µs to 60 s.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Percentiles of a [`latency_histogram`], in milliseconds.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Latency {
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Latency {
+    pub fn of(histogram: &Histogram<u64>) -> Latency {
+        let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+        Latency {
+            p50_ms: ms(0.5),
+            p90_ms: ms(0.9),
+            p99_ms: ms(0.99),
+            max_ms: histogram.max() as f64 / 1000.0,
+        }
+    }
+}
+
 /// Encodes form pairs as an `application/x-www-form-urlencoded` body.
 pub fn form_body(pairs: &[(String, String)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
@@ -200,14 +235,12 @@ async fn round(
         let target = target.clone();
         let seq = seq.clone();
         handles.push(tokio::spawn(async move {
-            let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
-                .expect("valid histogram bounds");
+            let mut histogram = latency_histogram();
             let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
             while Instant::now() < deadline {
                 let n = seq.fetch_add(1, Ordering::Relaxed);
                 let pairs = sample_callback(n, tasks);
-                let signature = compute_signature(&target.token, &target.signed_url, &pairs);
-                let body = form_body(&pairs);
+                let (signature, body) = signed_form(&target.token, &target.signed_url, &pairs);
                 let sent = Instant::now();
                 let outcome = client
                     .post(&target.send_url)
@@ -234,7 +267,7 @@ async fn round(
             (histogram, statuses)
         }));
     }
-    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut histogram = latency_histogram();
     let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
     for handle in handles {
         let (h, s) = handle.await?;
@@ -246,7 +279,7 @@ async fn round(
     let seconds = started.elapsed().as_secs_f64();
     let acknowledged = histogram.len();
     let total: u64 = statuses.values().sum();
-    let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    let latency = Latency::of(&histogram);
     Ok(RoundReport {
         connections,
         seconds,
@@ -254,9 +287,9 @@ async fn round(
         failed: total - acknowledged,
         statuses,
         per_second: acknowledged as f64 / seconds,
-        p50_ms: ms(0.5),
-        p90_ms: ms(0.9),
-        p99_ms: ms(0.99),
-        max_ms: histogram.max() as f64 / 1000.0,
+        p50_ms: latency.p50_ms,
+        p90_ms: latency.p90_ms,
+        p99_ms: latency.p99_ms,
+        max_ms: latency.max_ms,
     })
 }

@@ -1,3 +1,4 @@
 //! Operator tooling shipped in the `baton` binary.
 
+pub mod e2e;
 pub mod loadgen;

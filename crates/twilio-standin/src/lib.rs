@@ -219,6 +219,9 @@
 //! # }
 //! ```
 //!
+//! Run as a process (`twilio-standin`, for load runs), [`control`] serves the seeding and the
+//! request log over HTTP on a port of its own (`--control-listen`).
+//!
 //! [`StandIn::requests`] is the log of what arrived (method, path, query, form pairs with
 //! repeated keys, JSON body, selected headers — never `Authorization`, and the auth token is
 //! redacted anywhere else — the answer's status and code, the fault injected).
@@ -306,6 +309,7 @@
 //! ([`StandInConfig::auto_offer`]), or a seed did ([`StandIn::seed_reservation`]).
 
 mod callbacks;
+pub mod control;
 mod conversations;
 mod ctx;
 mod effects;
@@ -653,6 +657,14 @@ impl StandIn {
     /// Every request received so far (up to `log_limit`), oldest first.
     pub fn requests(&self) -> Vec<LoggedRequest> {
         self.shared.lock().log.iter().cloned().collect()
+    }
+
+    /// The requests after the one with id `after` (ids are 1, 2, 3…), oldest first, at most
+    /// `limit`: a log read in pages without copying it whole.
+    pub fn requests_after(&self, after: u64, limit: usize) -> Vec<LoggedRequest> {
+        let state = self.shared.lock();
+        let start = state.log.partition_point(|r| r.id <= after);
+        state.log.range(start..).take(limit).cloned().collect()
     }
 
     pub fn clear_requests(&self) {

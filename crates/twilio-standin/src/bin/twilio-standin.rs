@@ -6,13 +6,17 @@
 //!     [--timeout 0.001 --timeout-after-apply 0.001 --timeout-delay-ms 10000] [--reset 0.001] \
 //!     [--error-after-apply 0.01] [--fault-path-prefix /v1/Workspaces] [--fault-methods POST,DELETE] \
 //!     [--generate-events] [--callback-url http://127.0.0.1:8080/webhooks/taskrouter] \
-//!     [--auto-offer] [--reject-reclose] [--workers 4] [--log-limit 10000]
+//!     [--auto-offer] [--reject-reclose] [--workers 4] [--log-limit 10000] \
+//!     [--control-listen 127.0.0.1:4011]
 //! ```
 //!
-//! It prints `twilio-standin listening on http://ADDR` and serves until Ctrl-C / SIGTERM.
+//! It prints `twilio-standin listening on http://ADDR` (and `twilio-standin control on
+//! http://ADDR` with `--control-listen`: seeding and the request log over HTTP, see
+//! `twilio_standin::control`) and serves until Ctrl-C / SIGTERM.
 
 use clap::Parser;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use twilio_standin::{Faults, RecloseChannel, StandIn, StandInConfig};
 
@@ -105,6 +109,10 @@ struct Args {
     /// Requests kept in the in-memory log.
     #[arg(long, default_value_t = 10_000)]
     log_limit: usize,
+    /// Serve the control routes (seeding, the request log) on this address; loopback only, as
+    /// they need no auth.
+    #[arg(long)]
+    control_listen: Option<SocketAddr>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -149,8 +157,29 @@ async fn main() {
             std::process::exit(1);
         }
     };
+    if args.control_listen.is_some_and(|a| !a.ip().is_loopback()) {
+        eprintln!("twilio-standin: --control-listen must be a loopback address (it has no auth)");
+        std::process::exit(2);
+    }
     println!("twilio-standin listening on {}", standin.base_url());
+    let standin = Arc::new(standin);
+    let control = match args.control_listen {
+        Some(addr) => match twilio_standin::control::serve(standin.clone(), addr) {
+            Ok((bound, handle)) => {
+                println!("twilio-standin control on http://{bound}");
+                Some(handle)
+            }
+            Err(error) => {
+                eprintln!("twilio-standin: control: {error}");
+                std::process::exit(1);
+            }
+        },
+        None => None,
+    };
     wait_for_shutdown().await;
+    if let Some(control) = control {
+        control.stop(false).await;
+    }
     drop(standin);
 }
 
