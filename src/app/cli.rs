@@ -11,6 +11,7 @@ use super::telemetry;
 use super::workflow_command;
 use crate::store::{self, PoolSettings};
 use crate::tools::e2e::{self, E2eArgs};
+use crate::tools::history_bench::{self, HistoryBenchArgs};
 use crate::tools::loadgen::{self, LoadgenArgs};
 use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
@@ -38,6 +39,8 @@ pub enum Command {
     /// Play Flex conversations (transfers, parks, cancels) at a rate against running batons and
     /// the Twilio stand-in, and check every expected Twilio call was made exactly once.
     LoadgenE2e(Box<E2eArgs>),
+    /// Load a year of hops into a fresh database and time every transfer-history query on it.
+    BenchHistory(HistoryBenchArgs),
     /// Run one orphan sweep: find idle open conversations, confirm with Twilio, close them.
     Sweep(SweepArgs),
     /// Fetch events baton may have missed from Twilio and store them like callbacks.
@@ -153,6 +156,10 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Err(e) => failure(anyhow::Error::new(e).context("migrations failed")),
             }
         }
+        Command::BenchHistory(args) => match history_bench::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => failure(e),
+        },
         Command::Loadgen(args) => match loadgen::run(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => failure(e),

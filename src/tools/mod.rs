@@ -1,4 +1,5 @@
 //! Operator tooling shipped in the `baton` binary.
 
 pub mod e2e;
+pub mod history_bench;
 pub mod loadgen;
