@@ -20,8 +20,10 @@ fn request(data: &[u8]) -> (String, &[u8]) {
         Some(i) => (&data[..i], &data[i + 1..]),
         None => (&data[..0], data),
     };
+    // An HTTP request target never carries a fragment, so none reaches the validator.
     let path: String = String::from_utf8_lossy(first)
         .chars()
+        .take_while(|&c| c != '#')
         .filter(|c| !c.is_control())
         .collect();
     (format!("{BASE}/{}", path.trim_start_matches('/')), body)

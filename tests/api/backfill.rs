@@ -373,6 +373,140 @@ async fn a_backfill_after_lost_callbacks_stores_each_event_once_and_rebuilds_wha
     assert_eq!(tracked, both);
 }
 
+/// The scale: 420 chat conversations, each moved from Alice's task to a second one
+/// Bob takes (5,040 events). One baton gets every callback; the other gets 70 % of them (3 of
+/// every 10 dropped, spread over every kind of event), processes them as they come, and then
+/// backfills the whole window in pages of 1,000. The Events list is 30 % new to it: each of
+/// those is stored once, the 70 % it has are counted as duplicates and stored nothing, and the
+/// processor, applying the recovered events late and out of order, converges on the very facts
+/// and chains full delivery built.
+#[tokio::test]
+async fn a_backfill_of_5000_events_with_30_percent_missing_stores_no_duplicate_and_converges_on_full_delivery(
+) {
+    const CONVERSATIONS: usize = 420;
+    let started = Utc::now();
+    let twilio = StandIn::start(StandInConfig {
+        generate_events: true,
+        ..StandInConfig::default()
+    })
+    .await;
+    let alice = twilio.seed_worker(SeedWorker::new("alice"));
+    let bob = twilio.seed_worker(SeedWorker::new("bob"));
+    let options = || AppOptions {
+        processors: 1,
+        auth_tokens: vec![twilio.auth_token().to_owned()],
+        twilio_api_base_url: Some(url::Url::parse(&twilio.base_url()).expect("url")),
+        ..AppOptions::default()
+    };
+    let full = spawn_app_with(AppOptions {
+        public_url: Some("http://127.0.0.1:0".into()),
+        ..options()
+    })
+    .await;
+    let partial = spawn_app_with(options()).await;
+    twilio.set_callback_url(Some(format!("{}/webhooks/taskrouter", full.address)));
+
+    let mut first_tasks = Vec::with_capacity(CONVERSATIONS);
+    for i in 0..CONVERSATIONS {
+        let conversation =
+            json!({"channelSid": format!("CH{i:032x}"), "name": format!("customer {i}")});
+        let a = create_task(&twilio, conversation.clone()).await;
+        twilio.accept(&twilio.offer(&a, &alice));
+        let b = create_task(&twilio, conversation).await;
+        twilio.accept(&twilio.offer(&b, &bob));
+        twilio.complete(&a);
+        twilio.wrap_up(&b);
+        first_tasks.push((a, b));
+    }
+    // The stand-in delivers callbacks one at a time, as Twilio does to one URL.
+    twilio
+        .settle_within(Duration::from_secs(180))
+        .await
+        .expect("callbacks delivered");
+    let until = Utc::now();
+    assert!(twilio.callbacks().iter().all(|d| d.succeeded()));
+    let callbacks: Vec<Callback> = twilio.callbacks().into_iter().map(|d| d.callback).collect();
+    let total = callbacks.len();
+    assert_eq!(total, CONVERSATIONS * 12, "twelve events a conversation");
+    assert!(total >= 5_000);
+
+    // 30 % lost, and of every kind: the events whose position ends in 0, 3 or 7.
+    let (lost, delivered): (Vec<(usize, &Callback)>, Vec<(usize, &Callback)>) = callbacks
+        .iter()
+        .enumerate()
+        .partition(|(i, _)| matches!(i % 10, 0 | 3 | 7));
+    let lost: Vec<Callback> = lost.into_iter().map(|(_, c)| c.clone()).collect();
+    assert_eq!(lost.len() * 10, total * 3);
+    let lost_types: BTreeSet<&str> = lost.iter().map(|c| c.event_type.as_str()).collect();
+    let all_types: BTreeSet<&str> = callbacks.iter().map(|c| c.event_type.as_str()).collect();
+    assert_eq!(
+        lost_types, all_types,
+        "every kind of event is among the lost"
+    );
+    for (_, callback) in &delivered {
+        deliver(&partial, &twilio, callback).await;
+    }
+    drained(&partial.pool).await;
+
+    let since = started - TimeDelta::minutes(1);
+    let end = continue_run(
+        &partial.pool,
+        &twilio,
+        new_run(&partial.pool, &twilio, since, until, 1000).await,
+    )
+    .await;
+    assert_eq!(end.stopped, Stopped::Complete);
+    assert_eq!(end.run.pages as usize, total.div_ceil(1000));
+    assert_eq!(end.run.fetched as usize, total);
+    assert_eq!(end.run.stored as usize, lost.len());
+    assert_eq!(end.run.duplicates as usize, delivered.len());
+    assert_eq!(end.run.flagged, 0);
+    assert!(events_requests(&twilio)
+        .iter()
+        .all(|r| query(r, "PageSize") == Some("1000")));
+
+    // One inbox row per event, under its SID, from where it first arrived.
+    let lost_keys: BTreeSet<String> = sids(&lost).iter().map(|s| format!("tr:sid:{s}")).collect();
+    let rows = inbox_keys(&partial.pool).await;
+    let expected_keys: Vec<String> = sids(&callbacks)
+        .iter()
+        .map(|sid| format!("tr:sid:{sid}"))
+        .collect();
+    assert_eq!(expected_keys.len(), total, "event SIDs are unique");
+    assert_eq!(
+        rows.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+        expected_keys
+    );
+    for (key, source) in &rows {
+        let expected = if lost_keys.contains(key) {
+            "events_api"
+        } else {
+            "taskrouter_callback"
+        };
+        assert_eq!(source, expected, "{key}");
+    }
+
+    drained(&full.pool).await;
+    drained(&partial.pool).await;
+    assert_eq!(
+        derived_state(&partial.pool).await,
+        derived_state(&full.pool).await
+    );
+    // And what full delivery built is the right thing: one two-task chain a conversation.
+    let mut chains: Vec<(String, String, i32)> =
+        sqlx::query_as("SELECT chain_id, task_sid, position FROM chain_tasks")
+            .fetch_all(&partial.pool)
+            .await
+            .unwrap();
+    chains.sort();
+    let mut expected: Vec<(String, String, i32)> = first_tasks
+        .iter()
+        .flat_map(|(a, b)| [(a.clone(), a.clone(), 0), (a.clone(), b.clone(), 1)])
+        .collect();
+    expected.sort();
+    assert_eq!(chains, expected);
+}
+
 /// Five task events in the stand-in's Events list, a second apart, ten minutes ago.
 fn push_task_events(twilio: &StandIn) -> (DateTime<Utc>, Vec<String>) {
     let base = Utc::now() - TimeDelta::minutes(10);
