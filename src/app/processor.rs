@@ -192,6 +192,7 @@ impl Processor {
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
         touched: &[String],
+        locked: &BTreeSet<String>,
         caused_by_event: Option<i64>,
     ) -> Result<(), StoreError> {
         let mut touched: Vec<String> = touched.to_vec();
@@ -207,7 +208,11 @@ impl Processor {
             return Ok(());
         }
         let sids: Vec<String> = component.into_iter().collect();
-        store::chains::lock_tasks(tx, &sids).await?;
+        // Locked with the batch's other tasks, unless a link stored meanwhile by another
+        // processor grew the component (then all again, in order: held locks cost nothing).
+        if sids.iter().any(|sid| !locked.contains(sid)) {
+            store::chains::lock_tasks(tx, &sids).await?;
+        }
         let nodes = store::chains::load_nodes(tx, &sids).await?;
         let chains = chain::derive_chains(&nodes);
         store::chains::save(tx, &sids, &chains).await?;
@@ -408,9 +413,43 @@ impl Processor {
         Ok(())
     }
 
+    /// Locks, in one ordered statement before anything else, every stored task the batch may
+    /// write: the tasks its events are about and all their chains can reach, through stored
+    /// links and the links the batch brings. Locked piecemeal (the tasks first, their chains
+    /// later), two processors each holding part of the other's set deadlock, and Postgres
+    /// breaks the tie only after `deadlock_timeout` (1 s) — the second processor slowed both.
+    async fn lock_reachable_tasks(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        events: &[(&ClaimedEvent, TwilioEvent, i64)],
+        task_sids: &[String],
+    ) -> Result<BTreeSet<String>, StoreError> {
+        let mut batch_links: BTreeSet<String> = BTreeSet::new();
+        for (_, event, _) in events {
+            if let TwilioEvent::Taskrouter(tr) = event {
+                if let Some((t, attrs)) = tr
+                    .task
+                    .as_ref()
+                    .and_then(|t| Some((t, t.attributes.as_ref()?)))
+                {
+                    batch_links.extend(chain::links(&t.task_sid, attrs));
+                }
+            }
+        }
+        let batch_links: Vec<String> = batch_links.into_iter().collect();
+        let mut seeds = task_sids.to_vec();
+        seeds.extend(store::chains::tasks_with_links(tx, &batch_links).await?);
+        seeds.sort();
+        seeds.dedup();
+        let reachable = store::chains::component(tx, &seeds).await?;
+        let sids: Vec<String> = reachable.iter().cloned().collect();
+        store::chains::lock_tasks(tx, &sids).await?;
+        Ok(reachable)
+    }
+
     /// Applies claimed events in one transaction.
     async fn apply(&self, claimed: &[ClaimedEvent]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = store::begin_keyed(&self.pool).await?;
         let ids: Vec<i64> = claimed.iter().map(|e| e.id).collect();
         let owned = store::inbox::lock_owned(&mut tx, self.id, &ids).await?;
         let mut events = Vec::with_capacity(owned.len());
@@ -449,6 +488,9 @@ impl Processor {
                 }
             }
         }
+        let locked = self
+            .lock_reachable_tasks(&mut tx, &events, &task_sids)
+            .await?;
         let mut tasks: BTreeMap<String, TaskFact> =
             store::facts::lock_and_load(&mut tx, &task_sids).await?;
         // Every version of a task's attributes links it to its conversation (grow-only). The
@@ -514,7 +556,8 @@ impl Processor {
         store::facts::save(&mut tx, workers.values()).await?;
         store::chains::add_links(&mut tx, &links).await?;
         let first_event = events.first().map(|(row, _, _)| row.id);
-        self.update_chains(&mut tx, &task_sids, first_event).await?;
+        self.update_chains(&mut tx, &task_sids, &locked, first_event)
+            .await?;
         store::conversations::upsert(&mut tx, &conversations).await?;
         self.update_conversations(&mut tx, &events).await?;
         self.update_parks(&mut tx, &events, &task_sids).await?;

@@ -20,6 +20,21 @@ use std::time::Duration;
 /// The embedded, forward-only migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// Begins a transaction whose statements all look rows up by key (`= ANY($1)` over SID
+/// arrays), telling the planner to use the keys' indexes. Tables that grew since their last
+/// `ANALYZE` (a fresh deployment under load, autovacuum's naptime) otherwise get sequential
+/// scans that compare every row with the whole array: measured 241 ms instead of 7 ms per
+/// 500-event batch, the processor falling minutes behind.
+pub async fn begin_keyed(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL enable_seqscan = off")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
 /// Why a store operation failed, in the terms callers act on.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
