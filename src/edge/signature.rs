@@ -14,7 +14,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
-type HmacSha1 = Hmac<Sha1>;
+pub type HmacSha1 = Hmac<Sha1>;
 
 /// Validates Twilio webhook signatures against one or more auth tokens.
 pub struct RequestValidator {
@@ -93,10 +93,27 @@ impl std::fmt::Debug for RequestValidator {
 /// Base64(HMAC-SHA1(token, url + sorted params)). Used by tests and the load
 /// generator to sign requests.
 pub fn compute_signature(token: &str, url: &str, params: &[(String, String)]) -> String {
+    // HMAC accepts keys of any length, so `None` is unreachable in practice.
+    sign(token.as_bytes(), &signed_message(url, params)).unwrap_or_default()
+}
+
+/// What a form request's signature is the HMAC of: the URL, then each `key+value` sorted.
+pub fn signed_message(url: &str, params: &[(String, String)]) -> Vec<u8> {
     let mut message = url.as_bytes().to_vec();
     message.extend_from_slice(&params_suffix(params));
-    // HMAC accepts keys of any length, so `None` is unreachable in practice.
-    sign(token.as_bytes(), &message).unwrap_or_default()
+    message
+}
+
+/// An HMAC-SHA1 keyed with `token`, for a signer that feeds [`signed_message`] in pieces (the
+/// load generator, whose callbacks differ in a few values); [`finish_signature`] encodes it.
+pub fn keyed_mac(token: &str) -> HmacSha1 {
+    // Infallible: HMAC takes keys of any length.
+    <HmacSha1 as Mac>::new_from_slice(token.as_bytes()).unwrap_or_else(|_| unreachable!())
+}
+
+/// The `X-Twilio-Signature` value of a [`keyed_mac`] fed the whole message.
+pub fn finish_signature(mac: HmacSha1) -> String {
+    STANDARD.encode(mac.finalize().into_bytes())
 }
 
 /// Lowercase hex SHA-256 of the raw body, as Twilio puts in `bodySHA256`.
