@@ -202,31 +202,59 @@ fn sids(callbacks: &[Callback]) -> BTreeSet<String> {
     callbacks.iter().map(|c| c.event_sid.clone()).collect()
 }
 
+/// The stand-in playing TaskRouter with its Events list, two workers, and two batons on it:
+/// `full` receives every callback the stand-in sends; `partial` only what a test delivers.
+struct Delivery {
+    twilio: StandIn,
+    alice: String,
+    bob: String,
+    full: TestApp,
+    partial: TestApp,
+}
+
+impl Delivery {
+    async fn start() -> Delivery {
+        let twilio = StandIn::start(StandInConfig {
+            generate_events: true,
+            ..StandInConfig::default()
+        })
+        .await;
+        let alice = twilio.seed_worker(SeedWorker::new("alice"));
+        let bob = twilio.seed_worker(SeedWorker::new("bob"));
+        let options = || AppOptions {
+            processors: 1,
+            auth_tokens: vec![twilio.auth_token().to_owned()],
+            twilio_api_base_url: Some(url::Url::parse(&twilio.base_url()).expect("url")),
+            ..AppOptions::default()
+        };
+        let full = spawn_app_with(AppOptions {
+            public_url: Some("http://127.0.0.1:0".into()),
+            ..options()
+        })
+        .await;
+        let partial = spawn_app_with(options()).await;
+        twilio.set_callback_url(Some(format!("{}/webhooks/taskrouter", full.address)));
+        Delivery {
+            twilio,
+            alice,
+            bob,
+            full,
+            partial,
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_backfill_after_lost_callbacks_stores_each_event_once_and_rebuilds_what_full_delivery_gives(
 ) {
     let started = Utc::now();
-    let twilio = StandIn::start(StandInConfig {
-        generate_events: true,
-        ..StandInConfig::default()
-    })
-    .await;
-    let alice = twilio.seed_worker(SeedWorker::new("alice"));
-    let bob = twilio.seed_worker(SeedWorker::new("bob"));
-    let options = || AppOptions {
-        processors: 1,
-        auth_tokens: vec![twilio.auth_token().to_owned()],
-        twilio_api_base_url: Some(url::Url::parse(&twilio.base_url()).expect("url")),
-        ..AppOptions::default()
-    };
-    // `full` receives every callback; `partial` only those sent while it was reachable.
-    let full = spawn_app_with(AppOptions {
-        public_url: Some("http://127.0.0.1:0".into()),
-        ..options()
-    })
-    .await;
-    let partial = spawn_app_with(options()).await;
-    twilio.set_callback_url(Some(format!("{}/webhooks/taskrouter", full.address)));
+    let Delivery {
+        twilio,
+        alice,
+        bob,
+        full,
+        partial,
+    } = Delivery::start().await;
 
     // Reachable: a chat task, accepted by Alice.
     let conversation = json!({"channelSid": "CH00000000000000000000000000000077", "name": "Ada"});
@@ -385,26 +413,13 @@ async fn a_backfill_of_5000_events_30_percent_already_present_stores_no_duplicat
 ) {
     const CONVERSATIONS: usize = 420;
     let started = Utc::now();
-    let twilio = StandIn::start(StandInConfig {
-        generate_events: true,
-        ..StandInConfig::default()
-    })
-    .await;
-    let alice = twilio.seed_worker(SeedWorker::new("alice"));
-    let bob = twilio.seed_worker(SeedWorker::new("bob"));
-    let options = || AppOptions {
-        processors: 1,
-        auth_tokens: vec![twilio.auth_token().to_owned()],
-        twilio_api_base_url: Some(url::Url::parse(&twilio.base_url()).expect("url")),
-        ..AppOptions::default()
-    };
-    let full = spawn_app_with(AppOptions {
-        public_url: Some("http://127.0.0.1:0".into()),
-        ..options()
-    })
-    .await;
-    let partial = spawn_app_with(options()).await;
-    twilio.set_callback_url(Some(format!("{}/webhooks/taskrouter", full.address)));
+    let Delivery {
+        twilio,
+        alice,
+        bob,
+        full,
+        partial,
+    } = Delivery::start().await;
 
     let mut first_tasks = Vec::with_capacity(CONVERSATIONS);
     for i in 0..CONVERSATIONS {
