@@ -53,8 +53,10 @@ pub enum StoreError {
 /// Whether an error means the database cannot be reached right now (retry later).
 pub fn is_unavailable(e: &sqlx::Error) -> bool {
     match e {
+        // WorkerCrashed: the connection's background task died with its socket.
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_) => true,
         // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
@@ -133,4 +135,30 @@ pub async fn is_ready(pool: &PgPool) -> Result<bool, StoreError> {
                 _ => Err(e),
             })?;
     Ok(applied.is_some_and(|v| v >= latest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outages_are_unavailable_and_bugs_are_not() {
+        for e in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::WorkerCrashed,
+            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+        ] {
+            assert!(is_unavailable(&e), "{e}");
+            assert!(matches!(StoreError::from(e), StoreError::Unavailable(_)));
+        }
+        for e in [
+            sqlx::Error::RowNotFound,
+            sqlx::Error::Protocol("unexpected message".into()),
+            sqlx::Error::ColumnNotFound("x".into()),
+        ] {
+            assert!(!is_unavailable(&e), "{e}");
+            assert!(matches!(StoreError::from(e), StoreError::Database(_)));
+        }
+    }
 }
