@@ -202,23 +202,25 @@ const MARKS: [&str; 3] = ["\u{1}sid\u{1}", "\u{1}ts\u{1}", "\u{1}ms\u{1}"];
 impl CallbackTemplates {
     pub fn new(token: &str, signed_url: &str, tasks: u64) -> anyhow::Result<CallbackTemplates> {
         let [sid, ts, ms] = MARKS.map(str::to_owned);
+        // How each mark reads in a form body (its value's place there).
+        let encoded: [String; 3] =
+            MARKS.map(|m| url::form_urlencoded::byte_serialize(m.as_bytes()).collect());
+        let keyed = keyed_mac(token.as_bytes());
         let tasks = (0..tasks.max(1))
             .map(|task| {
                 let pairs = callback_at(task, tasks, sid.clone(), ts.clone(), ms.clone());
                 let message = signed_message(signed_url, &pairs);
-                let signed = split_at_marks(&message, MARKS.map(str::as_bytes))?;
-                let encoded = MARKS.map(|m| form_body(&[(m.to_owned(), String::new())]));
-                let encoded = encoded.each_ref().map(|e| &e[..e.len() - 1]);
-                let body =
-                    split_at_marks(form_body(&pairs).as_bytes(), encoded.map(str::as_bytes))?;
-                let mut mac = keyed_mac(token);
-                mac.update(&signed[0]);
-                let [_, a, b, c] = signed;
-                let body = body.map(|piece| String::from_utf8_lossy(&piece).into_owned());
+                let [first, a, b, c] = split_at_marks(&message, MARKS.map(str::as_bytes))?;
+                let body = split_at_marks(
+                    form_body(&pairs).as_bytes(),
+                    encoded.each_ref().map(|e| e.as_bytes()),
+                )?;
+                let mut mac = keyed.clone();
+                mac.update(&first);
                 Ok(CallbackTemplate {
                     mac,
                     signed: [a, b, c],
-                    body,
+                    body: body.map(|piece| String::from_utf8_lossy(&piece).into_owned()),
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;

@@ -198,6 +198,24 @@ async fn inbox_keys(pool: &PgPool) -> Vec<(String, String)> {
         .expect("inbox")
 }
 
+/// Each event is in the inbox exactly once, under its SID: the `lost` ones stored from the
+/// Events API, the others from their callbacks.
+async fn assert_inbox_holds(pool: &PgPool, callbacks: &[Callback], lost: &[Callback]) {
+    let lost = sids(lost);
+    let expected: Vec<(String, String)> = sids(callbacks)
+        .into_iter()
+        .map(|sid| {
+            let source = if lost.contains(&sid) {
+                "events_api"
+            } else {
+                "taskrouter_callback"
+            };
+            (format!("tr:sid:{sid}"), source.to_owned())
+        })
+        .collect();
+    assert_eq!(inbox_keys(pool).await, expected);
+}
+
 fn sids(callbacks: &[Callback]) -> BTreeSet<String> {
     callbacks.iter().map(|c| c.event_sid.clone()).collect()
 }
@@ -325,35 +343,8 @@ async fn a_backfill_after_lost_callbacks_stores_each_event_once_and_rebuilds_wha
     assert_eq!(full_end.run.stored, 0, "every callback arrived");
     assert_eq!(full_end.run.duplicates as usize, total);
 
-    // Each event is in each inbox exactly once, under its SID; the lost ones came from the
-    // Events API.
-    let expected_keys: Vec<String> = sids(&callbacks)
-        .iter()
-        .map(|sid| format!("tr:sid:{sid}"))
-        .collect();
-    let lost_keys: BTreeSet<String> = sids(lost).iter().map(|s| format!("tr:sid:{s}")).collect();
-    let partial_rows = inbox_keys(&partial.pool).await;
-    assert_eq!(
-        partial_rows
-            .iter()
-            .map(|(k, _)| k.clone())
-            .collect::<Vec<_>>(),
-        expected_keys
-    );
-    for (key, source) in &partial_rows {
-        let expected = if lost_keys.contains(key) {
-            "events_api"
-        } else {
-            "taskrouter_callback"
-        };
-        assert_eq!(source, expected, "{key}");
-    }
-    let full_rows = inbox_keys(&full.pool).await;
-    assert_eq!(
-        full_rows.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
-        expected_keys
-    );
-    assert!(full_rows.iter().all(|(_, s)| s == "taskrouter_callback"));
+    assert_inbox_holds(&partial.pool, &callbacks, lost).await;
+    assert_inbox_holds(&full.pool, &callbacks, &[]).await;
 
     // The processor rebuilds exactly what full delivery built.
     drained(&full.pool).await;
@@ -495,26 +486,8 @@ async fn a_backfill_of_5000_events_30_percent_already_present_stores_no_duplicat
         .iter()
         .all(|r| query(r, "PageSize") == Some("1000")));
 
-    // One inbox row per event, under its SID, from where it first arrived.
-    let lost_keys: BTreeSet<String> = sids(&lost).iter().map(|s| format!("tr:sid:{s}")).collect();
-    let rows = inbox_keys(&partial.pool).await;
-    let expected_keys: Vec<String> = sids(&callbacks)
-        .iter()
-        .map(|sid| format!("tr:sid:{sid}"))
-        .collect();
-    assert_eq!(expected_keys.len(), total, "event SIDs are unique");
-    assert_eq!(
-        rows.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
-        expected_keys
-    );
-    for (key, source) in &rows {
-        let expected = if lost_keys.contains(key) {
-            "events_api"
-        } else {
-            "taskrouter_callback"
-        };
-        assert_eq!(source, expected, "{key}");
-    }
+    assert_eq!(sids(&callbacks).len(), total, "event SIDs are unique");
+    assert_inbox_holds(&partial.pool, &callbacks, &lost).await;
 
     drained(&full.pool).await;
     drained(&partial.pool).await;
