@@ -138,13 +138,18 @@ pub struct ClaimedEvent {
 }
 
 /// Claims up to `limit` unprocessed rows whose lease is free or expired (a crashed processor's
-/// rows come back here), leasing them to `owner` for `lease`.
+/// rows come back here), leasing them to `owner` for `lease`. The claimed ids are an array
+/// looked up by key, in a keyed transaction ([`super::begin_keyed`]): written as `IN
+/// (subquery)`, the planner expected `LIMIT` rows and hash-joined them against a scan of the
+/// whole table — 3.3 ms a claim instead of 0.2 in the end-to-end benchmark at 300
+/// conversations/s, where claims are small and frequent.
 pub async fn claim(
     pool: &PgPool,
     owner: Uuid,
     lease: Duration,
     limit: i64,
 ) -> Result<Vec<ClaimedEvent>, StoreError> {
+    let mut tx = super::begin_keyed(pool).await?;
     let rows = sqlx::query_as::<_, ClaimedEvent>(
         r#"
         WITH claimed AS (
@@ -152,13 +157,13 @@ pub async fn claim(
             SET lease_owner = $1,
                 lease_expires_at = now() + make_interval(secs => $2),
                 attempts = p.attempts + 1
-            WHERE p.event_id IN (
+            WHERE p.event_id = ANY(ARRAY(
                 SELECT event_id FROM inbox_progress
                 WHERE processed_at IS NULL AND dead_at IS NULL
                   AND (lease_expires_at IS NULL OR lease_expires_at < now())
                 ORDER BY event_id
                 LIMIT $3
-                FOR UPDATE SKIP LOCKED)
+                FOR UPDATE SKIP LOCKED))
             RETURNING p.event_id, p.attempts)
         SELECT e.id, e.event_key, e.source, e.event, e.task_attributes, e.event_time_ms,
                e.received_at, c.attempts
@@ -169,8 +174,9 @@ pub async fn claim(
     .bind(owner)
     .bind(lease.as_secs_f64())
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(rows)
 }
 

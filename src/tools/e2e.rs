@@ -22,6 +22,7 @@
 //! channel's conversation), so effects follow their causes as they do in production.
 //! Traffic goes only to loopback addresses, and the run is bounded in conversations and time.
 
+use super::http1;
 use super::loadgen::{latency_histogram, signed_form, signing_token, Latency};
 use anyhow::{bail, Context};
 use clap::Args;
@@ -337,6 +338,8 @@ struct Sent {
 
 struct Run {
     client: reqwest::Client,
+    /// Connections for the callbacks, the bulk of the load (see [`http1`]).
+    callbacks: http1::Pool,
     targets: Vec<String>,
     public_url: String,
     token: String,
@@ -435,6 +438,7 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<bool> {
     }
     let run = Arc::new(Run {
         client,
+        callbacks: http1::Pool::default(),
         targets,
         public_url,
         token,
@@ -667,30 +671,35 @@ impl Run {
             let Ok(_permit) = self.permits.acquire().await else {
                 return;
             };
-            let mut request = self
-                .client
-                .post(format!("{}{path_and_query}", self.target()))
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .header("X-Twilio-Signature", &signature)
-                .header("User-Agent", "TwilioProxy/1.1")
-                .body(body.clone());
+            let mut headers = vec![
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("X-Twilio-Signature", signature.as_str()),
+                ("User-Agent", "TwilioProxy/1.1"),
+            ];
             if let Some(token) = &token {
-                request = request.header("I-Twilio-Idempotency-Token", token);
+                headers.push(("I-Twilio-Idempotency-Token", token.as_str()));
             }
             let sent = Instant::now();
-            let outcome = request.send().await;
+            let outcome = self
+                .callbacks
+                .post(
+                    self.target(),
+                    path_and_query,
+                    &headers,
+                    body.as_bytes(),
+                    Duration::from_secs(30),
+                )
+                .await;
             let micros = sent.elapsed().as_micros() as u64;
             let (label, retry) = match outcome {
-                Ok(res) => {
-                    let status = res.status();
-                    let _ = res.bytes().await;
-                    if status.is_success() {
+                Ok(status) => {
+                    if (200..300).contains(&status) {
                         let _ = lock(&self.sent).histogram.record(micros.max(1));
                     }
-                    (status.as_u16().to_string(), status.is_server_error())
+                    (status.to_string(), status >= 500)
                 }
-                Err(e) if e.is_timeout() => ("timeout".to_owned(), true),
-                Err(_) => ("connection error".to_owned(), true),
+                Err(http1::Failure::Timeout) => ("timeout".to_owned(), true),
+                Err(http1::Failure::Connection(_)) => ("connection error".to_owned(), true),
             };
             *lock(&self.sent).statuses.entry(label).or_default() += 1;
             if !retry {

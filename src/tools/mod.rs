@@ -2,4 +2,5 @@
 
 pub mod e2e;
 pub mod history_bench;
+pub mod http1;
 pub mod loadgen;

@@ -516,8 +516,10 @@ async fn memory_stays_flat_over_many_refused_large_bodies() {
             }
         }
     };
-    // Warm up: buffers, connection state and allocator arenas reach their working size.
-    futures_util::future::join_all((0..4).map(|_| refuse(10))).await;
+    // Warm up with the same load as the measured round: buffers, connection state and
+    // allocator arenas reach their working size (a warm-up of 40 left them still growing when
+    // the machine was busy with other tests: 54 -> 101 MiB, with no leak).
+    futures_util::future::join_all((0..4).map(|_| refuse(100))).await;
     let before = baton.rss_kib();
     // 400 more over 4 connections at once: 400 MiB read and dropped.
     futures_util::future::join_all((0..4).map(|_| refuse(100))).await;
