@@ -191,6 +191,7 @@ impl Pool {
                 .rposition(|(b, _)| b == base)
                 .map(|at| idle.swap_remove(at).1)
         };
+        let is_reused = reused.is_some();
         let mut connection = match reused {
             Some(c) => c,
             None => Url::parse(base)
@@ -198,7 +199,12 @@ impl Pool {
                 .and_then(|url| Connection::new(&url).map_err(|e| format!("{e:#}")))
                 .map_err(|e| Failure::Connection(io::Error::new(io::ErrorKind::InvalidInput, e)))?,
         };
-        let outcome = connection.post(path, headers, body, timeout).await;
+        let mut outcome = connection.post(path, headers, body, timeout).await;
+        // An idle connection the server has closed (its keep-alive timeout) fails at once:
+        // once more on a new one (the connection reconnects by itself).
+        if is_reused && matches!(outcome, Err(Failure::Connection(_))) {
+            outcome = connection.post(path, headers, body, timeout).await;
+        }
         if outcome.is_ok() {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             idle.push((base.to_owned(), connection));
@@ -228,6 +234,37 @@ mod tests {
         );
         assert!(answer_length(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n").is_err());
         assert!(answer_length(b"garbage\r\n\r\n").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_the_server_dropped_is_replaced_without_an_error() {
+        use tokio::net::TcpListener;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Each connection gets one answer, then the server drops it without saying so (as a
+        // keep-alive timeout does).
+        let server = tokio::spawn(async move {
+            let mut bodies = Vec::new();
+            for code in ["200", "204"] {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut buf = vec![0u8; 4096];
+                let n = socket.read(&mut buf).await.unwrap();
+                let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+                bodies.push(request.rsplit("\r\n").next().unwrap_or("").to_owned());
+                let reply = format!("HTTP/1.1 {code} X\r\ncontent-length: 0\r\n\r\n");
+                socket.write_all(reply.as_bytes()).await.unwrap();
+            }
+            bodies
+        });
+        let pool = Pool::default();
+        let base = format!("http://{addr}");
+        let second = Duration::from_secs(5);
+        let first = pool.post(&base, "/a", &[], b"one", second).await.unwrap();
+        // Let the server's drop reach this side.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let again = pool.post(&base, "/a", &[], b"two", second).await.unwrap();
+        assert_eq!((first, again), (200, 204));
+        assert_eq!(server.await.unwrap(), ["one", "two"]);
     }
 
     #[tokio::test]
