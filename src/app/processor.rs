@@ -62,12 +62,6 @@ impl Default for ProcessorConfig {
     }
 }
 
-/// The tasks a batch locked before anything else, and those of them it found sharing a link.
-struct Reachable {
-    locked: BTreeSet<String>,
-    shared: Vec<String>,
-}
-
 pub struct Processor {
     pool: PgPool,
     id: Uuid,
@@ -429,10 +423,8 @@ impl Processor {
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
         events: &[(&ClaimedEvent, TwilioEvent, i64)],
         task_sids: &[String],
-    ) -> Result<Reachable, StoreError> {
-        // Each link the batch's attributes carry, with every task known to hold it: the
-        // batch's own and the stored holders.
-        let mut holders: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    ) -> Result<BTreeSet<String>, StoreError> {
+        let mut batch_links: BTreeSet<String> = BTreeSet::new();
         for (_, event, _) in events {
             if let TwilioEvent::Taskrouter(tr) = event {
                 if let Some((t, attrs)) = tr
@@ -440,33 +432,19 @@ impl Processor {
                     .as_ref()
                     .and_then(|t| Some((t, t.attributes.as_ref()?)))
                 {
-                    for link in chain::links(&t.task_sid, attrs) {
-                        holders.entry(link).or_default().insert(t.task_sid.clone());
-                    }
+                    batch_links.extend(chain::links(&t.task_sid, attrs));
                 }
             }
         }
-        let batch_links: Vec<String> = holders.keys().cloned().collect();
-        for (task, link) in store::chains::holders_of_links(tx, &batch_links).await? {
-            holders.entry(link).or_default().insert(task);
-        }
+        let batch_links: Vec<String> = batch_links.into_iter().collect();
         let mut seeds = task_sids.to_vec();
-        let mut shared: BTreeSet<String> = BTreeSet::new();
-        for tasks in holders.into_values() {
-            if tasks.len() > 1 {
-                shared.extend(tasks.iter().cloned());
-            }
-            seeds.extend(tasks);
-        }
+        seeds.extend(store::chains::tasks_with_links(tx, &batch_links).await?);
         seeds.sort();
         seeds.dedup();
-        let locked = store::chains::component(tx, &seeds).await?;
-        let sids: Vec<String> = locked.iter().cloned().collect();
+        let reachable = store::chains::component(tx, &seeds).await?;
+        let sids: Vec<String> = reachable.iter().cloned().collect();
         store::chains::lock_tasks(tx, &sids).await?;
-        Ok(Reachable {
-            locked,
-            shared: shared.into_iter().collect(),
-        })
+        Ok(reachable)
     }
 
     /// Applies claimed events in one transaction.
@@ -510,13 +488,11 @@ impl Processor {
                 }
             }
         }
-        let Reachable { locked, shared } = self
+        let locked = self
             .lock_reachable_tasks(&mut tx, &events, &task_sids)
             .await?;
         let mut tasks: BTreeMap<String, TaskFact> =
             store::facts::lock_and_load(&mut tx, &task_sids).await?;
-        // Now that the batch's new tasks have rows, locked like the stored holders above.
-        store::chains::mark_linked(&mut tx, &shared).await?;
         // Every version of a task's attributes links it to its conversation (grow-only). The
         // stored version's links went in with it, so most events (which repeat the attributes)
         // add nothing.
