@@ -424,7 +424,9 @@ impl Processor {
         events: &[(&ClaimedEvent, TwilioEvent, i64)],
         task_sids: &[String],
     ) -> Result<BTreeSet<String>, StoreError> {
+        let stored = store::chains::stored_attribute_hashes(tx, task_sids).await?;
         let mut batch_links: BTreeSet<String> = BTreeSet::new();
+        let mut new_links: BTreeSet<String> = BTreeSet::new();
         for (_, event, _) in events {
             if let TwilioEvent::Taskrouter(tr) = event {
                 if let Some((t, attrs)) = tr
@@ -432,10 +434,16 @@ impl Processor {
                     .as_ref()
                     .and_then(|t| Some((t, t.attributes.as_ref()?)))
                 {
-                    batch_links.extend(chain::links(&t.task_sid, attrs));
+                    let links = chain::links(&t.task_sid, attrs);
+                    if stored.get(&t.task_sid) != Some(&store::facts::attributes_hash(attrs)) {
+                        new_links.extend(links.iter().cloned());
+                    }
+                    batch_links.extend(links);
                 }
             }
         }
+        let new_links: Vec<String> = new_links.into_iter().collect();
+        store::chains::lock_new_links(tx, &new_links).await?;
         let batch_links: Vec<String> = batch_links.into_iter().collect();
         let mut seeds = task_sids.to_vec();
         seeds.extend(store::chains::tasks_with_links(tx, &batch_links).await?);

@@ -62,6 +62,51 @@ pub async fn component(
     Ok(known)
 }
 
+/// The advisory lock namespace of link keys ("lk").
+const LINK_LOCK_CLASS: i32 = 0x6c6b;
+/// Link keys share this many locks: a batch of new tasks holds at most this many, well inside
+/// Postgres' shared lock table; two links in one bucket only wait for each other.
+const LINK_LOCK_BUCKETS: i32 = 1024;
+
+/// The stored attribute hash of each of the tasks that has one (read without locking: only to
+/// tell which of a batch's attribute versions may bring links not stored yet).
+pub async fn stored_attribute_hashes(
+    conn: &mut PgConnection,
+    sids: &[String],
+) -> Result<BTreeMap<String, i64>, StoreError> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT task_sid, attributes_hash FROM tasks
+         WHERE task_sid = ANY($1) AND attributes_hash IS NOT NULL",
+    )
+    .bind(sids)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Serializes the transactions that may store these link keys: each waits, before it looks
+/// up a link's holders, for any other that may be storing the same link to commit (in key
+/// order, before any row lock, so the waits cannot cycle). Without it, two processors storing
+/// one new link for two tasks at once each saw only its own holder, and the two tasks stayed
+/// apart until an event of either came again — an Insights stamp missing, or made under a
+/// chain id that later changed, with three processes under load.
+pub async fn lock_new_links(conn: &mut PgConnection, links: &[String]) -> Result<(), StoreError> {
+    if links.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock($1, k)
+         FROM (SELECT DISTINCT hashtext(l) & $3 AS k FROM unnest($2::text[]) AS l) keys
+         ORDER BY k",
+    )
+    .bind(LINK_LOCK_CLASS)
+    .bind(links)
+    .bind(LINK_LOCK_BUCKETS - 1)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// The tasks already holding any of `links` (a batch's links, before they are stored).
 pub async fn tasks_with_links(
     conn: &mut PgConnection,
