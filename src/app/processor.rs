@@ -62,6 +62,12 @@ impl Default for ProcessorConfig {
     }
 }
 
+/// The tasks a batch locked before anything else, and those of them it found sharing a link.
+struct Reachable {
+    locked: BTreeSet<String>,
+    shared: Vec<String>,
+}
+
 pub struct Processor {
     pool: PgPool,
     id: Uuid,
@@ -423,9 +429,11 @@ impl Processor {
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
         events: &[(&ClaimedEvent, TwilioEvent, i64)],
         task_sids: &[String],
-    ) -> Result<BTreeSet<String>, StoreError> {
+    ) -> Result<Reachable, StoreError> {
+        // Each link the batch's attributes carry, with every task known to hold it: the
+        // batch's own and (below) the stored holders.
         let stored = store::chains::stored_attribute_hashes(tx, task_sids).await?;
-        let mut batch_links: BTreeSet<String> = BTreeSet::new();
+        let mut holders: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let mut new_links: BTreeSet<String> = BTreeSet::new();
         for (_, event, _) in events {
             if let TwilioEvent::Taskrouter(tr) = event {
@@ -438,21 +446,38 @@ impl Processor {
                     if stored.get(&t.task_sid) != Some(&store::facts::attributes_hash(attrs)) {
                         new_links.extend(links.iter().cloned());
                     }
-                    batch_links.extend(links);
+                    for link in links {
+                        holders.entry(link).or_default().insert(t.task_sid.clone());
+                    }
                 }
             }
         }
         let new_links: Vec<String> = new_links.into_iter().collect();
+        // After this wait no other batch is storing these links: the holders read next are
+        // all there will be until this batch commits, so the tasks it finds sharing a link are
+        // exactly those that do.
         store::chains::lock_new_links(tx, &new_links).await?;
-        let batch_links: Vec<String> = batch_links.into_iter().collect();
+        let batch_links: Vec<String> = holders.keys().cloned().collect();
+        for (task, link) in store::chains::holders_of_links(tx, &batch_links).await? {
+            holders.entry(link).or_default().insert(task);
+        }
         let mut seeds = task_sids.to_vec();
-        seeds.extend(store::chains::tasks_with_links(tx, &batch_links).await?);
+        let mut shared: BTreeSet<String> = BTreeSet::new();
+        for tasks in holders.into_values() {
+            if tasks.len() > 1 {
+                shared.extend(tasks.iter().cloned());
+            }
+            seeds.extend(tasks);
+        }
         seeds.sort();
         seeds.dedup();
-        let reachable = store::chains::component(tx, &seeds).await?;
-        let sids: Vec<String> = reachable.iter().cloned().collect();
+        let locked = store::chains::component(tx, &seeds).await?;
+        let sids: Vec<String> = locked.iter().cloned().collect();
         store::chains::lock_tasks(tx, &sids).await?;
-        Ok(reachable)
+        Ok(Reachable {
+            locked,
+            shared: shared.into_iter().collect(),
+        })
     }
 
     /// Applies claimed events in one transaction.
@@ -496,11 +521,13 @@ impl Processor {
                 }
             }
         }
-        let locked = self
+        let Reachable { locked, shared } = self
             .lock_reachable_tasks(&mut tx, &events, &task_sids)
             .await?;
         let mut tasks: BTreeMap<String, TaskFact> =
             store::facts::lock_and_load(&mut tx, &task_sids).await?;
+        // Now that the batch's new tasks have rows, locked like the stored holders above.
+        store::chains::mark_linked(&mut tx, &shared).await?;
         // Every version of a task's attributes links it to its conversation (grow-only). The
         // stored version's links went in with it, so most events (which repeat the attributes)
         // add nothing.

@@ -37,7 +37,12 @@ pub async fn component(
     seeds: &[String],
 ) -> Result<BTreeSet<String>, StoreError> {
     let mut known: BTreeSet<String> = seeds.iter().cloned().collect();
-    let mut frontier: Vec<String> = known.iter().cloned().collect();
+    // Only a task that shares a link can reach another: the walk starts from those.
+    let mut frontier: Vec<String> =
+        sqlx::query_scalar("SELECT task_sid FROM linked_tasks WHERE task_sid = ANY($1)")
+            .bind(seeds)
+            .fetch_all(&mut *conn)
+            .await?;
     // Chains are short; the bound only guards against a pathological link (one conversation
     // shared by thousands of tasks) turning into an unbounded walk.
     for _ in 0..16 {
@@ -107,20 +112,39 @@ pub async fn lock_new_links(conn: &mut PgConnection, links: &[String]) -> Result
     Ok(())
 }
 
-/// The tasks already holding any of `links` (a batch's links, before they are stored).
-pub async fn tasks_with_links(
+/// The stored holders of any of `links` (a batch's links, before they are stored), as (task,
+/// link).
+pub async fn holders_of_links(
     conn: &mut PgConnection,
     links: &[String],
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Vec<(String, String)>, StoreError> {
     if links.is_empty() {
         return Ok(Vec::new());
     }
     Ok(
-        sqlx::query_scalar("SELECT DISTINCT task_sid FROM task_links WHERE link = ANY($1)")
+        sqlx::query_as("SELECT task_sid, link FROM task_links WHERE link = ANY($1)")
             .bind(links)
             .fetch_all(&mut *conn)
             .await?,
     )
+}
+
+/// Records that these tasks share a link with another task (grow-only, like the links).
+/// Called with tasks the transaction has locked, so two processors never insert one task's
+/// row at once.
+pub async fn mark_linked(conn: &mut PgConnection, sids: &[String]) -> Result<(), StoreError> {
+    if sids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO linked_tasks (task_sid)
+         SELECT k FROM unnest($1::text[]) AS k ORDER BY k
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(sids)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Whether any of the tasks is in a stored chain, or shares a link with another task. If
@@ -129,16 +153,9 @@ pub async fn any_chained_or_linked(
     conn: &mut PgConnection,
     sids: &[String],
 ) -> Result<bool, StoreError> {
-    // The tasks' own links are read first, by the primary key. Written as one EXISTS over a
-    // join, the planner expects a match at once and picks a merge join along the whole link
-    // index, filtering every entry against the array: 400-580 ms a batch, when usually nothing
-    // matches.
     Ok(sqlx::query_scalar(
-        "WITH mine AS MATERIALIZED (SELECT task_sid, link FROM task_links WHERE task_sid = ANY($1))
-         SELECT EXISTS (SELECT 1 FROM chain_tasks WHERE task_sid = ANY($1))
-             OR EXISTS (SELECT 1 FROM mine
-                        JOIN task_links other
-                          ON other.link = mine.link AND other.task_sid <> mine.task_sid)",
+        "SELECT EXISTS (SELECT 1 FROM chain_tasks WHERE task_sid = ANY($1))
+             OR EXISTS (SELECT 1 FROM linked_tasks WHERE task_sid = ANY($1))",
     )
     .bind(sids)
     .fetch_one(&mut *conn)

@@ -167,6 +167,10 @@ async fn derived_state(pool: &PgPool) -> Vec<(&'static str, Vec<Value>)> {
             "SELECT to_jsonb(l) FROM task_links l ORDER BY task_sid, link",
         ),
         (
+            "linked_tasks",
+            "SELECT to_jsonb(t) FROM linked_tasks t ORDER BY task_sid",
+        ),
+        (
             "chains",
             "SELECT to_jsonb(c) - 'updated_at' FROM chains c ORDER BY chain_id",
         ),

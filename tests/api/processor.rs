@@ -324,6 +324,48 @@ async fn a_chain_whose_tasks_all_arrive_in_one_batch_is_stored() {
 }
 
 #[tokio::test]
+async fn tasks_whose_shared_link_two_processors_stored_unseen_are_chained_by_their_next_event() {
+    let app = spawn_app().await;
+    let (a, b) = (sid("WT", 41), sid("WT", 42));
+    let created = |task: &str, ms: i64| row(&task_callback("task.created", task, "pending", ms));
+    store::inbox::insert(&app.pool, &[created(&a, 1_763_600_000_000)])
+        .await
+        .unwrap();
+    assert_eq!(processor(&app.pool, 100).run_once().await.unwrap(), 1);
+    store::inbox::insert(&app.pool, &[created(&b, 1_763_600_001_000)])
+        .await
+        .unwrap();
+    assert_eq!(processor(&app.pool, 100).run_once().await.unwrap(), 1);
+    let linked = || async {
+        sqlx::query_scalar::<_, String>("SELECT task_sid FROM linked_tasks ORDER BY task_sid")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(linked().await, vec![a.clone(), b.clone()]);
+    // What two processors storing the shared link at once left behind before batches waited
+    // for each other on new links (rows from then may remain): both links stored, neither
+    // task listed as linked, no chain.
+    sqlx::query("TRUNCATE linked_tasks, chains, chain_tasks, hops")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let mut updated = task_callback("task.updated", &a, "pending", 1_763_600_002_000);
+    updated.push(("Sid".into(), sid("EV", 43)));
+    store::inbox::insert(&app.pool, &[row(&updated)])
+        .await
+        .unwrap();
+    assert_eq!(processor(&app.pool, 100).run_once().await.unwrap(), 1);
+    assert_eq!(linked().await, vec![a.clone(), b.clone()]);
+    let chain: Vec<(String, String, i32)> =
+        sqlx::query_as("SELECT task_sid, chain_id, position FROM chain_tasks ORDER BY position")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(chain, vec![(a.clone(), a.clone(), 0), (b, a, 1)]);
+}
+
+#[tokio::test]
 async fn retention_deletes_old_processed_events_and_keeps_the_rest() {
     use baton::app::retention::{InboxRetention, RetentionConfig};
     let app = spawn_app().await;
