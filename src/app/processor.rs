@@ -431,10 +431,8 @@ impl Processor {
         task_sids: &[String],
     ) -> Result<Reachable, StoreError> {
         // Each link the batch's attributes carry, with every task known to hold it: the
-        // batch's own and (below) the stored holders.
-        let stored = store::chains::stored_attribute_hashes(tx, task_sids).await?;
-        let mut holders: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        let mut new_links: BTreeSet<String> = BTreeSet::new();
+        // batch's own and the stored holders.
+        let mut carried: BTreeSet<(String, String)> = BTreeSet::new();
         for (_, event, _) in events {
             if let TwilioEvent::Taskrouter(tr) = event {
                 if let Some((t, attrs)) = tr
@@ -442,23 +440,39 @@ impl Processor {
                     .as_ref()
                     .and_then(|t| Some((t, t.attributes.as_ref()?)))
                 {
-                    let links = chain::links(&t.task_sid, attrs);
-                    if stored.get(&t.task_sid) != Some(&store::facts::attributes_hash(attrs)) {
-                        new_links.extend(links.iter().cloned());
-                    }
-                    for link in links {
-                        holders.entry(link).or_default().insert(t.task_sid.clone());
+                    for link in chain::links(&t.task_sid, attrs) {
+                        carried.insert((t.task_sid.clone(), link));
                     }
                 }
             }
         }
-        let new_links: Vec<String> = new_links.into_iter().collect();
-        // After this wait no other batch is storing these links: the holders read next are
-        // all there will be until this batch commits, so the tasks it finds sharing a link are
-        // exactly those that do.
-        store::chains::lock_new_links(tx, &new_links).await?;
-        let batch_links: Vec<String> = holders.keys().cloned().collect();
-        for (task, link) in store::chains::holders_of_links(tx, &batch_links).await? {
+        let batch_links: Vec<String> = carried
+            .iter()
+            .map(|(_, link)| link.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut stored: BTreeSet<(String, String)> =
+            store::chains::holders_of_links(tx, &batch_links)
+                .await?
+                .into_iter()
+                .collect();
+        // The links this batch may store: carried by a task not yet holding them. Once no
+        // other batch is storing one of them (the wait), their holders are read again: those
+        // are all there will be until this batch commits, so the tasks found sharing a link
+        // are exactly those that do.
+        let new_links: Vec<String> = carried
+            .difference(&stored)
+            .map(|(_, link)| link.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !new_links.is_empty() {
+            store::chains::lock_new_links(tx, &new_links).await?;
+            stored.extend(store::chains::holders_of_links(tx, &new_links).await?);
+        }
+        let mut holders: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (task, link) in carried.into_iter().chain(stored) {
             holders.entry(link).or_default().insert(task);
         }
         let mut seeds = task_sids.to_vec();

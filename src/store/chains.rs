@@ -73,24 +73,8 @@ const LINK_LOCK_CLASS: i32 = 0x6c6b;
 /// Postgres' shared lock table; two links in one bucket only wait for each other.
 const LINK_LOCK_BUCKETS: i32 = 1024;
 
-/// The stored attribute hash of each of the tasks that has one (read without locking: only to
-/// tell which of a batch's attribute versions may bring links not stored yet).
-pub async fn stored_attribute_hashes(
-    conn: &mut PgConnection,
-    sids: &[String],
-) -> Result<BTreeMap<String, i64>, StoreError> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT task_sid, attributes_hash FROM tasks
-         WHERE task_sid = ANY($1) AND attributes_hash IS NOT NULL",
-    )
-    .bind(sids)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows.into_iter().collect())
-}
-
-/// Serializes the transactions that may store these link keys: each waits, before it looks
-/// up a link's holders, for any other that may be storing the same link to commit (in key
+/// Serializes the transactions that may store these link keys: each waits, before it reads
+/// the links' holders (again), for any other that may be storing the same link to commit (in key
 /// order, before any row lock, so the waits cannot cycle). Without it, two processors storing
 /// one new link for two tasks at once each saw only its own holder, and the two tasks stayed
 /// apart until an event of either came again — an Insights stamp missing, or made under a

@@ -294,6 +294,14 @@ async fn released_leases_are_claimable_at_once() {
     assert_eq!(drain(&processor(&app.pool, 100)).await, 7);
 }
 
+/// `(task, chain id, position)` of every chained task, in chain order.
+async fn chain_positions(pool: &sqlx::PgPool) -> Vec<(String, String, i32)> {
+    sqlx::query_as("SELECT task_sid, chain_id, position FROM chain_tasks ORDER BY position")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_chain_whose_tasks_all_arrive_in_one_batch_is_stored() {
     let app = spawn_app().await;
@@ -315,12 +323,10 @@ async fn a_chain_whose_tasks_all_arrive_in_one_batch_is_stored() {
     ];
     store::inbox::insert(&app.pool, &rows).await.unwrap();
     assert_eq!(processor(&app.pool, 100).run_once().await.unwrap(), 2);
-    let chain: Vec<(String, String, i32)> =
-        sqlx::query_as("SELECT task_sid, chain_id, position FROM chain_tasks ORDER BY position")
-            .fetch_all(&app.pool)
-            .await
-            .unwrap();
-    assert_eq!(chain, vec![(a.clone(), a.clone(), 0), (b, a, 1)]);
+    assert_eq!(
+        chain_positions(&app.pool).await,
+        vec![(a.clone(), a.clone(), 0), (b, a, 1)]
+    );
 }
 
 #[tokio::test]
@@ -357,12 +363,10 @@ async fn tasks_whose_shared_link_two_processors_stored_unseen_are_chained_by_the
         .unwrap();
     assert_eq!(processor(&app.pool, 100).run_once().await.unwrap(), 1);
     assert_eq!(linked().await, vec![a.clone(), b.clone()]);
-    let chain: Vec<(String, String, i32)> =
-        sqlx::query_as("SELECT task_sid, chain_id, position FROM chain_tasks ORDER BY position")
-            .fetch_all(&app.pool)
-            .await
-            .unwrap();
-    assert_eq!(chain, vec![(a.clone(), a.clone(), 0), (b, a, 1)]);
+    assert_eq!(
+        chain_positions(&app.pool).await,
+        vec![(a.clone(), a.clone(), 0), (b, a, 1)]
+    );
 }
 
 #[tokio::test]
