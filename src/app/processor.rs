@@ -257,8 +257,9 @@ impl Processor {
                     if let (Some(workflow), TaskRouterEventType::WorkflowTimeout) =
                         (fallback, &tr.event_type)
                     {
-                        let attrs = row.task_attributes.as_ref();
-                        let call = attrs
+                        let call = task
+                            .attributes
+                            .as_ref()
                             .and_then(|a| Some((a, ConversationRef::from_attributes(a)?)))
                             .and_then(|(attrs, conversation)| {
                                 orphan::fallback_invite(
@@ -317,7 +318,7 @@ impl Processor {
     ) -> Result<(), StoreError> {
         let mut resumed = Vec::new();
 
-        for (row, event, ms) in events {
+        for (_, event, ms) in events {
             match event {
                 TwilioEvent::Conversations(c) => {
                     let Some(ch) = c.conversation_sid.as_deref() else {
@@ -352,7 +353,11 @@ impl Processor {
                     }
                 }
                 TwilioEvent::Taskrouter(tr) => {
-                    let (Some(task), Some(attrs)) = (&tr.task, row.task_attributes.as_ref()) else {
+                    let Some((task, attrs)) = tr
+                        .task
+                        .as_ref()
+                        .and_then(|t| Some((t, t.attributes.as_ref()?)))
+                    else {
                         continue;
                     };
                     if let Some(park_id) = attrs
@@ -501,11 +506,17 @@ impl Processor {
         let owned = store::inbox::lock_owned(&mut tx, self.id, &ids).await?;
         let mut events = Vec::with_capacity(owned.len());
         for row in claimed.iter().filter(|r| owned.contains(&r.id)) {
-            let mut event: TwilioEvent = serde_json::from_value(row.event.clone())
-                .map_err(|e| StoreError::Decode(format!("inbox event {}: {e}", row.id)))?;
+            let decode =
+                |e: serde_json::Error| StoreError::Decode(format!("inbox event {}: {e}", row.id));
+            let mut event: TwilioEvent = serde_json::from_str(&row.event).map_err(decode)?;
             if let TwilioEvent::Taskrouter(tr) = &mut event {
                 if let Some(task) = tr.task.as_mut() {
-                    task.attributes.clone_from(&row.task_attributes);
+                    task.attributes = row
+                        .task_attributes
+                        .as_deref()
+                        .map(serde_json::from_str)
+                        .transpose()
+                        .map_err(decode)?;
                 }
             }
             let ms = row

@@ -7,8 +7,6 @@ use super::StoreError;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::value::RawValue;
-use serde_json::Value;
-use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -72,8 +70,8 @@ pub async fn insert_returning_keys<'e>(
     let text = |f: fn(&NewInboxEvent) -> Option<&String>| -> Vec<Option<&str>> {
         events.iter().map(|e| f(e).map(String::as_str)).collect()
     };
-    let json = |f: fn(&NewInboxEvent) -> Option<&RawValue>| -> Vec<Option<Json<&RawValue>>> {
-        events.iter().map(|e| f(e).map(Json)).collect()
+    let json = |f: fn(&NewInboxEvent) -> Option<&RawValue>| -> Vec<Option<&str>> {
+        events.iter().map(|e| f(e).map(RawValue::get)).collect()
     };
     let inserted: Vec<String> = sqlx::query_scalar(
         r#"
@@ -86,7 +84,7 @@ pub async fn insert_returning_keys<'e>(
         SELECT * FROM UNNEST(
             $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
             $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-            $14::text[], $15::jsonb[], $16::text[], $17::int8[], $18::text[]::json[], $19::jsonb[],
+            $14::text[], $15::text[], $16::text[], $17::int8[], $18::text[], $19::text[],
             $20::text[])
         ON CONFLICT DO NOTHING
         RETURNING id, event_key),
@@ -130,8 +128,10 @@ pub struct ClaimedEvent {
     pub id: i64,
     pub event_key: String,
     pub source: String,
-    pub event: Value,
-    pub task_attributes: Option<Value>,
+    /// The typed event as JSON text (the processor parses it straight into its type).
+    pub event: String,
+    /// JSON text.
+    pub task_attributes: Option<String>,
     pub event_time_ms: Option<i64>,
     pub received_at: DateTime<Utc>,
     pub attempts: i32,

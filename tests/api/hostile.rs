@@ -172,7 +172,7 @@ async fn deeply_nested_json_is_flagged_in_a_signed_callback_and_refused_as_a_bat
     assert_eq!(res.status(), 204);
     let (error, attributes, raw_len): (Option<String>, Option<Value>, Option<i32>) =
         sqlx::query_as(
-            "SELECT interpret_error, task_attributes, length(params->>'TaskAttributes')
+            "SELECT interpret_error, task_attributes::jsonb, length(params::jsonb->>'TaskAttributes')
              FROM inbox_events",
         )
         .fetch_one(&app.pool)
@@ -244,7 +244,7 @@ async fn huge_task_attributes_are_stored_and_processed() {
     let res = app.post_signed_form(TASKROUTER, &params).await;
     assert_eq!(res.status(), 204);
     let (error, keys): (Option<String>, Option<i64>) = sqlx::query_as(
-        "SELECT interpret_error, (SELECT count(*) FROM jsonb_object_keys(task_attributes))
+        "SELECT interpret_error, (SELECT count(*) FROM jsonb_object_keys(task_attributes::jsonb))
          FROM inbox_events",
     )
     .fetch_one(&app.pool)
@@ -558,7 +558,7 @@ async fn an_escaped_nul_in_signed_task_attributes_is_stored() {
         .await;
     assert_eq!(res.status(), 204);
     let (error, note): (Option<String>, Option<String>) =
-        sqlx::query_as("SELECT interpret_error, task_attributes->>'note' FROM inbox_events")
+        sqlx::query_as("SELECT interpret_error, task_attributes::jsonb->>'note' FROM inbox_events")
             .fetch_one(&app.pool)
             .await
             .expect("one row");

@@ -29,7 +29,8 @@ async fn taskrouter_callback_is_stored_once_after_three_deliveries() {
         assert_eq!(res.headers()["content-type"], "application/json");
     }
     let row: StoredRow = sqlx::query_as(
-        "SELECT event_key, source, event_type, task_sid, event_time_ms, task_attributes, params,
+        "SELECT event_key, source, event_type, task_sid, event_time_ms, task_attributes::jsonb AS task_attributes,
+                    params::jsonb AS params,
                     interpret_error, conversation_sid
              FROM inbox_events",
     )
@@ -74,7 +75,7 @@ async fn conversations_webhook_is_stored_once_after_three_deliveries() {
         assert_eq!(res.json::<Value>().await.unwrap(), serde_json::json!({}));
     }
     let (key, conversation, event): (String, Option<String>, Value) =
-        sqlx::query_as("SELECT event_key, conversation_sid, event FROM inbox_events")
+        sqlx::query_as("SELECT event_key, conversation_sid, event::jsonb FROM inbox_events")
             .fetch_one(&app.pool)
             .await
             .expect("exactly one row");
