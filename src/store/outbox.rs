@@ -151,7 +151,9 @@ pub enum Next {
     Dead(String),
 }
 
-/// Records the attempt and moves the call on, if `owner` still holds its lease.
+/// Records the attempt and moves the call on, if `owner` still holds its lease. One statement
+/// (its own transaction): the state change and the attempt row commit together, in one round
+/// trip instead of four (`BEGIN`, update, insert, `COMMIT`) per Twilio call.
 pub async fn finish_attempt(
     pool: &PgPool,
     owner: Uuid,
@@ -159,7 +161,6 @@ pub async fn finish_attempt(
     record: &AttemptRecord,
     next: &Next,
 ) -> Result<bool, StoreError> {
-    let mut tx = pool.begin().await?;
     let (state, retry_secs, dead_reason, decision) = match next {
         Next::Done => ("done", 0.0, None, "done".to_owned()),
         Next::RetryAfter(d) => (
@@ -170,17 +171,26 @@ pub async fn finish_attempt(
         ),
         Next::Dead(reason) => ("dead", 0.0, Some(reason.clone()), format!("dead: {reason}")),
     };
-    let updated = sqlx::query(
-        "UPDATE outbox
-         SET state = $3,
-             next_attempt_at = CASE WHEN $3 = 'pending' THEN now() + make_interval(secs => $4) ELSE next_attempt_at END,
-             lease_owner = NULL, lease_expires_at = NULL,
-             last_status = $5, last_error = COALESCE($6, $7),
-             response = COALESCE($8, response),
-             done_at = CASE WHEN $3 = 'done' THEN now() END,
-             dead_at = CASE WHEN $3 = 'dead' THEN now() END,
-             updated_at = now()
-         WHERE id = $1 AND lease_owner = $2 AND state = 'pending'",
+    // No row updated: our lease ended and someone else has the call now; their attempt is the
+    // one that counts, and nothing is recorded.
+    let updated: i64 = sqlx::query_scalar(
+        "WITH moved AS (
+             UPDATE outbox
+             SET state = $3,
+                 next_attempt_at = CASE WHEN $3 = 'pending' THEN now() + make_interval(secs => $4) ELSE next_attempt_at END,
+                 lease_owner = NULL, lease_expires_at = NULL,
+                 last_status = $5, last_error = COALESCE($6, $7),
+                 response = COALESCE($8, response),
+                 done_at = CASE WHEN $3 = 'done' THEN now() END,
+                 dead_at = CASE WHEN $3 = 'dead' THEN now() END,
+                 updated_at = now()
+             WHERE id = $1 AND lease_owner = $2 AND state = 'pending'
+             RETURNING id),
+         recorded AS (
+             INSERT INTO outbox_attempts (outbox_id, attempt, started_at, http_status, twilio_code, error, decision)
+             SELECT id, $9, $10, $5, $11, $7, $12 FROM moved
+             ON CONFLICT (outbox_id, attempt) DO NOTHING)
+         SELECT count(*) FROM moved",
     )
     .bind(call.id)
     .bind(owner)
@@ -190,29 +200,13 @@ pub async fn finish_attempt(
     .bind(&dead_reason)
     .bind(&record.error)
     .bind(&record.response)
-    .execute(&mut *tx)
-    .await?;
-    if updated.rows_affected() == 0 {
-        // Our lease ended and someone else has the call now; their attempt is the one that counts.
-        tx.rollback().await?;
-        return Ok(false);
-    }
-    sqlx::query(
-        "INSERT INTO outbox_attempts (outbox_id, attempt, started_at, http_status, twilio_code, error, decision)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (outbox_id, attempt) DO NOTHING",
-    )
-    .bind(call.id)
     .bind(call.attempt)
     .bind(record.started_at)
-    .bind(record.http_status.map(i32::from))
     .bind(record.twilio_code.map(|c| c as i32))
-    .bind(&record.error)
     .bind(decision)
-    .execute(&mut *tx)
+    .fetch_one(pool)
     .await?;
-    tx.commit().await?;
-    Ok(true)
+    Ok(updated == 1)
 }
 
 /// Puts a dead call back in the queue (ops re-drive). Returns false if it is not dead.

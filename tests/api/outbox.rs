@@ -276,6 +276,68 @@ async fn a_permanent_error_dead_letters_at_once_with_twilio_s_message() {
 /// the dispatcher runs as in `baton serve` with three calls in flight at most
 /// (`BATON_TWILIO_CONCURRENCY=3`).
 #[tokio::test]
+async fn an_attempt_is_recorded_only_by_the_lease_holder() {
+    let rig = rig(fast_policy(3)).await;
+    let call = NewCall {
+        idempotency_key: "lease:holder".into(),
+        kind: OperationKind::UpdateTaskAttributes,
+        request: TwilioRequest {
+            product: Product::TaskRouter,
+            method: "POST".into(),
+            path: format!("/v1/Workspaces/{}/Tasks/WT1", rig.twilio.workspace_sid()),
+            form: vec![("Attributes".into(), "{}".into())],
+            if_match: None,
+        },
+        procedure: None,
+        caused_by_event: None,
+        conversation_sid: None,
+    };
+    enqueue(&rig.pool, &call).await;
+    let holder = uuid::Uuid::new_v4();
+    let claimed = store::outbox::claim_due(&rig.pool, holder, Duration::from_secs(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let record = store::outbox::AttemptRecord {
+        started_at: chrono::Utc::now(),
+        http_status: Some(200),
+        twilio_code: None,
+        error: None,
+        response: None,
+    };
+    let done = store::outbox::Next::Done;
+    // A process whose lease ended (another holds the call) records nothing.
+    let stranger = uuid::Uuid::new_v4();
+    assert!(
+        !store::outbox::finish_attempt(&rig.pool, stranger, &claimed[0], &record, &done)
+            .await
+            .unwrap()
+    );
+    let attempts: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_attempts")
+        .fetch_one(&rig.pool)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 0);
+    assert_eq!(state_of(&rig.pool, "lease:holder").await.0, "pending");
+    // The holder's attempt moves the call on and is recorded with it.
+    assert!(
+        store::outbox::finish_attempt(&rig.pool, holder, &claimed[0], &record, &done)
+            .await
+            .unwrap()
+    );
+    let recorded: Vec<(i64, i32, Option<i32>, String)> =
+        sqlx::query_as("SELECT outbox_id, attempt, http_status, decision FROM outbox_attempts")
+            .fetch_all(&rig.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        recorded,
+        vec![(claimed[0].id, 1, Some(200), "done".to_owned())]
+    );
+    assert_eq!(state_of(&rig.pool, "lease:holder").await.0, "done");
+}
+
+#[tokio::test]
 async fn a_degraded_twilio_gets_each_effect_once_within_backoff_and_the_concurrency_limit() {
     let policy = RetryPolicy {
         base_delay: Duration::from_millis(20),
