@@ -101,6 +101,24 @@ async fn state_of(pool: &PgPool, key: &str) -> (String, i32, Option<i32>, Option
     .unwrap()
 }
 
+/// A call setting a task's attributes (keyed `attributes:{task}`).
+fn attributes_update(rig: &Rig, task: &str, attributes: &str) -> NewCall {
+    NewCall {
+        idempotency_key: format!("attributes:{task}"),
+        kind: OperationKind::UpdateTaskAttributes,
+        request: TwilioRequest {
+            product: Product::TaskRouter,
+            method: "POST".into(),
+            path: format!("/v1/Workspaces/{}/Tasks/{task}", rig.twilio.workspace_sid()),
+            form: vec![("Attributes".into(), attributes.into())],
+            if_match: None,
+        },
+        procedure: None,
+        caused_by_event: None,
+        conversation_sid: None,
+    }
+}
+
 fn completions(twilio: &StandIn, task: &str) -> usize {
     twilio
         .effects()
@@ -246,20 +264,7 @@ async fn persistent_failure_dead_letters_and_can_be_redriven() {
 async fn a_permanent_error_dead_letters_at_once_with_twilio_s_message() {
     let rig = rig(fast_policy(5)).await;
     let task = assigned_task(&rig.twilio);
-    let call = NewCall {
-        idempotency_key: format!("attributes:{task}"),
-        kind: OperationKind::UpdateTaskAttributes,
-        request: TwilioRequest {
-            product: Product::TaskRouter,
-            method: "POST".into(),
-            path: format!("/v1/Workspaces/{}/Tasks/{task}", rig.twilio.workspace_sid()),
-            form: vec![("Attributes".into(), "{not json".into())],
-            if_match: None,
-        },
-        procedure: None,
-        caused_by_event: None,
-        conversation_sid: None,
-    };
+    let call = attributes_update(&rig, &task, "{not json");
     enqueue(&rig.pool, &call).await;
     settle(&rig, Duration::from_secs(5)).await;
     let (state, attempts, status, error) = state_of(&rig.pool, &call.idempotency_key).await;
@@ -278,20 +283,7 @@ async fn a_permanent_error_dead_letters_at_once_with_twilio_s_message() {
 #[tokio::test]
 async fn an_attempt_is_recorded_only_by_the_lease_holder() {
     let rig = rig(fast_policy(3)).await;
-    let call = NewCall {
-        idempotency_key: "lease:holder".into(),
-        kind: OperationKind::UpdateTaskAttributes,
-        request: TwilioRequest {
-            product: Product::TaskRouter,
-            method: "POST".into(),
-            path: format!("/v1/Workspaces/{}/Tasks/WT1", rig.twilio.workspace_sid()),
-            form: vec![("Attributes".into(), "{}".into())],
-            if_match: None,
-        },
-        procedure: None,
-        caused_by_event: None,
-        conversation_sid: None,
-    };
+    let call = attributes_update(&rig, "WT1", "{}");
     enqueue(&rig.pool, &call).await;
     let holder = uuid::Uuid::new_v4();
     let claimed = store::outbox::claim_due(&rig.pool, holder, Duration::from_secs(30), 10)
@@ -318,7 +310,10 @@ async fn an_attempt_is_recorded_only_by_the_lease_holder() {
         .await
         .unwrap();
     assert_eq!(attempts, 0);
-    assert_eq!(state_of(&rig.pool, "lease:holder").await.0, "pending");
+    assert_eq!(
+        state_of(&rig.pool, &call.idempotency_key).await.0,
+        "pending"
+    );
     // The holder's attempt moves the call on and is recorded with it.
     assert!(
         store::outbox::finish_attempt(&rig.pool, holder, &claimed[0], &record, &done)
@@ -334,7 +329,7 @@ async fn an_attempt_is_recorded_only_by_the_lease_holder() {
         recorded,
         vec![(claimed[0].id, 1, Some(200), "done".to_owned())]
     );
-    assert_eq!(state_of(&rig.pool, "lease:holder").await.0, "done");
+    assert_eq!(state_of(&rig.pool, &call.idempotency_key).await.0, "done");
 }
 
 #[tokio::test]
