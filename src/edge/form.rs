@@ -9,6 +9,7 @@
 //! would refuse bodies that Twilio itself signed verbatim.
 
 use percent_encoding::percent_decode;
+use std::borrow::Cow;
 
 /// Why a form body was rejected. Messages never echo the raw input, so they
 /// are safe to log and to return to the caller.
@@ -66,7 +67,7 @@ pub fn query_values(query: &str, key: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .filter_map(|segment| {
             let (raw_key, raw_value) = split_pair(segment);
-            if decode_bytes(raw_key) != key.as_bytes() {
+            if *decode_bytes(raw_key) != *key.as_bytes() {
                 return None;
             }
             Some(String::from_utf8_lossy(&decode_bytes(raw_value)).into_owned())
@@ -82,19 +83,26 @@ fn split_pair(segment: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-/// `+` -> space, then percent-decode; malformed escapes pass through as-is.
-fn decode_bytes(raw: &[u8]) -> Vec<u8> {
+/// `+` -> space, then percent-decode; malformed escapes pass through as-is. Borrows `raw` when
+/// there is nothing to decode (most keys and SIDs).
+fn decode_bytes(raw: &[u8]) -> Cow<'_, [u8]> {
+    if !raw.contains(&b'+') {
+        return percent_decode(raw).into();
+    }
     // `+` must become a space *before* percent-decoding so `%2B` stays a `+`.
     let spaced: Vec<u8> = raw
         .iter()
         .map(|&b| if b == b'+' { b' ' } else { b })
         .collect();
-    percent_decode(&spaced).collect()
+    Cow::Owned(percent_decode(&spaced).collect())
 }
 
 fn decode_strict(raw: &[u8], field: usize) -> Result<String, FormError> {
-    let text =
-        String::from_utf8(decode_bytes(raw)).map_err(|_| FormError::InvalidUtf8 { field })?;
+    let invalid = |_| FormError::InvalidUtf8 { field };
+    let text = match decode_bytes(raw) {
+        Cow::Borrowed(bytes) => std::str::from_utf8(bytes).map_err(invalid)?.to_owned(),
+        Cow::Owned(bytes) => String::from_utf8(bytes).map_err(|e| invalid(e.utf8_error()))?,
+    };
     if text.contains('\0') {
         return Err(FormError::NulCharacter);
     }
