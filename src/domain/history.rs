@@ -9,8 +9,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 
-/// Most hops one page holds.
-pub const MAX_LIMIT: i64 = 500;
 /// Hops per page when no limit is given.
 pub const DEFAULT_LIMIT: i64 = 50;
 /// The stats window when no `since` is given: this long before `until`.
@@ -253,18 +251,9 @@ impl TransferFilter {
     }
 }
 
-/// Hops per page: 1 to [`MAX_LIMIT`].
+/// Hops per page ([`super::paging::parse_page_size`]).
 pub fn parse_limit(raw: &str) -> Result<i64, ParamError> {
-    raw.trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|n| (1..=MAX_LIMIT).contains(n))
-        .ok_or_else(|| {
-            ParamError::new(
-                Param::Limit,
-                format!("{raw:?} must be a whole number from 1 to {MAX_LIMIT}"),
-            )
-        })
+    super::paging::parse_page_size(raw).map_err(|reason| ParamError::new(Param::Limit, reason))
 }
 
 /// Where a page ends: the last hop it holds, in the list's order (initiated, chain, seq — all

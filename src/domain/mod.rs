@@ -9,6 +9,7 @@ pub mod insights;
 pub mod invites;
 pub mod orphan;
 pub mod outbound;
+pub mod paging;
 pub mod park;
 pub mod retry;
 pub mod sid;

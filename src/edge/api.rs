@@ -504,8 +504,9 @@ pub struct ParkQuery {
     state: Option<String>,
     /// `WK…`: only this worker's parks.
     worker_sid: Option<String>,
-    #[param(minimum = 1, maximum = 500, default = 100)]
-    limit: Option<i64>,
+    /// Page size.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500, default = 100)]
+    limit: Option<String>,
 }
 
 /// Parks, newest first, with their timings (`hold_seconds`).
@@ -536,10 +537,7 @@ pub async fn list_parks(
         Sid::parse_kind(w, SidKind::Worker)
             .map_err(|e| EdgeError::Invalid(format!("worker_sid {w:?}: {e}")))?;
     }
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(EdgeError::Invalid("limit must be between 1 and 500".into()));
-    }
+    let limit = super::limit_param(query.limit.as_deref(), 100)?;
     let parks = store::parks::list(
         &state.pool,
         query.state.as_deref(),

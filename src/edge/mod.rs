@@ -161,6 +161,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     routes(cfg);
 }
 
+/// A listing's `limit` query parameter ([`crate::domain::paging`]), `default` when absent.
+pub(crate) fn limit_param(raw: Option<&str>, default: i64) -> Result<i64, error::EdgeError> {
+    raw.map_or(Ok(default), |raw| {
+        crate::domain::paging::parse_page_size(raw)
+            .map_err(|reason| error::EdgeError::Invalid(format!("limit {reason}")))
+    })
+}
+
 /// JSON 404 for anything unrouted (including a wrong method on a known path).
 pub async fn not_found() -> Result<HttpResponse, error::EdgeError> {
     Err(error::EdgeError::NotFound)

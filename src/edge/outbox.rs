@@ -10,8 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
-/// Largest page of `GET /api/v1/outbox`.
-pub const MAX_LIMIT: i64 = 500;
+/// Calls per page when no limit is given.
 const DEFAULT_LIMIT: i64 = 100;
 
 /// `GET /api/v1/outbox` query parameters, as received (each is checked by name below).
@@ -73,16 +72,7 @@ fn parse_listing(query: &str) -> Result<Listing, EdgeError> {
             })
         })
         .transpose()?;
-    let limit = match raw.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| {
-                EdgeError::Invalid(format!("limit {l:?} must be between 1 and {MAX_LIMIT}"))
-            })?,
-    };
+    let limit = super::limit_param(raw.limit.as_deref(), DEFAULT_LIMIT)?;
     let before = raw
         .cursor
         .as_deref()
@@ -231,7 +221,10 @@ mod tests {
     #[test]
     fn bad_parameters_are_named() {
         assert!(invalid("state=failed").starts_with("state \"failed\""));
-        assert!(invalid("limit=0").starts_with("limit \"0\""));
+        assert_eq!(
+            invalid("limit=0"),
+            "limit \"0\" must be a whole number from 1 to 500"
+        );
         assert!(invalid("limit=501").starts_with("limit \"501\""));
         assert!(invalid("limit=ten").starts_with("limit \"ten\""));
         assert!(invalid("cursor=-3").starts_with("cursor \"-3\""));

@@ -378,6 +378,14 @@ async fn ops_resume_a_park_to_the_same_worker_or_to_the_queue() {
     assert_eq!(flex.parks("?state=resumed").await.len(), 2);
     let (status, body) = flex.api_get("/api/v1/parks?state=sleeping").await;
     assert_eq!(status, 400, "{body}");
+    assert_eq!(flex.parks("?state=resumed&limit=1").await.len(), 1);
+    // The page size follows the one rule of every listing, and says so.
+    let (status, body) = flex.api_get("/api/v1/parks?limit=ten").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        "limit \"ten\" must be a whole number from 1 to 500"
+    );
 }
 
 #[tokio::test]
