@@ -129,124 +129,64 @@ fn list(filter: TransferFilter, cursor: Option<Cursor>) -> Query {
     })
 }
 
+/// A first page of the list with a filter made for each run; every such query must use an index.
+fn listing(
+    name: &'static str,
+    filter: impl Fn(&mut rand::rngs::ThreadRng) -> TransferFilter + 'static,
+) -> Shape {
+    Shape {
+        name,
+        indexed: true,
+        make: Box::new(move |_, rng| list(filter(rng), None)),
+    }
+}
+
 fn shapes(args: &HistoryBenchArgs, now: DateTime<Utc>, middle: Cursor) -> Vec<Shape> {
     let (workers, queues, hops) = (args.workers, args.queues, args.hops);
     let year_start = now - TimeDelta::days(365);
     let chains = hops * 5 / 8;
     let mut shapes: Vec<Shape> = vec![
-        Shape {
-            name: "list, no filter",
-            indexed: true,
-            make: Box::new(|_, _| list(TransferFilter::default(), None)),
-        },
-        Shape {
-            name: "list, worker_sid",
-            indexed: true,
-            make: Box::new(move |_, rng| {
-                list(
-                    TransferFilter {
-                        worker_sid: Some(sid("WK", rng.gen_range(0..workers))),
-                        ..TransferFilter::default()
-                    },
-                    None,
-                )
-            }),
-        },
-        Shape {
-            name: "list, queue_sid",
-            indexed: true,
-            make: Box::new(move |_, rng| {
-                list(
-                    TransferFilter {
-                        queue_sid: Some(sid("WQ", rng.gen_range(0..queues))),
-                        ..TransferFilter::default()
-                    },
-                    None,
-                )
-            }),
-        },
-        Shape {
-            name: "list, target_type=workflow",
-            indexed: true,
-            make: Box::new(|_, _| {
-                list(
-                    TransferFilter {
-                        target_type: Some(TargetType::Workflow),
-                        ..TransferFilter::default()
-                    },
-                    None,
-                )
-            }),
-        },
-        Shape {
-            name: "list, outcome=returned",
-            indexed: true,
-            make: Box::new(|_, _| {
-                list(
-                    TransferFilter {
-                        outcome: Some(OutcomeFilter::Returned),
-                        ..TransferFilter::default()
-                    },
-                    None,
-                )
-            }),
-        },
-        Shape {
-            name: "list, outcome=in_flight",
-            indexed: true,
-            make: Box::new(|_, _| {
-                list(
-                    TransferFilter {
-                        outcome: Some(OutcomeFilter::InFlight),
-                        ..TransferFilter::default()
-                    },
-                    None,
-                )
-            }),
-        },
-        Shape {
-            name: "list, conversation_sid",
-            indexed: true,
-            make: Box::new(move |_, rng| {
-                list(
-                    TransferFilter {
-                        conversation_sid: Some(sid("CH", rng.gen_range(0..chains))),
-                        ..TransferFilter::default()
-                    },
-                    None,
-                )
-            }),
-        },
-        Shape {
-            name: "list, since/until (one day)",
-            indexed: true,
-            make: Box::new(move |_, rng| {
-                let since = year_start + TimeDelta::days(rng.gen_range(0..364));
-                list(
-                    TransferFilter {
-                        since: Some(since),
-                        until: Some(since + TimeDelta::days(1)),
-                        ..TransferFilter::default()
-                    },
-                    None,
-                )
-            }),
-        },
-        Shape {
-            name: "list, queue_sid + outcome=failed + 30 days",
-            indexed: true,
-            make: Box::new(move |_, rng| {
-                list(
-                    TransferFilter {
-                        since: Some(now - TimeDelta::days(30)),
-                        queue_sid: Some(sid("WQ", rng.gen_range(0..queues))),
-                        outcome: Some(OutcomeFilter::Failed),
-                        ..TransferFilter::default()
-                    },
-                    None,
-                )
-            }),
-        },
+        listing("list, no filter", |_| TransferFilter::default()),
+        listing("list, worker_sid", move |rng| TransferFilter {
+            worker_sid: Some(sid("WK", rng.gen_range(0..workers))),
+            ..TransferFilter::default()
+        }),
+        listing("list, queue_sid", move |rng| TransferFilter {
+            queue_sid: Some(sid("WQ", rng.gen_range(0..queues))),
+            ..TransferFilter::default()
+        }),
+        listing("list, target_type=workflow", |_| TransferFilter {
+            target_type: Some(TargetType::Workflow),
+            ..TransferFilter::default()
+        }),
+        listing("list, outcome=returned", |_| TransferFilter {
+            outcome: Some(OutcomeFilter::Returned),
+            ..TransferFilter::default()
+        }),
+        listing("list, outcome=in_flight", |_| TransferFilter {
+            outcome: Some(OutcomeFilter::InFlight),
+            ..TransferFilter::default()
+        }),
+        listing("list, conversation_sid", move |rng| TransferFilter {
+            conversation_sid: Some(sid("CH", rng.gen_range(0..chains))),
+            ..TransferFilter::default()
+        }),
+        listing("list, since/until (one day)", move |rng| {
+            let since = year_start + TimeDelta::days(rng.gen_range(0..364));
+            TransferFilter {
+                since: Some(since),
+                until: Some(since + TimeDelta::days(1)),
+                ..TransferFilter::default()
+            }
+        }),
+        listing("list, queue_sid + outcome=failed + 30 days", move |rng| {
+            TransferFilter {
+                since: Some(now - TimeDelta::days(30)),
+                queue_sid: Some(sid("WQ", rng.gen_range(0..queues))),
+                outcome: Some(OutcomeFilter::Failed),
+                ..TransferFilter::default()
+            }
+        }),
     ];
     let deep = middle.clone();
     shapes.push(Shape {
