@@ -476,6 +476,9 @@ pub struct ServeProcess {
     pub pool: PgPool,
     /// Its log lines (stderr), as they arrive.
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The thread reading them; joined once the process has exited, so that the log then holds
+    /// every line, the last ones included.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ServeProcess {
@@ -509,7 +512,7 @@ impl ServeProcess {
         let stderr = child.stderr.take().expect("stderr");
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let lines = log.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr)
                 .lines()
                 .map_while(Result::ok)
@@ -548,6 +551,7 @@ impl ServeProcess {
             address: format!("http://127.0.0.1:{port}"),
             pool,
             log,
+            reader: Some(reader),
         }
     }
 
@@ -570,14 +574,23 @@ impl ServeProcess {
         let deadline = std::time::Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().expect("child status") {
+                self.finish_log();
                 return status.code();
             }
             if std::time::Instant::now() >= deadline {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
+                self.finish_log();
                 return None;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits for the reader to reach the end of the exited process's stderr.
+    fn finish_log(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
         }
     }
 

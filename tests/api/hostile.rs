@@ -331,15 +331,17 @@ async fn more_than_a_thousand_params_are_refused() {
 }
 
 /// Sends `bytes` one every `every_ms` while another client's callback is stored, until the
-/// server answers and hangs up; that must happen 1–8 s in (the tests' 1 s timeouts; the upper
-/// bound leaves room for a loaded machine).
+/// server answers and hangs up; that must happen 1–8 s after `opened` (the tests' 1 s timeouts;
+/// the upper bound leaves room for a loaded machine). `opened` is taken before connecting: the
+/// server's clock starts when it accepts, and a later start here could see the cut under 1 s.
 async fn trickled_while_others_are_served(
     app: &TestApp,
     conn: &mut RawConnection,
+    opened: Instant,
     bytes: &[u8],
     every_ms: u64,
 ) -> RawResponse {
-    let started = Instant::now();
+    let started = opened;
     let RawConnection { reader, writer } = conn;
     let trickle = async {
         use tokio::io::AsyncWriteExt;
@@ -387,8 +389,10 @@ async fn headers_trickled_byte_by_byte_are_cut_while_others_are_served() {
             &format!("{signature}Content-Length: {}\r\n", body.len())
         )
     );
+    let opened = Instant::now();
     let mut conn = RawConnection::open(&app.address).await;
-    let res = trickled_while_others_are_served(&app, &mut conn, request.as_bytes(), 50).await;
+    let res =
+        trickled_while_others_are_served(&app, &mut conn, opened, request.as_bytes(), 50).await;
     assert_eq!(res.status, 408);
     // Only the other client's callback is stored.
     assert_eq!(app.inbox_count().await, 1);
@@ -410,9 +414,10 @@ async fn a_body_trickled_or_stalled_is_cut_while_others_are_served() {
     );
 
     // One byte of the body every 100 ms: a whole callback would take over a minute.
+    let opened = Instant::now();
     let mut conn = RawConnection::open(&app.address).await;
     assert!(conn.send(head.as_bytes()).await);
-    let res = trickled_while_others_are_served(&app, &mut conn, body.as_bytes(), 100).await;
+    let res = trickled_while_others_are_served(&app, &mut conn, opened, body.as_bytes(), 100).await;
     assert_eq!(res.status, 408);
     assert_eq!(res.error_code(), "request_timeout");
 
