@@ -166,8 +166,9 @@ fn parse_json_attributes(
     let raw = raw?;
     match serde_json::from_str::<Value>(&raw) {
         Ok(mut v) => {
-            // `\u0000` in the JSON text: Postgres' JSONB cannot hold it, so the event could
-            // never be stored (a 503 for every delivery of it).
+            // `\u0000` in the JSON text: Postgres' JSONB cannot hold it, and the attributes
+            // become the task's JSONB state (`task_attributes`); the inbox's text would take it,
+            // but the event could never be processed, nor its row read as JSONB.
             if replace_nul(&mut v) {
                 errors.push(format!("{what}: NUL characters were replaced with U+FFFD"));
             }
