@@ -2,14 +2,16 @@
 //! `done`, a later retry (exponential backoff with full jitter, `Retry-After` honoured), or
 //! `dead` (shown to ops) — never silently dropped.
 
+use super::confirm::{confirm, Confirmed};
+use crate::domain::guard::{Guard, Verdict};
 use crate::domain::invites;
-use crate::domain::orphan::{self, TwilioView};
+use crate::domain::orphan;
 use crate::domain::outbound::{
     agent_participant, stamp_attributes, Procedure, Product, TwilioRequest,
 };
 use crate::domain::park::unparked_attributes;
 use crate::domain::retry::{Decision, Outcome, RetryPolicy};
-use crate::store::outbox::{self, AttemptRecord, ClaimedCall, Next};
+use crate::store::outbox::{self, AttemptRecord, ClaimedCall, Next, Prerequisite};
 use crate::store::StoreError;
 use crate::store::{chains, conversations};
 use crate::twilio::tasks::merge_task_attributes;
@@ -35,6 +37,8 @@ pub struct DispatcherConfig {
     /// How long after an invite was sent it still holds its conversation open (its task may
     /// not have been reported yet): the orphan grace period.
     pub invite_window: Duration,
+    /// The workspace whose tasks confirm a close decided before closes carried their guard.
+    pub workspace_sid: String,
 }
 
 impl Default for DispatcherConfig {
@@ -45,6 +49,7 @@ impl Default for DispatcherConfig {
             poll: Duration::from_millis(200),
             policy: RetryPolicy::default(),
             invite_window: Duration::from_secs(30),
+            workspace_sid: String::new(),
         }
     }
 }
@@ -55,6 +60,8 @@ enum Executed {
     Answered(Response, Note),
     /// The call was not needed any more (checked at send time); nothing was written.
     Withdrawn(String),
+    /// The call it waits for is dead: it is not sent, and dies too.
+    Blocked(String),
 }
 
 /// What a procedure learned, recorded after the attempt.
@@ -179,6 +186,41 @@ impl Dispatcher {
     /// the answer that decides the outcome, and for an Insights stamp whether the task was
     /// already linked (`Some` only when the stamp is in place).
     async fn execute(&self, call: &ClaimedCall) -> Result<Executed, TransportError> {
+        if let Some(Procedure::CloseOrphan {
+            conversation_sid, ..
+        }) = &call.procedure
+        {
+            // baton's own view first (cheap): a task, invite, transfer or park may have appeared
+            // since the close was decided.
+            let mut occupancy = {
+                let mut conn = match self.pool.acquire().await {
+                    Ok(conn) => conn,
+                    Err(e) => return Err(TransportError(format!("database: {e}"))),
+                };
+                conversations::occupancy(&mut conn, conversation_sid, self.config.invite_window)
+                    .await
+                    .map_err(|e| TransportError(format!("database: {e}")))?
+            };
+            occupancy.close_decided = false;
+            if let Err(keep) = occupancy.verdict() {
+                if keep == orphan::Keep::AlreadyClosed || keep == orphan::Keep::Removed {
+                    return Ok(Executed::Withdrawn("already_closed".into()));
+                }
+                return Ok(Executed::Withdrawn(format!("kept: {keep}")));
+            }
+        }
+        if let Some(guard) = self.guard_of(call) {
+            match confirm(&self.client, &guard).await? {
+                Confirmed::Verdict(Verdict::Proceed) => {}
+                Confirmed::Verdict(Verdict::Keep(why)) => {
+                    return Ok(Executed::Withdrawn(format!("kept: {why}")))
+                }
+                Confirmed::Verdict(Verdict::Gone(why)) => return Ok(Executed::Withdrawn(why)),
+                Confirmed::Unanswered(refused) => {
+                    return Ok(Executed::Answered(refused, Note::None))
+                }
+            }
+        }
         match &call.procedure {
             None => Ok(Executed::Answered(
                 self.client.send(&call.request).await?,
@@ -389,44 +431,42 @@ impl Dispatcher {
                     Note::Result("cleared"),
                 ))
             }
-            Some(Procedure::CloseOrphan {
-                conversation_sid,
-                interaction,
-            }) => {
-                // Checked again at send time: a task, invite, transfer or park may have
-                // appeared since the close was decided.
-                let mut occupancy = {
-                    let mut conn = match self.pool.acquire().await {
-                        Ok(conn) => conn,
-                        Err(e) => return Err(TransportError(format!("database: {e}"))),
-                    };
-                    conversations::occupancy(&mut conn, conversation_sid, self.config.invite_window)
-                        .await
-                        .map_err(|e| TransportError(format!("database: {e}")))?
-                };
-                occupancy.close_decided = false;
-                if let Err(keep) = occupancy.verdict() {
-                    if keep == orphan::Keep::AlreadyClosed || keep == orphan::Keep::Removed {
-                        return Ok(Executed::Withdrawn("already_closed".into()));
-                    }
-                    return Ok(Executed::Withdrawn(format!("kept: {keep}")));
-                }
-                match confirm_orphan(&self.client, conversation_sid, interaction.as_ref()).await? {
-                    Confirmation::Answered(response) => {
-                        Ok(Executed::Answered(response, Note::None))
-                    }
-                    Confirmation::View(TwilioView::AlreadyClosed) => {
-                        Ok(Executed::Withdrawn("already_closed".into()))
-                    }
-                    Confirmation::View(TwilioView::Occupied(why)) => {
-                        Ok(Executed::Withdrawn(format!("kept: {why}")))
-                    }
-                    Confirmation::View(TwilioView::Orphaned) => Ok(Executed::Answered(
-                        self.client.send(&call.request).await?,
-                        Note::Result("closed"),
-                    )),
-                }
-            }
+            Some(Procedure::CloseOrphan { .. }) => Ok(Executed::Answered(
+                self.client.send(&call.request).await?,
+                Note::Result("closed"),
+            )),
+        }
+    }
+
+    /// The guard a call carries; a close decided before closes carried one gets the one it
+    /// would carry now.
+    fn guard_of(&self, call: &ClaimedCall) -> Option<Guard> {
+        match (&call.guard, &call.procedure) {
+            (Some(guard), _) => Some(guard.clone()),
+            (
+                None,
+                Some(Procedure::CloseOrphan {
+                    conversation_sid,
+                    interaction,
+                }),
+            ) => Some(Guard::Unattended {
+                workspace_sid: self.config.workspace_sid.clone(),
+                conversation_sid: conversation_sid.clone(),
+                interaction: interaction.clone(),
+                except_tasks: Vec::new(),
+                own_park: None,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Runs one attempt, unless the call it waits for did not succeed.
+    async fn attempt_call(&self, call: &ClaimedCall) -> Result<Executed, TransportError> {
+        match &call.prerequisite {
+            None => self.execute(call).await,
+            Some(Prerequisite::Dead { key }) => Ok(Executed::Blocked(format!(
+                "prerequisite {key} is dead: not sent"
+            ))),
         }
     }
 
@@ -434,7 +474,22 @@ impl Dispatcher {
         let started_at = chrono::Utc::now();
         let kind = call.kind;
         let mut procedure_result: Option<String> = None;
-        let (outcome, record) = match self.execute(&call).await {
+        let mut blocked: Option<String> = None;
+        let (outcome, record) = match self.attempt_call(&call).await {
+            Ok(Executed::Blocked(why)) => (
+                {
+                    blocked = Some(why.clone());
+                    Outcome::Success
+                },
+                AttemptRecord {
+                    started_at,
+                    http_status: None,
+                    twilio_code: None,
+                    error: Some(why),
+                    response: None,
+                    withdrawn: None,
+                },
+            ),
             Ok(Executed::Withdrawn(why)) => {
                 tracing::info!(outbox_id = call.id, kind = kind.as_str(), %why, "outbound call withdrawn at send time");
                 procedure_result = Some(why.clone());
@@ -446,6 +501,7 @@ impl Dispatcher {
                         twilio_code: None,
                         error: None,
                         response: Some(serde_json::json!({ "withdrawn": why })),
+                        withdrawn: Some(why),
                     },
                 )
             }
@@ -488,6 +544,7 @@ impl Dispatcher {
                     twilio_code: error.as_ref().and_then(|e| e.code),
                     error: error.and_then(|e| e.message),
                     response: serde_json::from_str(&response.body).ok(),
+                    withdrawn: None,
                 };
                 (outcome, record)
             }
@@ -499,14 +556,18 @@ impl Dispatcher {
                     twilio_code: None,
                     error: Some(e.to_string()),
                     response: None,
+                    withdrawn: None,
                 },
             ),
         };
         let jitter: f64 = rand::thread_rng().gen();
-        let decision =
-            self.config
+        let decision = match blocked {
+            Some(why) => Decision::Dead(why),
+            None => self
+                .config
                 .policy
-                .decide(call.budget_attempt.max(1) as u32, &outcome, jitter);
+                .decide(call.budget_attempt.max(1) as u32, &outcome, jitter),
+        };
         let next = match &decision {
             Decision::Done => Next::Done,
             Decision::RetryAfter(d) => Next::RetryAfter(*d),
@@ -555,35 +616,4 @@ impl Dispatcher {
             tracing::warn!(outbox_id = call.id, error = %e, "could not record an outbox attempt");
         }
     }
-}
-
-/// What confirming an orphan with Twilio found.
-pub enum Confirmation {
-    /// A read failed: this answer decides the attempt (retried, or dead).
-    Answered(Response),
-    View(TwilioView),
-}
-
-/// Reads the interaction channel (or conversation) and its participants, and judges them
-/// (`domain::orphan`). Shared by the close procedure and the sweep.
-pub async fn confirm_orphan(
-    client: &TwilioClient,
-    conversation_sid: &str,
-    interaction: Option<&(String, String)>,
-) -> Result<Confirmation, TransportError> {
-    let (resource, participants) = orphan::confirmation_reads(conversation_sid, interaction);
-    let resource = client.send(&resource).await?;
-    if resource.status == 404 {
-        return Ok(Confirmation::View(TwilioView::AlreadyClosed));
-    }
-    if !(200..300).contains(&resource.status) {
-        return Ok(Confirmation::Answered(resource));
-    }
-    let participants = client.send(&participants).await?;
-    if !(200..300).contains(&participants.status) {
-        return Ok(Confirmation::Answered(participants));
-    }
-    let parse = |body: &str| serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
-    let (resource, participants) = (parse(&resource.body), parse(&participants.body));
-    Ok(Confirmation::View(orphan::judge(&resource, &participants)))
 }

@@ -4,6 +4,7 @@ pub mod backfill;
 pub mod backfill_command;
 pub mod cli;
 pub mod configuration;
+pub mod confirm;
 pub mod dispatcher;
 pub mod history_command;
 pub mod insights_backfill;

@@ -3,9 +3,10 @@
 //! with Twilio. Every close is an outbox call (`close:{CH}:{generation}`), checked once more when
 //! it is sent.
 
-use super::dispatcher::{confirm_orphan, Confirmation};
+use super::confirm::{confirm, Confirmed};
+use crate::domain::guard::{Guard, Verdict};
 use crate::domain::invites;
-use crate::domain::orphan::{self, CloseReason, ConversationRef, Keep, TwilioView};
+use crate::domain::orphan::{self, CloseReason, ConversationRef, Keep};
 use crate::domain::outbound::{Product, TwilioRequest};
 use crate::store::{self, conversations, StoreError};
 use crate::twilio::TwilioClient;
@@ -145,6 +146,7 @@ impl OrphanWorker {
                     };
                     decide_close(
                         &mut tx,
+                        &self.config.workspace_sid,
                         &conversation,
                         CloseReason::Orphan,
                         check.task_sid.as_deref(),
@@ -213,15 +215,16 @@ impl OrphanWorker {
                 items.push(item);
                 continue;
             }
-            let view = match confirm_orphan(
-                &self.client,
-                &c.conversation_sid,
-                conversation.interaction.as_ref(),
-            )
-            .await
-            {
-                Ok(Confirmation::View(view)) => view,
-                Ok(Confirmation::Answered(response)) => {
+            let guard = Guard::Unattended {
+                workspace_sid: self.config.workspace_sid.clone(),
+                conversation_sid: c.conversation_sid.clone(),
+                interaction: conversation.interaction.clone(),
+                except_tasks: Vec::new(),
+                own_park: None,
+            };
+            let view = match confirm(&self.client, &guard).await {
+                Ok(Confirmed::Verdict(view)) => view,
+                Ok(Confirmed::Unanswered(response)) => {
                     item.action = "unconfirmed".into();
                     item.detail = Some(format!("Twilio answered HTTP {}", response.status));
                     items.push(item);
@@ -235,18 +238,18 @@ impl OrphanWorker {
                 }
             };
             match view {
-                TwilioView::AlreadyClosed => {
+                Verdict::Gone(_) => {
                     item.action = "already_closed".into();
                     if !dry_run {
                         conversations::mark_closed(&self.pool, &c.conversation_sid).await?;
                     }
                 }
-                TwilioView::Occupied(why) => {
+                Verdict::Keep(why) => {
                     item.action = "kept".into();
                     item.detail = Some(why);
                 }
-                TwilioView::Orphaned if dry_run => item.action = "would_close".into(),
-                TwilioView::Orphaned => {
+                Verdict::Proceed if dry_run => item.action = "would_close".into(),
+                Verdict::Proceed => {
                     let mut tx = self.pool.begin().await?;
                     // Decided under the same rules as a due check, in one transaction.
                     let occupancy =
@@ -256,6 +259,7 @@ impl OrphanWorker {
                         Ok(()) => {
                             let id = decide_close(
                                 &mut tx,
+                                &self.config.workspace_sid,
                                 &conversation,
                                 CloseReason::Sweep,
                                 None,
@@ -386,8 +390,10 @@ impl OrphanWorker {
 }
 
 /// Enqueues the close and records why. Returns the outbox id.
+#[allow(clippy::too_many_arguments)]
 async fn decide_close(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    workspace_sid: &str,
     conversation: &ConversationRef,
     reason: CloseReason,
     task_sid: Option<&str>,
@@ -396,7 +402,7 @@ async fn decide_close(
 ) -> Result<Option<i64>, StoreError> {
     let ch = conversation.conversation_sid.as_str();
     let generation = conversations::next_close_generation(tx, ch).await?;
-    let planned = orphan::close_call(conversation, generation);
+    let planned = orphan::close_call(conversation, generation, workspace_sid);
     let key = planned.idempotency_key.clone();
     store::outbox::enqueue(tx, &store::outbox::NewCall::planned(planned, None)).await?;
     conversations::record_close(

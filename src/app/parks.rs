@@ -3,7 +3,6 @@
 //! transaction as the park's state change, so a park or resume never half-happens.
 
 use super::transfers::{fetch_assigned_task, parse_sid, TransferError};
-use crate::domain::outbound::OperationKind;
 use crate::domain::park::{self, ParkEnd, ResumeRoute, ResumeState};
 use crate::domain::sid::SidKind;
 use crate::domain::transfer;
@@ -253,6 +252,7 @@ pub async fn end_park(
     let mut calls = Vec::new();
     match (park.kind.as_str(), park.resume_state()) {
         ("messaging", Some(mut state)) => {
+            let mut resume_key = None;
             if resumes {
                 // The chain as baton knows it now: a park asked before baton had processed the
                 // parked task's events kept the task's own SID as chain id.
@@ -261,7 +261,7 @@ pub async fn end_park(
                 {
                     state.chain_id = chain_id;
                 }
-                calls.push(park::resume_invite(
+                let invite = park::resume_invite(
                     &park.park_id,
                     &park.task_sid,
                     &state,
@@ -269,15 +269,20 @@ pub async fn end_park(
                     end,
                     held,
                     workspace_sid,
-                ));
+                );
+                resume_key = Some(invite.idempotency_key.clone());
+                calls.push(invite);
             }
-            calls.push(park::remove_park_webhook(
-                &park.park_id,
-                &state.conversation_sid,
-            ));
+            // The webhook goes only once the customer is invited back: if the invite dies, the
+            // park stays resumable.
+            let remove = park::remove_park_webhook(&park.park_id, &state.conversation_sid);
+            calls.push(match &resume_key {
+                Some(key) => remove.after(key),
+                None => remove,
+            });
         }
         ("voice", _) if end == ParkEnd::Ttl => {
-            calls.push(voice_unpark(&park.park_id, &park.task_sid, workspace_sid));
+            calls.push(park::voice_unpark(&park.park_id, &park.task_sid, workspace_sid));
         }
         _ => {}
     }
@@ -288,30 +293,6 @@ pub async fn end_park(
     tracing::info!(park_id = %park.park_id, task_sid = %park.task_sid, end = end.as_str(), route = route.as_str(), held_s = held.as_secs(), "park ended");
     metrics::counter!("baton_park_ends_total", "end" => end.as_str()).increment(1);
     Ok(any)
-}
-
-/// A voice park past its TTL: the task's park marks are removed (GET → If-Match merge), so the
-/// workflow routes it to its queue.
-fn voice_unpark(
-    park_id: &str,
-    task_sid: &str,
-    workspace_sid: &str,
-) -> crate::domain::chain::PlannedCall {
-    use crate::domain::outbound::{Procedure, Product, TwilioRequest};
-    crate::domain::chain::PlannedCall {
-        idempotency_key: format!("unpark:{park_id}:task"),
-        kind: OperationKind::UpdateTaskAttributes,
-        request: TwilioRequest::get(
-            Product::TaskRouter,
-            format!("/v1/Workspaces/{workspace_sid}/Tasks/{task_sid}"),
-        ),
-        procedure: Some(Procedure::UnparkTask {
-            workspace_sid: workspace_sid.to_owned(),
-            task_sid: task_sid.to_owned(),
-            park_id: park_id.to_owned(),
-        }),
-        conversation_sid: None,
-    }
 }
 
 /// Ends every park whose TTL ran out. Returns how many.

@@ -380,6 +380,9 @@ impl Processor {
                             marks.vocabulary,
                             *ms,
                             self.config.voice_park_ttl.as_secs() as i64,
+                            (tr.event_type == TaskRouterEventType::ReservationCreated)
+                                .then_some(tr.reservation_sid.as_deref())
+                                .flatten(),
                         )
                         .await?;
                     }

@@ -234,6 +234,7 @@ impl Application {
         if let Some(config) = options.dispatcher {
             let config = DispatcherConfig {
                 invite_window: settings.orphan_grace,
+                workspace_sid: settings.workspace_sid.to_string(),
                 ..config
             };
             let dispatcher = Dispatcher::new(pool.clone(), client, config, outbox_wake);

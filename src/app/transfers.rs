@@ -364,6 +364,8 @@ impl TransferService {
                 caused_by_event: None,
                 conversation_sid: crate::domain::transfer::conversation_keys(&attributes)
                     .conversation_sid,
+                guard: None,
+                after_key: None,
             },
         )
         .await?;

@@ -7,6 +7,7 @@
 //! the same decision (its idempotency key is a function of the chain).
 
 use super::facts::{ReservationFact, TaskFact};
+use super::guard::Guard;
 use super::outbound::{create_invite, OperationKind, Procedure, Product, TwilioRequest};
 use super::transfer::{self, Mode, TargetType, TransferMarks, Vocabulary};
 use serde::{Deserialize, Serialize};
@@ -550,6 +551,25 @@ impl std::str::FromStr for CompleteOn {
     }
 }
 
+/// When the transferring side of a hop may be finished: what the target's task must show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Once {
+    /// The target took the customer (its task assigned, or done since).
+    TargetAccepted,
+    /// The target's task exists (baton's own transfers under `BATON_COMPLETE_ON=created`).
+    TargetCreated,
+}
+
+impl Once {
+    fn statuses(self) -> &'static [&'static str] {
+        match self {
+            Once::TargetAccepted => &["assigned", "wrapping", "completed"],
+            Once::TargetCreated => &["pending", "reserved", "assigned", "wrapping", "completed"],
+        }
+    }
+}
+
 /// What a chain calls for. Each has an idempotency key: deciding it again is a no-op.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -562,6 +582,8 @@ pub enum Action {
         from_task_sid: String,
         to_task_sid: String,
         interaction: Option<(String, String)>,
+        /// What the target's task must show at Twilio when the call is sent.
+        once: Once,
     },
     /// The transfer goes to a worker who still has this task of the chain in wrap-up: finish the
     /// wrap-up before the offer reaches them.
@@ -612,6 +634,22 @@ pub struct PlannedCall {
     pub procedure: Option<Procedure>,
     /// The conversation the call is about (an invite keeps it open until its task is seen).
     pub conversation_sid: Option<String>,
+    /// What Twilio must confirm when the call is about to be sent (else it is withdrawn).
+    pub guard: Option<Guard>,
+    /// The idempotency key of a call that must have succeeded first (an ordered step).
+    pub after: Option<String>,
+}
+
+impl PlannedCall {
+    pub fn guarded(mut self, guard: Guard) -> PlannedCall {
+        self.guard = Some(guard);
+        self
+    }
+
+    pub fn after(mut self, key: &str) -> PlannedCall {
+        self.after = Some(key.to_owned());
+        self
+    }
 }
 
 fn complete_task(
@@ -653,6 +691,7 @@ impl Action {
                 from_task_sid,
                 to_task_sid,
                 interaction: Some((interaction_sid, channel_sid)),
+                ..
             } => {
                 let _ = to_task_sid;
                 (
@@ -672,6 +711,7 @@ impl Action {
                 from_task_sid,
                 to_task_sid,
                 interaction: None,
+                ..
             } => {
                 let (kind, request) = complete_task(
                     workspace_sid,
@@ -704,6 +744,19 @@ impl Action {
                 if let Some(baton) = attributes.get_mut("baton").and_then(Value::as_object_mut) {
                     baton.insert("outbox_key".into(), Value::String(key.clone()));
                 }
+                // Known-agent routing: the workflow offers it to the original worker first, then
+                // the queue. An explicit `worker_sid` would cancel the task if they declined,
+                // leaving the customer alone again.
+                if let Some(obj) = attributes.as_object_mut() {
+                    let mut original = serde_json::Map::new();
+                    if let Some(queue) = task_queue_sid {
+                        original.insert("queueSid".into(), Value::String(queue.clone()));
+                    }
+                    if let Some(worker) = worker_sid {
+                        original.insert("workerSid".into(), Value::String(worker.clone()));
+                    }
+                    obj.insert("originalRouting".into(), Value::Object(original));
+                }
                 let channel = task_channel.clone().unwrap_or_else(|| "default".into());
                 match interaction {
                     Some((interaction_sid, channel_sid)) => {
@@ -719,9 +772,6 @@ impl Action {
                         }
                         if let Some(queue) = task_queue_sid {
                             properties["queue_sid"] = Value::String(queue.clone());
-                        }
-                        if let Some(worker) = worker_sid {
-                            properties["worker_sid"] = Value::String(worker.clone());
                         }
                         let (request, lookup) =
                             create_invite(interaction_sid, channel_sid, properties);
@@ -769,7 +819,61 @@ impl Action {
             kind,
             request,
             procedure,
+            guard: self.guard(workspace_sid, conversation_sid.as_deref()),
             conversation_sid,
+            after: None,
+        }
+    }
+
+    /// What Twilio must confirm before the action's call is sent.
+    fn guard(&self, workspace_sid: &str, conversation_sid: Option<&str>) -> Option<Guard> {
+        let ws = workspace_sid;
+        match self {
+            Action::StampInsights { .. } => None,
+            // The transferring agent still has the task, and the target's task shows what the
+            // decision needed.
+            Action::FinishTransferringSide {
+                from_task_sid,
+                to_task_sid,
+                once,
+                ..
+            } => Some(Guard::All {
+                guards: vec![
+                    Guard::task_is(ws, from_task_sid, &["assigned"]),
+                    Guard::task_is(ws, to_task_sid, once.statuses()),
+                ],
+            }),
+            // Only a wrap-up (never a live task), and only while the offer still waits.
+            Action::CompleteStaleWrapup {
+                task_sid,
+                for_task_sid,
+            } => Some(Guard::All {
+                guards: vec![
+                    Guard::task_is(ws, task_sid, &["wrapping"]),
+                    Guard::task_is(ws, for_task_sid, &["pending", "reserved"]),
+                ],
+            }),
+            // Nobody is left with the customer and nothing else could serve them.
+            Action::RouteBack {
+                failed_task_sid,
+                original_task_sid,
+                interaction,
+                ..
+            } => Some(match conversation_sid {
+                Some(ch) => Guard::Unattended {
+                    workspace_sid: ws.to_owned(),
+                    conversation_sid: ch.to_owned(),
+                    interaction: interaction.clone(),
+                    except_tasks: vec![failed_task_sid.clone()],
+                    own_park: None,
+                },
+                None => Guard::All {
+                    guards: vec![
+                        Guard::task_is(ws, failed_task_sid, &["canceled", "completed"]),
+                        Guard::task_is(ws, original_task_sid, &["wrapping", "completed"]),
+                    ],
+                },
+            }),
         }
     }
 }
@@ -812,83 +916,160 @@ pub fn decide(
         ) else {
             continue;
         };
-        // A transfer back to a worker who still wraps up an earlier task of this chain.
-        if hop.target_type == Some(TargetType::Worker) && hop.outcome.is_none() {
-            for t in &chain.tasks {
-                let Some(earlier) = nodes.get(t.task_sid.as_str()) else {
-                    continue;
-                };
-                if earlier.task_sid == to.task_sid
-                    || earlier.assignment_status.as_deref() != Some("wrapping")
-                {
-                    continue;
-                }
-                let holds = earlier
-                    .accepted_reservation(None)
-                    .and_then(|r| r.worker_sid.as_deref())
-                    == hop.target_sid.as_deref();
-                if holds {
-                    actions.push(Action::CompleteStaleWrapup {
-                        task_sid: earlier.task_sid.clone(),
-                        for_task_sid: to.task_sid.clone(),
-                    });
-                }
-            }
+        if hop.outcome.is_none() {
+            actions.extend(stale_wrapups(chain, nodes, hop, to));
         }
-        // Warm transfers keep the transferring agent until they leave by themselves.
-        if hop.mode == Some(Mode::Warm) {
-            continue;
-        }
-        let due = match complete_on {
-            CompleteOn::Accepted => hop.outcome == Some(HopOutcome::Completed),
-            CompleteOn::Created => true,
-        };
         let from_live = matches!(
             from.assignment_status.as_deref(),
             Some("assigned" | "reserved")
         );
-        if due && from_live && hop.outcome != Some(HopOutcome::Failed) {
+        // Whose transfer it is decides what baton may finish. Its own (`POST
+        // /api/v1/transfers`): the transferring side, by `BATON_COMPLETE_ON`, unless warm.
+        // Another tool's: only what a transfer that is provably cold left undone once the
+        // target took the customer (flex-project-template writes no mode, and its warm and
+        // cold invites look alike: not provably cold, so never).
+        let finish = if hop.vocabulary == Some(Vocabulary::Baton) {
+            let due = match complete_on {
+                CompleteOn::Accepted => hop.outcome == Some(HopOutcome::Completed),
+                CompleteOn::Created => true,
+            };
+            (hop.mode != Some(Mode::Warm) && due && hop.outcome != Some(HopOutcome::Failed))
+                .then_some(match complete_on {
+                    CompleteOn::Accepted => Once::TargetAccepted,
+                    CompleteOn::Created => Once::TargetCreated,
+                })
+        } else {
+            (hop.mode == Some(Mode::Cold) && hop.outcome == Some(HopOutcome::Completed))
+                .then_some(Once::TargetAccepted)
+        };
+        if let (Some(once), true) = (finish, from_live) {
             actions.push(Action::FinishTransferringSide {
                 from_task_sid: from.task_sid.clone(),
                 to_task_sid: to.task_sid.clone(),
                 interaction: from.interaction(),
+                once,
             });
         }
-        // Route back only once the original agent is gone (else they still have the customer).
-        let failed = matches!(hop.outcome, Some(HopOutcome::Failed));
-        if complete_on == CompleteOn::Created && failed && !from_live {
-            let mut attributes = from.attributes.clone();
-            if let Some(obj) = attributes.as_object_mut() {
-                obj.insert(
-                    "baton".into(),
-                    serde_json::json!({
-                        "previous_task_sid": to.task_sid,
-                        "returning_from": to.task_sid,
-                        "target_sid": hop.from_worker_sid.clone().or(from.task_queue_sid.clone()),
-                        "mode": "cold",
-                        "notes": "transfer failed; routed back",
-                    }),
-                );
-                let conversations = obj
-                    .entry("conversations")
-                    .or_insert_with(|| Value::Object(Default::default()));
-                if let Some(c) = conversations.as_object_mut() {
-                    c.insert(
-                        "conversation_id".into(),
-                        Value::String(chain.chain_id.clone()),
-                    );
-                }
+        // A transfer that failed or was withdrawn, whoever made it, with the original agent
+        // gone: route the customer back (Twilio confirms nobody is left when it is sent).
+        let failed = matches!(
+            hop.outcome,
+            Some(HopOutcome::Failed | HopOutcome::Canceled)
+        );
+        if failed && !from_live && !superseded(chain, nodes, from, to) && !is_rescue(to) {
+            actions.push(route_back(chain, hop, from, to));
+        }
+    }
+    actions
+}
+
+/// Whether another task of the chain serves (or served, after the failed one) the customer:
+/// then routing back would put them in two places.
+fn superseded(
+    chain: &Chain,
+    nodes: &BTreeMap<&str, &TaskNode>,
+    from: &TaskNode,
+    to: &TaskNode,
+) -> bool {
+    chain.tasks.iter().any(|t| {
+        if t.task_sid == from.task_sid || t.task_sid == to.task_sid {
+            return false;
+        }
+        let Some(other) = nodes.get(t.task_sid.as_str()) else {
+            return false;
+        };
+        let later = other.order_key() > to.order_key();
+        !other.is_terminal() || (later && other.first_accepted().is_some())
+    })
+}
+
+/// A task baton created to rescue a customer (a route-back, a timeout fallback): if it fails
+/// too, baton does not loop.
+pub fn is_rescue(task: &TaskNode) -> bool {
+    task.attributes
+        .get("baton")
+        .is_some_and(|b| b.get("returning_from").is_some() || b.get("fallback_from_task_sid").is_some())
+}
+
+/// The route back of a failed hop: the original task's attributes, marked as a return.
+fn route_back(chain: &Chain, hop: &Hop, from: &TaskNode, to: &TaskNode) -> Action {
+    let mut attributes = from.attributes.clone();
+    if let Some(obj) = attributes.as_object_mut() {
+        obj.insert(
+            "baton".into(),
+            serde_json::json!({
+                "previous_task_sid": to.task_sid,
+                "returning_from": to.task_sid,
+                "target_sid": hop.from_worker_sid.clone().or(from.task_queue_sid.clone()),
+                "mode": "cold",
+                "notes": "transfer failed; routed back",
+                "initiated_by": "baton:return",
+            }),
+        );
+        let conversations = obj
+            .entry("conversations")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if !conversations.is_object() {
+            *conversations = Value::Object(Default::default());
+        }
+        if let Some(c) = conversations.as_object_mut() {
+            c.insert(
+                "conversation_id".into(),
+                Value::String(chain.chain_id.clone()),
+            );
+        }
+    }
+    Action::RouteBack {
+        failed_task_sid: to.task_sid.clone(),
+        original_task_sid: from.task_sid.clone(),
+        worker_sid: hop.from_worker_sid.clone(),
+        task_queue_sid: from.task_queue_sid.clone(),
+        workflow_sid: from.workflow_sid.clone(),
+        task_channel: from.task_channel.clone(),
+        interaction: from.interaction(),
+        attributes,
+    }
+}
+
+/// A transfer offered to a worker who still wraps up an earlier task of the chain, whatever
+/// the vocabulary: to a worker by name, or to a queue whose offer reached them. Their wrap-up
+/// is finished before they can take the customer back.
+fn stale_wrapups(
+    chain: &Chain,
+    nodes: &BTreeMap<&str, &TaskNode>,
+    hop: &Hop,
+    to: &TaskNode,
+) -> Vec<Action> {
+    let mut offered: Vec<&str> = to
+        .reservations
+        .iter()
+        .filter(|r| r.status.as_deref() == Some("pending"))
+        .filter_map(|r| r.worker_sid.as_deref())
+        .collect();
+    if hop.target_type == Some(TargetType::Worker) {
+        offered.extend(hop.target_sid.as_deref());
+    }
+    let mut actions = Vec::new();
+    for t in &chain.tasks {
+        let Some(earlier) = nodes.get(t.task_sid.as_str()) else {
+            continue;
+        };
+        if earlier.task_sid == to.task_sid
+            || earlier.assignment_status.as_deref() != Some("wrapping")
+        {
+            continue;
+        }
+        let holder = earlier
+            .accepted_reservation(None)
+            .and_then(|r| r.worker_sid.as_deref());
+        if holder.is_some_and(|w| offered.contains(&w)) {
+            let action = Action::CompleteStaleWrapup {
+                task_sid: earlier.task_sid.clone(),
+                for_task_sid: to.task_sid.clone(),
+            };
+            if !actions.contains(&action) {
+                actions.push(action);
             }
-            actions.push(Action::RouteBack {
-                failed_task_sid: to.task_sid.clone(),
-                original_task_sid: from.task_sid.clone(),
-                worker_sid: hop.from_worker_sid.clone(),
-                task_queue_sid: from.task_queue_sid.clone(),
-                workflow_sid: from.workflow_sid.clone(),
-                task_channel: from.task_channel.clone(),
-                interaction: from.interaction(),
-                attributes,
-            });
         }
     }
     actions
@@ -1149,6 +1330,7 @@ mod tests {
                 from_task_sid: B.into(),
                 to_task_sid: C.into(),
                 interaction: Some(("KD1".into(), "UO1".into())),
+                once: Once::TargetCreated,
             }),
             "{created:?}"
         );
@@ -1164,6 +1346,7 @@ mod tests {
                 from_task_sid: B.into(),
                 to_task_sid: C.into(),
                 interaction: Some(("KD1".into(), "UO1".into())),
+                once: Once::TargetAccepted,
             }],
             "A is completed already; B and C carry the chain id"
         );

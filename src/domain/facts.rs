@@ -260,9 +260,19 @@ pub fn merge_task(fact: &mut TaskFact, obs: &Observation<'_>) {
     ) {
         fact.deleted = true;
     }
-    let (terminal, rank) = task
+    // A task that leaves its workflow without being accepted (timeout, `skip_if`) is removed
+    // by TaskRouter: canceled, whatever status the event's snapshot still shows.
+    let removed = matches!(
+        obs.event.event_type,
+        TaskRouterEventType::WorkflowTimeout | TaskRouterEventType::WorkflowSkipped
+    ) && !task
         .assignment_status
         .as_deref()
+        .is_some_and(|s| task_status_rank(s).0);
+    let ended = removed.then(|| "canceled".to_owned());
+    let assignment_status = ended.as_ref().or(task.assignment_status.as_ref());
+    let (terminal, rank) = assignment_status
+        .map(String::as_str)
         .map_or((false, -1), task_status_rank);
     let stamp = Stamp::new(terminal, obs.ms, rank, obs.event_key);
     let v = &mut fact.versions;
@@ -286,7 +296,7 @@ pub fn merge_task(fact: &mut TaskFact, obs: &Observation<'_>) {
         "assignment_status",
         &stamp,
         &mut fact.assignment_status,
-        &task.assignment_status,
+        &assignment_status.cloned(),
     );
     set(
         v,
@@ -317,12 +327,15 @@ pub fn merge_task(fact: &mut TaskFact, obs: &Observation<'_>) {
         &task.task_channel_unique_name,
     );
     set(v, "priority", &stamp, &mut fact.priority, &task.priority);
+    let canceled_reason = task.canceled_reason.clone().or_else(|| {
+        removed.then(|| format!("{} (the workflow ended without acceptance)", obs.event.event_type))
+    });
     set(
         v,
         "canceled_reason",
         &stamp,
         &mut fact.canceled_reason,
-        &task.canceled_reason,
+        &canceled_reason,
     );
     set(
         v,
@@ -558,6 +571,19 @@ mod tests {
         let (task, res, _) = fold(&events);
         assert_eq!(task.assignment_status.as_deref(), Some("completed"));
         assert_eq!(res.status.as_deref(), Some("completed"));
+    }
+
+    #[test]
+    fn a_task_that_leaves_its_workflow_unaccepted_is_canceled() {
+        for kind in ["workflow.skipped", "workflow.timeout"] {
+            let events = vec![
+                ("k0".to_owned(), ev("task.created", 1000, "pending", serde_json::json!({}))),
+                ("k1".to_owned(), ev(kind, 1100, "pending", serde_json::json!({}))),
+            ];
+            let (task, _, _) = fold(&events);
+            assert_eq!(task.assignment_status.as_deref(), Some("canceled"), "{kind}");
+            assert!(task.canceled_reason.as_deref().is_some_and(|r| r.starts_with(kind)));
+        }
     }
 
     #[test]

@@ -83,6 +83,8 @@ pub fn clear_call(conversation_sid: &str, ended: &[String]) -> PlannedCall {
             task_sids: ended,
         }),
         conversation_sid: Some(conversation_sid.to_owned()),
+        guard: None,
+        after: None,
     }
 }
 

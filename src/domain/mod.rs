@@ -4,6 +4,7 @@
 pub mod chain;
 pub mod event;
 pub mod facts;
+pub mod guard;
 pub mod history;
 pub mod insights;
 pub mod invites;

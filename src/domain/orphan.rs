@@ -6,6 +6,7 @@
 
 use super::chain::PlannedCall;
 use super::event::TaskRouterEventType;
+use super::guard::Guard;
 use super::outbound::{create_invite, OperationKind, Procedure, Product, TwilioRequest};
 use super::transfer;
 use serde::{Deserialize, Serialize};
@@ -59,6 +60,7 @@ pub fn ends_task(event_type: &TaskRouterEventType) -> bool {
             | "task.deleted"
             | "task.system-deleted"
             | "workflow.timeout"
+            | "workflow.skipped"
     )
 }
 
@@ -159,7 +161,11 @@ impl CloseReason {
 /// conversation. One per decision (`close:{CH}:{generation}`; a close withdrawn at send time may
 /// be decided again). The procedure checks again at send time, against baton's state and
 /// Twilio's participants.
-pub fn close_call(conversation: &ConversationRef, generation: i32) -> PlannedCall {
+pub fn close_call(
+    conversation: &ConversationRef,
+    generation: i32,
+    workspace_sid: &str,
+) -> PlannedCall {
     let ch = &conversation.conversation_sid;
     let (kind, request) = match &conversation.interaction {
         Some((kd, uo)) => (
@@ -188,6 +194,14 @@ pub fn close_call(conversation: &ConversationRef, generation: i32) -> PlannedCal
             interaction: conversation.interaction.clone(),
         }),
         conversation_sid: Some(ch.clone()),
+        guard: Some(Guard::Unattended {
+            workspace_sid: workspace_sid.to_owned(),
+            conversation_sid: ch.clone(),
+            interaction: conversation.interaction.clone(),
+            except_tasks: Vec::new(),
+            own_park: None,
+        }),
+        after: None,
     }
 }
 
@@ -198,73 +212,6 @@ pub fn close_method(conversation: &ConversationRef) -> &'static str {
     } else {
         "conversation"
     }
-}
-
-/// What Twilio's view says about closing: read from the interaction channel (or conversation)
-/// and its participants.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TwilioView {
-    /// Closed already (or gone): nothing to do.
-    AlreadyClosed,
-    /// Someone other than the customer is still in it.
-    Occupied(String),
-    /// Only the customer is left: close.
-    Orphaned,
-}
-
-/// Judges the interaction channel (or conversation) fetch and the conversation's participant
-/// list: orphaned when at most one participant (the customer) is left. Interactions
-/// participants carry no status, but closing one removes its conversation participant, so the
-/// conversation's list is what shows who is still in it.
-pub fn judge(resource: &Value, participants: &Value) -> TwilioView {
-    let closed = |key: &str| resource.get(key).and_then(Value::as_str) == Some("closed");
-    if closed("status") || closed("state") {
-        return TwilioView::AlreadyClosed;
-    }
-    let list = participants
-        .get("participants")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    if list.len() <= 1 {
-        return TwilioView::Orphaned;
-    }
-    let who: Vec<&str> = list
-        .iter()
-        .filter_map(|p| p.get("identity").and_then(Value::as_str))
-        .collect();
-    TwilioView::Occupied(if who.is_empty() {
-        format!("{} participants are still in it", list.len())
-    } else {
-        format!(
-            "{} participants are still in it ({})",
-            list.len(),
-            who.join(", ")
-        )
-    })
-}
-
-/// The reads that confirm an orphan with Twilio: the interaction channel (or the conversation),
-/// then the conversation's participants.
-pub fn confirmation_reads(
-    conversation_sid: &str,
-    interaction: Option<&(String, String)>,
-) -> (TwilioRequest, TwilioRequest) {
-    let conversation = format!("/v1/Conversations/{conversation_sid}");
-    let resource = match interaction {
-        Some((kd, uo)) => TwilioRequest::get(
-            Product::Flex,
-            format!("/v1/Interactions/{kd}/Channels/{uo}"),
-        ),
-        None => TwilioRequest::get(Product::Conversations, conversation.clone()),
-    };
-    (
-        resource,
-        TwilioRequest::get(
-            Product::Conversations,
-            format!("{conversation}/Participants?PageSize=50"),
-        ),
-    )
 }
 
 /// `workflow.timeout` of a customer-facing task with a fallback workflow configured: invite the
@@ -279,6 +226,14 @@ pub fn fallback_invite(
     task_channel: Option<&str>,
 ) -> Option<PlannedCall> {
     let (kd, uo) = conversation.interaction.as_ref()?;
+    // A task baton made to rescue the customer (a fallback, a route-back) gets no fallback of
+    // its own: a customer is re-queued once, not for ever.
+    let rescue = attributes
+        .get("baton")
+        .is_some_and(|b| b.get("fallback_from_task_sid").is_some() || b.get("returning_from").is_some());
+    if rescue {
+        return None;
+    }
     let key = format!("fallback:{task_sid}");
     let mut attributes = match attributes {
         Value::Object(map) => map.clone(),
@@ -313,6 +268,15 @@ pub fn fallback_invite(
             marker: key,
         }),
         conversation_sid: Some(conversation.conversation_sid.clone()),
+        // Only when Twilio shows nobody else holds the conversation.
+        guard: Some(Guard::Unattended {
+            workspace_sid: workspace_sid.to_owned(),
+            conversation_sid: conversation.conversation_sid.clone(),
+            interaction: conversation.interaction.clone(),
+            except_tasks: vec![task_sid.to_owned()],
+            own_park: None,
+        }),
+        after: None,
     })
 }
 
@@ -415,7 +379,7 @@ mod tests {
 
     #[test]
     fn closes_the_interaction_channel_once_per_decision() {
-        let call = close_call(&conversation(), 1);
+        let call = close_call(&conversation(), 1, "WS1");
         assert_eq!(call.idempotency_key, format!("close:{CH}:1"));
         assert_eq!(call.kind, OperationKind::CloseInteractionChannel);
         assert_eq!(
@@ -430,48 +394,13 @@ mod tests {
             interaction: None,
             ..conversation()
         };
-        let call = close_call(&plain, 2);
+        let call = close_call(&plain, 2, "WS1");
         assert_eq!(call.idempotency_key, format!("close:{CH}:2"));
         assert_eq!(call.kind, OperationKind::CloseConversation);
         assert_eq!(call.request.path, format!("/v1/Conversations/{CH}"));
         assert_eq!(
             call.request.form,
             vec![("State".to_owned(), "closed".to_owned())]
-        );
-    }
-
-    #[test]
-    fn twilio_confirms_only_when_no_agent_is_left() {
-        let open = json!({"status": "active"});
-        let customer_only = json!({"participants": [
-            {"sid": "MB1", "identity": null, "messaging_binding": {"address": "+1"}}
-        ]});
-        assert_eq!(judge(&open, &customer_only), TwilioView::Orphaned);
-        assert_eq!(
-            judge(&open, &json!({"participants": []})),
-            TwilioView::Orphaned
-        );
-        let with_agent = json!({"participants": [
-            {"sid": "MB1", "identity": null},
-            {"sid": "MB2", "identity": "alice"}
-        ]});
-        assert_eq!(
-            judge(&open, &with_agent),
-            TwilioView::Occupied("2 participants are still in it (alice)".into())
-        );
-        assert_eq!(
-            judge(&json!({"status": "closed"}), &with_agent),
-            TwilioView::AlreadyClosed
-        );
-        assert_eq!(
-            judge(&json!({"state": "closed"}), &customer_only),
-            TwilioView::AlreadyClosed
-        );
-        let reads = confirmation_reads(CH, Some(&(KD.to_owned(), UO.to_owned())));
-        assert_eq!(reads.0.path, format!("/v1/Interactions/{KD}/Channels/{UO}"));
-        assert_eq!(
-            reads.1.path,
-            format!("/v1/Conversations/{CH}/Participants?PageSize=50")
         );
     }
 
@@ -495,6 +424,33 @@ mod tests {
     }
 
     #[test]
+    fn a_rescue_task_gets_no_fallback_of_its_own() {
+        for baton in [
+            json!({"fallback_from_task_sid": "WT0"}),
+            json!({"returning_from": "WT0"}),
+        ] {
+            let attrs = json!({"conversationSid": CH, "flexInteractionSid": KD,
+                "flexInteractionChannelSid": UO, "baton": baton});
+            assert_eq!(
+                fallback_invite("WT1", &conversation(), &attrs, "WS1", "WW9", None),
+                None
+            );
+        }
+        let call = fallback_invite("WT1", &conversation(), &json!({}), "WS1", "WW9", None)
+            .expect("a customer task");
+        assert_eq!(
+            call.guard,
+            Some(Guard::Unattended {
+                workspace_sid: "WS1".into(),
+                conversation_sid: CH.into(),
+                interaction: Some((KD.into(), UO.into())),
+                except_tasks: vec!["WT1".into()],
+                own_park: None,
+            })
+        );
+    }
+
+    #[test]
     fn terminal_events() {
         for t in [
             "task.canceled",
@@ -502,6 +458,7 @@ mod tests {
             "task.deleted",
             "task.system-deleted",
             "workflow.timeout",
+            "workflow.skipped",
         ] {
             assert!(ends_task(&TaskRouterEventType::parse(t)), "{t}");
         }

@@ -7,6 +7,7 @@
 //! a task whose attributes say it was parked (the transfer-park plugins' vocabularies).
 
 use super::chain::PlannedCall;
+use super::guard::Guard;
 use super::outbound::{create_invite, OperationKind, Procedure, Product, TwilioRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -134,6 +135,8 @@ pub fn park_webhook(park_id: &str, conversation_sid: &str, webhooks_url: &str) -
             marker: park_id.to_owned(),
         }),
         conversation_sid: Some(conversation_sid.to_owned()),
+        guard: None,
+        after: None,
     }
 }
 
@@ -156,6 +159,9 @@ pub fn agent_leaves(park_id: &str, state: &ResumeState, task_sid: &str) -> Plann
             task_sid: task_sid.to_owned(),
         }),
         conversation_sid: Some(state.conversation_sid.clone()),
+        guard: None,
+        // Only once the webhook that brings the customer back exists.
+        after: Some(format!("park:{park_id}:webhook")),
     }
 }
 
@@ -235,6 +241,15 @@ pub fn resume_invite(
             marker: key,
         }),
         conversation_sid: Some(state.conversation_sid.clone()),
+        // Not if someone else serves the customer already (another tool's resume).
+        guard: Some(Guard::Unattended {
+            workspace_sid: workspace_sid.to_owned(),
+            conversation_sid: state.conversation_sid.clone(),
+            interaction: Some((state.interaction_sid.clone(), state.channel_sid.clone())),
+            except_tasks: vec![parked_task_sid.to_owned()],
+            own_park: Some(park_id.to_owned()),
+        }),
+        after: None,
     }
 }
 
@@ -252,6 +267,29 @@ pub fn remove_park_webhook(park_id: &str, conversation_sid: &str) -> PlannedCall
             marker: format!("park={park_id}"),
         }),
         conversation_sid: Some(conversation_sid.to_owned()),
+        guard: None,
+        after: None,
+    }
+}
+
+/// A voice park past its TTL: the task's park marks are removed (GET → If-Match merge), so the
+/// workflow routes it to its queue.
+pub fn voice_unpark(park_id: &str, task_sid: &str, workspace_sid: &str) -> PlannedCall {
+    PlannedCall {
+        idempotency_key: format!("unpark:{park_id}:task"),
+        kind: OperationKind::UpdateTaskAttributes,
+        request: TwilioRequest::get(
+            Product::TaskRouter,
+            format!("/v1/Workspaces/{workspace_sid}/Tasks/{task_sid}"),
+        ),
+        procedure: Some(Procedure::UnparkTask {
+            workspace_sid: workspace_sid.to_owned(),
+            task_sid: task_sid.to_owned(),
+            park_id: park_id.to_owned(),
+        }),
+        conversation_sid: None,
+        guard: None,
+        after: None,
     }
 }
 
@@ -274,6 +312,12 @@ pub fn finish_left_behind(
         ),
         procedure: None,
         conversation_sid: None,
+        guard: Some(Guard::LeftBehind {
+            workspace_sid: workspace_sid.to_owned(),
+            task_sid: task_sid.to_owned(),
+            reservation_sid: reservation_sid.to_owned(),
+        }),
+        after: None,
     }
 }
 
@@ -296,6 +340,8 @@ pub fn restore_activity(
             worker_sid: worker_sid.to_owned(),
         }),
         conversation_sid: None,
+        guard: None,
+        after: None,
     }
 }
 
@@ -391,7 +437,8 @@ pub fn voice_park_steps(
     let mut steps = Vec::new();
     let after = |r: &&ParkedReservation| r.created_ms.is_some_and(|ms| ms >= parked_ms);
     for r in reservations.iter().filter(|r| !after(r)) {
-        if matches!(r.status.as_deref(), Some("accepted" | "wrapping")) {
+        // Only a wrap-up: an accepted reservation may still hold the call.
+        if r.status.as_deref() == Some("wrapping") {
             steps.push(VoiceParkStep::FinishLeftBehind(r.reservation_sid.clone()));
         }
     }

@@ -4,7 +4,7 @@
 //! one filter per queue excluding the workers already in the conversation
 //! (`workerSidsInConversation`), and with parks the parked-call route (`workerParked` →
 //! `targetWorkerContactUri`) and the resume routes (`originalRouting.*`: the same worker first,
-//! then the queue). Each filter is named `baton: …` so a live workflow can be checked and merged.
+//! then the queue), and the route back of a customer whose transfer failed (the same shape). Each filter is named `baton: …` so a live workflow can be checked and merged.
 //! Transfers to a workflow need no filter: baton routes them on the target workflow itself.
 //! Pure: render, check and merge JSON values.
 
@@ -74,6 +74,23 @@ impl RouteOptions {
                     ],
                 ));
             }
+        }
+        // A customer routed back after a failed transfer: the original worker first (known-
+        // worker routing, so a decline falls through to the queue instead of stranding them).
+        // Before the transfer routes: the return copies the original task's transfer marks.
+        for queue in self.all_queues() {
+            filters.push(filter(
+                format!("{PREFIX}route back in {queue}"),
+                format!(
+                    "originalRouting.queueSid == '{queue}' AND baton.initiated_by == 'baton:return'"
+                ),
+                vec![
+                    json!({"queue": queue,
+                           "known_worker_sid": "task.originalRouting.workerSid",
+                           "timeout": self.timeout}),
+                    json!({"queue": queue}),
+                ],
+            ));
         }
         filters.push(filter(
             format!("{PREFIX}transfer to worker"),
@@ -276,12 +293,14 @@ mod tests {
                 "baton: parked call".to_owned(),
                 format!("baton: resume from park in {EVERYONE}"),
                 format!("baton: resume from park in {SALES}"),
+                format!("baton: route back in {EVERYONE}"),
+                format!("baton: route back in {SALES}"),
                 "baton: transfer to worker".into(),
                 format!("baton: transfer to queue {EVERYONE}"),
                 format!("baton: transfer to queue {SALES}"),
             ]
         );
-        assert_eq!(options(false).filters().len(), 3);
+        assert_eq!(options(false).filters().len(), 5);
     }
 
     #[test]
@@ -298,6 +317,8 @@ mod tests {
         assert_eq!(
             states,
             [
+                RouteState::Missing,
+                RouteState::Missing,
                 RouteState::Differs,
                 RouteState::Missing,
                 RouteState::Missing
@@ -310,6 +331,8 @@ mod tests {
             [
                 "Mine",
                 "baton: transfer to worker",
+                &format!("baton: route back in {EVERYONE}"),
+                &format!("baton: route back in {SALES}"),
                 &format!("baton: transfer to queue {EVERYONE}"),
                 &format!("baton: transfer to queue {SALES}"),
                 "All"

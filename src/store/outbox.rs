@@ -4,6 +4,7 @@
 
 use super::StoreError;
 use crate::domain::chain::PlannedCall;
+use crate::domain::guard::Guard;
 use crate::domain::outbound::{OperationKind, Procedure, Product, TwilioRequest};
 use crate::domain::sid::SidKind;
 use chrono::{DateTime, Utc};
@@ -21,6 +22,9 @@ pub struct NewCall {
     pub caused_by_event: Option<i64>,
     /// The conversation the call is about (a pending invite keeps it open).
     pub conversation_sid: Option<String>,
+    pub guard: Option<Guard>,
+    /// The key of the call that must have succeeded before this one is sent.
+    pub after_key: Option<String>,
 }
 
 impl NewCall {
@@ -33,6 +37,8 @@ impl NewCall {
             procedure: planned.procedure,
             caused_by_event,
             conversation_sid: planned.conversation_sid,
+            guard: planned.guard,
+            after_key: planned.after,
         }
     }
 }
@@ -48,10 +54,16 @@ pub async fn enqueue(tx: &mut sqlx::PgConnection, call: &NewCall) -> Result<bool
         .map(serde_json::to_value)
         .transpose()
         .map_err(|e| StoreError::Decode(e.to_string()))?;
+    let guard = call
+        .guard
+        .as_ref()
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(|e| StoreError::Decode(e.to_string()))?;
     let inserted = sqlx::query(
         "INSERT INTO outbox (idempotency_key, kind, request, procedure, caused_by_event,
-                             conversation_sid)
-         VALUES ($1, $2, $3, $4, $5, $6)
+                             conversation_sid, guard, after_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (idempotency_key) DO NOTHING",
     )
     .bind(&call.idempotency_key)
@@ -60,6 +72,8 @@ pub async fn enqueue(tx: &mut sqlx::PgConnection, call: &NewCall) -> Result<bool
     .bind(procedure)
     .bind(call.caused_by_event)
     .bind(&call.conversation_sid)
+    .bind(guard)
+    .bind(&call.after_key)
     .execute(&mut *tx)
     .await?;
     Ok(inserted.rows_affected() == 1)
@@ -76,6 +90,17 @@ pub struct ClaimedCall {
     pub attempt: i32,
     /// This attempt's number since the call was last re-driven (what the retry budget counts).
     pub budget_attempt: i32,
+    pub guard: Option<Guard>,
+    /// How the call it waits for ended, when that call did not succeed.
+    pub prerequisite: Option<Prerequisite>,
+}
+
+/// A call that had to succeed first, and did not. (One withdrawn at send time counts as
+/// done: what it would have done was not needed, and the steps after it still are.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prerequisite {
+    /// It is dead: this one is not sent either (and is dead too, for ops to see).
+    Dead { key: String },
 }
 
 #[derive(sqlx::FromRow)]
@@ -86,6 +111,9 @@ struct ClaimedRow {
     procedure: Option<serde_json::Value>,
     attempts: i32,
     attempt_base: i32,
+    guard: Option<serde_json::Value>,
+    after_key: Option<String>,
+    after_state: Option<String>,
 }
 
 /// Claims up to `limit` calls that are due and not leased.
@@ -102,10 +130,16 @@ pub async fn claim_due(
              SELECT id FROM outbox
              WHERE state = 'pending' AND next_attempt_at <= now()
                AND (lease_expires_at IS NULL OR lease_expires_at < now())
+               -- An ordered step waits until the call before it has ended.
+               AND (after_key IS NULL OR EXISTS (
+                   SELECT 1 FROM outbox p WHERE p.idempotency_key = outbox.after_key
+                     AND p.state IN ('done', 'dead')))
              ORDER BY next_attempt_at
              LIMIT $3
              FOR UPDATE SKIP LOCKED)
-         RETURNING o.id, o.kind, o.request, o.procedure, o.attempts, o.attempt_base",
+         RETURNING o.id, o.kind, o.request, o.procedure, o.attempts, o.attempt_base, o.guard,
+                   o.after_key,
+                   (SELECT p.state FROM outbox p WHERE p.idempotency_key = o.after_key) AS after_state",
     )
     .bind(owner)
     .bind(lease.as_secs_f64())
@@ -121,7 +155,18 @@ pub async fn claim_due(
                 .map(serde_json::from_value)
                 .transpose()
                 .map_err(|e| StoreError::Decode(format!("outbox {}: {e}", r.id)))?;
+            let guard = r
+                .guard
+                .map(serde_json::from_value)
+                .transpose()
+                .map_err(|e| StoreError::Decode(format!("outbox {}: {e}", r.id)))?;
+            let prerequisite = match (r.after_key, r.after_state.as_deref()) {
+                (Some(key), Some("dead")) => Some(Prerequisite::Dead { key }),
+                _ => None,
+            };
             Ok(ClaimedCall {
+                guard,
+                prerequisite,
                 id: r.id,
                 kind: OperationKind::parse(&r.kind),
                 request,
@@ -141,6 +186,8 @@ pub struct AttemptRecord {
     pub twilio_code: Option<u32>,
     pub error: Option<String>,
     pub response: Option<serde_json::Value>,
+    /// Why the call was not sent (Twilio did not confirm what justified it).
+    pub withdrawn: Option<String>,
 }
 
 /// What the attempt led to.
@@ -181,6 +228,7 @@ pub async fn finish_attempt(
                  lease_owner = NULL, lease_expires_at = NULL,
                  last_status = $5, last_error = COALESCE($6, $7),
                  response = COALESCE($8, response),
+                 withdrawn = $13,
                  done_at = CASE WHEN $3 = 'done' THEN now() END,
                  dead_at = CASE WHEN $3 = 'dead' THEN now() END,
                  updated_at = now()
@@ -204,22 +252,32 @@ pub async fn finish_attempt(
     .bind(record.started_at)
     .bind(record.twilio_code.map(|c| c as i32))
     .bind(decision)
+    .bind(&record.withdrawn)
     .fetch_one(pool)
     .await?;
     Ok(updated == 1)
 }
 
-/// Puts a dead call back in the queue (ops re-drive). Returns false if it is not dead.
+/// Puts a dead call back in the queue (ops re-drive), with the ordered steps that died because
+/// it did. Returns false if it is not dead.
 pub async fn retry_dead(pool: &PgPool, id: i64) -> Result<bool, StoreError> {
-    let updated = sqlx::query(
-        "UPDATE outbox SET state = 'pending', next_attempt_at = now(), dead_at = NULL, attempt_base = attempts,
-             redrives = redrives + 1, redriven_at = now(), updated_at = now()
-         WHERE id = $1 AND state = 'dead'",
+    let updated: i64 = sqlx::query_scalar(
+        "WITH RECURSIVE redriven AS (
+             SELECT id, idempotency_key FROM outbox WHERE id = $1 AND state = 'dead'
+             UNION
+             SELECT o.id, o.idempotency_key FROM outbox o JOIN redriven r ON o.after_key = r.idempotency_key
+             WHERE o.state = 'dead' AND o.last_error LIKE 'prerequisite %'),
+         moved AS (
+             UPDATE outbox SET state = 'pending', next_attempt_at = now(), dead_at = NULL, attempt_base = attempts,
+                 redrives = redrives + 1, redriven_at = now(), updated_at = now()
+             WHERE id IN (SELECT id FROM redriven) AND state = 'dead'
+             RETURNING id)
+         SELECT count(*) FROM moved WHERE id = $1",
     )
     .bind(id)
-    .execute(pool)
+    .fetch_one(pool)
     .await?;
-    Ok(updated.rows_affected() == 1)
+    Ok(updated == 1)
 }
 
 /// Gives back the leases `owner` holds (graceful shutdown).

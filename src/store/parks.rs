@@ -83,8 +83,9 @@ pub async fn insert_messaging(
     Ok(inserted.rows_affected() == 1)
 }
 
-/// Records a voice park observed from a task's attributes (one open park per task); returns the
-/// open park's id.
+/// Records a voice park observed from a task's attributes (one open park per task, identified by
+/// its `offer`, the reservation that parked the call, once seen); returns the open park's id, or
+/// `None` when the event shows no park (a picked-up call whose marks stayed).
 #[allow(clippy::too_many_arguments)]
 pub async fn observe_voice(
     conn: &mut PgConnection,
@@ -94,34 +95,66 @@ pub async fn observe_voice(
     vocabulary: &str,
     parked_ms: i64,
     ttl_seconds: i64,
-) -> Result<String, StoreError> {
-    let existing: Option<String> = sqlx::query_scalar(
-        "SELECT park_id FROM parks WHERE task_sid = $1 AND kind = 'voice' AND state = 'parked'
-         FOR UPDATE",
+    offer: Option<&str>,
+) -> Result<Option<String>, StoreError> {
+    // The park the offer (the park's own reservation) belongs to, else the task's open park.
+    let existing: Option<(String, Option<String>)> = sqlx::query_as(
+        "SELECT park_id, reservation_sid FROM parks
+         WHERE kind = 'voice' AND (reservation_sid = $2 OR task_sid = $1 AND state = 'parked')
+         ORDER BY (reservation_sid = $2) DESC NULLS LAST
+         LIMIT 1 FOR UPDATE",
     )
     .bind(task_sid)
+    .bind(offer)
     .fetch_optional(&mut *conn)
     .await?;
-    if let Some(id) = existing {
+    if let Some((id, reservation)) = existing {
         // A later delivery of an earlier event moves the park's start earlier, never later.
         sqlx::query(
             "UPDATE parks SET parked_ms = LEAST(parked_ms, $2),
-                 worker_sid = COALESCE(worker_sid, $3), updated_at = now()
+                 worker_sid = COALESCE(worker_sid, $3),
+                 reservation_sid = COALESCE(reservation_sid, $4), updated_at = now()
              WHERE park_id = $1",
         )
         .bind(&id)
         .bind(parked_ms)
         .bind(worker_sid)
+        .bind(reservation.is_none().then_some(offer).flatten())
         .execute(&mut *conn)
         .await?;
-        return Ok(id);
+        return Ok(Some(id));
+    }
+    // No open park. The park marks are sticky (the transfer-park plugin never clears them), so
+    // a marked event opens a park only if it is the task's first, or if it is a new offer still
+    // waiting for its pickup (a call parked again).
+    let opens = match offer {
+        Some(reservation) => {
+            let status: Option<Option<String>> =
+                sqlx::query_scalar("SELECT status FROM reservations WHERE reservation_sid = $1")
+                    .bind(reservation)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            matches!(status.flatten().as_deref(), None | Some("pending"))
+        }
+        None => {
+            let any: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM parks WHERE task_sid = $1 AND kind = 'voice')",
+            )
+            .bind(task_sid)
+            .fetch_one(&mut *conn)
+            .await?;
+            !any
+        }
+    };
+    if !opens {
+        return Ok(None);
     }
     sqlx::query(
         "INSERT INTO parks (park_id, kind, task_sid, worker_sid, vocabulary, reason, parked_at,
-                            parked_ms, expires_at)
+                            parked_ms, expires_at, reservation_sid)
          VALUES ($1, 'voice', $2, $3, $4, 'worker parked the call',
                  to_timestamp($5::float8 / 1000), $5,
-                 to_timestamp($5::float8 / 1000) + make_interval(secs => $6::float8))",
+                 to_timestamp($5::float8 / 1000) + make_interval(secs => $6::float8), $7)",
     )
     .bind(new_park_id)
     .bind(task_sid)
@@ -129,9 +162,10 @@ pub async fn observe_voice(
     .bind(vocabulary)
     .bind(parked_ms)
     .bind(ttl_seconds)
+    .bind(offer)
     .execute(&mut *conn)
     .await?;
-    Ok(new_park_id.to_owned())
+    Ok(Some(new_park_id.to_owned()))
 }
 
 /// A park locked for ending.

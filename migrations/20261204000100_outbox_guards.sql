@@ -1,0 +1,14 @@
+-- What Twilio must confirm just before a call is sent (a close, completion, removal or
+-- re-invite is withdrawn when it does not), and the call that must have succeeded first (an
+-- ordered step: a park removes its agent only once its webhook exists). Nullable: no rewrite.
+ALTER TABLE outbox ADD COLUMN guard jsonb;
+ALTER TABLE outbox ADD COLUMN after_key text;
+-- Why the call was not sent, when Twilio did not confirm the facts behind it (shown to ops).
+ALTER TABLE outbox ADD COLUMN withdrawn text;
+
+CREATE INDEX outbox_after_key ON outbox (after_key) WHERE after_key IS NOT NULL;
+
+-- A voice park is identified by the reservation that parked the call, when seen: a later event
+-- of the same task (the transfer-park plugin never clears its marks) is not a new park.
+ALTER TABLE parks ADD COLUMN reservation_sid text;
+CREATE UNIQUE INDEX parks_reservation_sid ON parks (reservation_sid) WHERE reservation_sid IS NOT NULL;
