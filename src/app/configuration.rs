@@ -127,9 +127,10 @@ pub struct ServeArgs {
     /// Seconds to finish in-flight requests and claimed work after SIGTERM.
     #[arg(long, env = "BATON_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,
-    /// Run the Events API backfill over the recent past this often (e.g. `5m`; `off` by
-    /// default), so an event whose callback never arrived is recovered within minutes.
-    #[arg(long, env = "BATON_RECONCILE_INTERVAL", default_value = "off")]
+    /// Run the Events API backfill over the recent past this often (`off` to disable), so an
+    /// event whose callback never arrived is recovered within minutes: TaskRouter does not send
+    /// a failed callback again.
+    #[arg(long, env = "BATON_RECONCILE_INTERVAL", default_value = "5m")]
     pub reconcile_interval: String,
 }
 
@@ -785,8 +786,11 @@ mod tests {
     }
 
     #[test]
-    fn the_reconcile_interval_is_off_by_default_and_parses_like_a_duration() {
-        assert_eq!(args(&[]).unwrap().reconcile_interval, None);
+    fn the_reconcile_interval_is_five_minutes_by_default_and_parses_like_a_duration() {
+        assert_eq!(
+            args(&[]).unwrap().reconcile_interval,
+            Some(Duration::from_secs(300))
+        );
         assert_eq!(
             args(&["--reconcile-interval", "off"])
                 .unwrap()

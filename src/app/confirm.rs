@@ -14,13 +14,30 @@ pub enum Confirmed {
     Unanswered(Response),
 }
 
-/// One read: its answer decoded, or the refusal that ends the check.
-async fn read(
+/// A single resource's read: its answer decoded (404: it is gone), or the refusal that ends
+/// the check.
+async fn read_one(
     client: &TwilioClient,
     request: &TwilioRequest,
 ) -> Result<Result<(u16, Value), Response>, TransportError> {
+    read(client, request, true).await
+}
+
+/// A list's read: a 404 means the list could not be read, not that it is empty.
+async fn read_list(
+    client: &TwilioClient,
+    request: &TwilioRequest,
+) -> Result<Result<(u16, Value), Response>, TransportError> {
+    read(client, request, false).await
+}
+
+async fn read(
+    client: &TwilioClient,
+    request: &TwilioRequest,
+    gone_is_an_answer: bool,
+) -> Result<Result<(u16, Value), Response>, TransportError> {
     let response = client.send(request).await?;
-    if (200..300).contains(&response.status) || response.status == 404 {
+    if (200..300).contains(&response.status) || gone_is_an_answer && response.status == 404 {
         let body = serde_json::from_str(&response.body).unwrap_or(Value::Null);
         Ok(Ok((response.status, body)))
     } else {
@@ -60,7 +77,7 @@ pub fn confirm<'a>(
                 statuses,
             } => {
                 let (status, task) =
-                    answer!(read(client, &guard::task_read(workspace_sid, task_sid)).await?);
+                    answer!(read_one(client, &guard::task_read(workspace_sid, task_sid)).await?);
                 Ok(Confirmed::Verdict(guard::judge_task(
                     status, &task, task_sid, statuses,
                 )))
@@ -71,7 +88,7 @@ pub fn confirm<'a>(
                 reservation_sid,
             } => {
                 let (status, list) = answer!(
-                    read(client, &guard::reservations_read(workspace_sid, task_sid)).await?
+                    read_list(client, &guard::reservations_read(workspace_sid, task_sid)).await?
                 );
                 if status == 404 {
                     return Ok(Confirmed::Verdict(Verdict::Gone(format!(
@@ -113,7 +130,7 @@ async fn unattended(
     own_park: Option<&str>,
 ) -> Result<Confirmed, TransportError> {
     let reads = guard::conversation_reads(conversation_sid, interaction);
-    let (status, resource) = answer!(read(client, &reads.resource).await?);
+    let (status, resource) = answer!(read_one(client, &reads.resource).await?);
     if status == 404 {
         return Ok(Confirmed::Verdict(Verdict::Gone("already_closed".into())));
     }
@@ -133,12 +150,12 @@ async fn unattended(
     if let Some(verdict) = judged(&answers) {
         return Ok(Confirmed::Verdict(verdict));
     }
-    answers.participants = answer!(read(client, &reads.participants).await?).1;
+    answers.participants = answer!(read_list(client, &reads.participants).await?).1;
     if let Some(verdict) = judged(&answers) {
         return Ok(Confirmed::Verdict(verdict));
     }
     answers.live_tasks = answer!(
-        read(
+        read_list(
             client,
             &guard::live_tasks_read(workspace_sid, conversation_sid, interaction)
         )
@@ -148,9 +165,9 @@ async fn unattended(
     if let Some(verdict) = judged(&answers) {
         return Ok(Confirmed::Verdict(verdict));
     }
-    answers.webhooks = answer!(read(client, &reads.webhooks).await?).1;
+    answers.webhooks = answer!(read_list(client, &reads.webhooks).await?).1;
     answers.conversation = match &reads.conversation {
-        Some(own) => answer!(read(client, own).await?).1,
+        Some(own) => answer!(read_one(client, own).await?).1,
         None => answers.resource.clone(),
     };
     if let Some(verdict) = judged(&answers) {
@@ -163,7 +180,7 @@ async fn unattended(
             .into_iter()
             .map(|(sid, _)| sid)
             .collect();
-        let invited = guard::invite_tasks(&answer!(read(client, invites).await?).1);
+        let invited = guard::invite_tasks(&answer!(read_list(client, invites).await?).1);
         let unseen: Vec<&String> = invited
             .iter()
             .rev()
@@ -171,7 +188,7 @@ async fn unattended(
             .take(guard::INVITES_CHECKED)
             .collect();
         for sid in unseen {
-            let (status, task) = answer!(read(client, &guard::task_read(workspace_sid, sid)).await?);
+            let (status, task) = answer!(read_one(client, &guard::task_read(workspace_sid, sid)).await?);
             if status == 404 {
                 continue;
             }

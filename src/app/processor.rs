@@ -248,6 +248,7 @@ impl Processor {
         events: &[(&ClaimedEvent, TwilioEvent, i64)],
     ) -> Result<(), StoreError> {
         let mut ended: Vec<(String, String)> = Vec::new();
+        let mut left: Vec<(String, String)> = Vec::new();
         for (row, event, ms) in events {
             match event {
                 TwilioEvent::Taskrouter(tr) if orphan::ends_task(&tr.event_type) => {
@@ -285,6 +286,12 @@ impl Processor {
                     let Some(sid) = c.conversation_sid.as_deref() else {
                         continue;
                     };
+                    if c.event_type == ConversationsEventType::ParticipantRemoved {
+                        // An agent (or the customer) left: the conversation may be orphaned now,
+                        // whether or not a task event says so.
+                        left.push((sid.to_owned(), c.event_type.as_str().to_owned()));
+                        continue;
+                    }
                     let removed = c.event_type == ConversationsEventType::ConversationRemoved;
                     let state = match c.event_type {
                         ConversationsEventType::ConversationStateUpdated => c.state_to.as_deref(),
@@ -305,6 +312,7 @@ impl Processor {
             }
         }
         store::conversations::schedule_checks(tx, &ended, self.config.orphan_grace).await?;
+        store::conversations::schedule_checks_for(tx, &left, self.config.orphan_grace).await?;
         Ok(())
     }
 

@@ -87,6 +87,42 @@ pub async fn schedule_checks(
     Ok(scheduled)
 }
 
+/// Someone left these open conversations (`onParticipantRemoved`): each is looked at again
+/// after `grace`, as when a task ends. A later leave moves the check later, never earlier.
+pub async fn schedule_checks_for(
+    conn: &mut PgConnection,
+    left: &[(String, String)],
+    grace: Duration,
+) -> Result<u64, StoreError> {
+    if left.is_empty() {
+        return Ok(0);
+    }
+    let sids: Vec<&str> = left.iter().map(|(c, _)| c.as_str()).collect();
+    let types: Vec<&str> = left.iter().map(|(_, e)| e.as_str()).collect();
+    let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+    let scheduled = sqlx::query(
+        "WITH left_ AS (
+             SELECT DISTINCT ON (c.conversation_sid) c.conversation_sid, e.event_type
+             FROM unnest($1::text[], $2::text[]) AS e(conversation_sid, event_type)
+             JOIN conversations c ON c.conversation_sid = e.conversation_sid
+             WHERE c.state <> 'closed' AND NOT c.removed
+             ORDER BY c.conversation_sid
+         )
+         INSERT INTO orphan_checks (conversation_sid, due_at, task_sid, event_type)
+         SELECT conversation_sid, now() + make_interval(secs => $3::float8 / 1000), NULL, event_type
+         FROM left_
+         ON CONFLICT (conversation_sid) DO UPDATE SET
+             due_at = GREATEST(orphan_checks.due_at, excluded.due_at)",
+    )
+    .bind(&sids)
+    .bind(&types)
+    .bind(grace_ms)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(scheduled)
+}
+
 /// A state Conversations reported (`onConversationStateUpdated`, `onConversationRemoved`).
 /// `closed` and `removed` are sticky; otherwise the latest event time wins.
 pub async fn apply_state(

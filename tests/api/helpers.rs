@@ -501,6 +501,7 @@ impl ServeProcess {
             .env("BATON_HTTP_WORKERS", "1")
             .env("BATON_DB_POOL_SIZE", "5")
             .env("BATON_SWEEP_INTERVAL", "off")
+            .env("BATON_RECONCILE_INTERVAL", "off")
             .env("RUST_LOG", "info,sqlx=warn")
             .env("BATON_LOG_FORMAT", "json")
             .envs(env.iter().copied())

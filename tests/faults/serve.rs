@@ -102,6 +102,7 @@ impl Baton {
             ("BATON_HTTP_WORKERS", "1"),
             ("BATON_DB_POOL_SIZE", "6"),
             ("BATON_SWEEP_INTERVAL", "off"),
+            ("BATON_RECONCILE_INTERVAL", "off"),
             ("BATON_SHUTDOWN_TIMEOUT", "2"),
             ("BATON_INBOX_LEASE", "2s"),
             ("BATON_TWILIO_TIMEOUT", "2s"),
