@@ -15,6 +15,14 @@
 //!   code 20412); `AssignmentStatus` transitions as TaskRouter allows them (cancel from
 //!   pending/reserved, wrap up from assigned, complete from assigned/wrapping; anything else 400
 //!   code 20001 "…not in a state…"; unknown or deleted task 404 code 20404); `Reason` stored.
+//!   The Tasks list (`ListTask`) answers `{"tasks", "meta"}` with each task as the fetch shows
+//!   it (deleted tasks are gone), filtered by `AssignmentStatus` (repeated keys or
+//!   comma-separated, `pending,reserved`), `WorkflowSid`, `WorkflowName`, `TaskQueueSid`,
+//!   `TaskQueueName`, `Priority`, `RoutingTarget` and `EvaluateTaskAttributes` (a TaskRouter
+//!   expression over the attributes, [`TaskExpression`]; one it cannot parse is 400 / 20001
+//!   naming `EvaluateTaskAttributes`), ordered by `Ordering` (`DateCreated`, `Priority` or
+//!   `VirtualStartTime` with `:asc`/`:desc`, comma-separated; default ascending `DateCreated`;
+//!   anything else 400 naming `Ordering`), paged by `PageSize` (≤ 1000) / `PageToken`.
 //!   Reservations list/fetch/update under the Task and under the Worker (accepting assigns the
 //!   task and rescinds the others; wrapping/completing moves the task). Workers fetch/update
 //!   (`ActivitySid` must exist, else 400). TaskQueues and Workflows fetch; Activities list/fetch.
@@ -314,6 +322,7 @@ mod conversations;
 mod ctx;
 mod effects;
 mod error;
+mod expression;
 mod faults;
 mod flex;
 mod iam;
@@ -325,6 +334,7 @@ mod routes;
 mod seed;
 mod server;
 mod state;
+mod task_list;
 mod taskrouter;
 mod webhooks;
 
@@ -338,6 +348,7 @@ pub use error::{
     CODE_METHOD_NOT_ALLOWED, CODE_NOT_FOUND, CODE_PRECONDITION_FAILED, CODE_TOO_MANY_REQUESTS,
     CODE_UNAVAILABLE,
 };
+pub use expression::{ExpressionError, TaskExpression};
 pub use faults::{FaultKind, Faults};
 pub use log::{LoggedRequest, LOGGED_HEADERS};
 pub use model::*;

@@ -6,7 +6,7 @@
 
 use crate::ctx::{Ctx, Reply};
 use crate::error::ApiError;
-use crate::{conversations, flex, iam, taskrouter};
+use crate::{conversations, flex, iam, task_list, taskrouter};
 
 /// Which Twilio API (and which OpenAPI file) a route belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -426,6 +426,22 @@ static ROUTES: &[RouteSpec] = &[
         body: None, params: &[], headers: &[], sids: &[("Sid", "WS")], status: 200,
         list: None, fields: WORKSPACE_FIELDS, handler: taskrouter::fetch_workspace),
     // ---- TaskRouter: Tasks ----
+    route!(TaskRouter "GET" "/v1/Workspaces/{WorkspaceSid}/Tasks" "ListTask",
+        body: None,
+        params: &[
+            p("Priority", INT32),
+            p("AssignmentStatus", ParamKind::Array),
+            p("WorkflowSid", ParamKind::Sid("WW")),
+            p("WorkflowName", ParamKind::Str),
+            p("TaskQueueSid", ParamKind::Sid("WQ")),
+            p("TaskQueueName", ParamKind::Str),
+            p("EvaluateTaskAttributes", ParamKind::Str),
+            p("RoutingTarget", ParamKind::Str),
+            p("Ordering", ParamKind::Str),
+            page_size(1000), PAGE, PAGE_TOKEN,
+        ],
+        headers: &[], sids: &[WS], status: 200, list: Some("tasks"),
+        fields: TASK_FIELDS, handler: task_list::list_tasks),
     route!(TaskRouter "POST" "/v1/Workspaces/{WorkspaceSid}/Tasks" "CreateTask",
         body: Form,
         params: &[

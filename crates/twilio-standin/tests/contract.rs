@@ -481,6 +481,12 @@ async fn every_route_answers_with_spec_fields() {
         format!("{ws}/Workers/{worker}/Reservations/{r2}"),
         ("ReservationStatus", "wrapping")
     );
+    let tasks = probe!(
+        "ListTask",
+        GET,
+        format!("{ws}/Tasks?AssignmentStatus=pending,reserved&PageSize=2")
+    );
+    assert_eq!(tasks.json["tasks"][0]["sid"], doomed.as_str());
     probe!("DeleteTask", DELETE, format!("{ws}/Tasks/{doomed}"));
     let events = probe!("ListEvent", GET, format!("{ws}/Events"));
     assert_eq!(events.json["events"][0]["sid"], event.as_str());
