@@ -121,6 +121,28 @@
 //! left). Nothing moves if the worker is there already. [`StandInConfig::timeout_moves_worker_offline`]
 //! (default on) and [`StandIn::set_timeout_moves_worker_offline`] turn it off.
 //!
+//! ## Playing Flex plugins and flex-project-template
+//!
+//! Some changes come from neither baton nor Twilio but from the code Flex customers run: the
+//! serverless functions and Flex UI client of flex-project-template (FPT) and Flex plugins.
+//! These control methods play them. Each makes that code's REST calls, in its order, through
+//! the stand-in's own routes and handlers (not over HTTP: no request log entry, no faults), so
+//! it changes state, records [`StandIn::effects`] and produces TaskRouter events and
+//! Conversations webhooks exactly as those calls would; what the code reads from the Flex UI
+//! (who is in the channel, a worker's name) comes from the state. A call that fails, or a task
+//! that does not fit, panics.
+//!
+//! | call | what it does (REST calls in order) | events |
+//! |---|---|---|
+//! | [`StandIn::fpt_transfer`] `(task, target, warm)` | FPT `conversation-transfer`: `GET` the task; `POST …/Invites` on the task's channel with its attributes plus `workerSidsInConversation`, `transferTargetSid`, `transferQueueName`, `transferTargetType`, `conversations.conversation_id` (no `transferMode`), on the workflow named `Chat Transfer…` or the default one; cold: `POST …/Participants/{UT}` `Status=closed` for the caller; warm: `GET` the conversation, `POST` its `Attributes` with `invites[<task>]` merged in. Returns the invite task's SID | `task.created`, `task-queue.entered`; cold: `reservation.completed`, `task.completed` of the caller's task |
+//! | [`StandIn::fpt_invite_joined`] `(ch, invite task)` | the client's `conversationJoined`: `GET` the conversation, `POST` its `Attributes` without `invites[<task>]` (nothing when absent) | none |
+//! | [`StandIn::fpt_cancel_invite`] `(ch, invite task)` | `POST …/Tasks/{task}` `AssignmentStatus=canceled`, `Reason=canceled by agent`; then as `fpt_invite_joined` | `reservation.canceled`…, `task.canceled` |
+//! | [`StandIn::fpt_park`] `(task, unpark URL)` | FPT `park-interaction`: `GET` the task; `POST /v1/Conversations/{CH}/Webhooks` (`webhook`, `POST`, `onMessageAdded`, the URL); `POST …/Participants/{UT}` `Status=closed`; `POST` the conversation's `Attributes` = `{interactionSid, channelSid, participantSid, taskSid, workflowSid, taskChannelUniqueName, queueName, queueSid, workerSid, taskAttributes, webhookSid}` (replaced, not merged). Returns the `WH…` SID | `reservation.completed`, `task.completed`; later customer messages go to the URL (`onMessageAdded`) |
+//! | [`StandIn::fpt_unpark`] `(ch, route to same worker)` | FPT `unpark-interaction`: `DELETE` the park's webhook (gone: panic, as the function throws); `GET` the conversation; `POST …/Invites` with the stored workflow, channel and `taskAttributes` plus `originalRouting {queueName, queueSid, workerSid}`, and `queue_sid`/`worker_sid` when routing to the same worker. Returns the new task's SID | `task.created`, `task-queue.entered` |
+//!
+//! [`StandIn::conversation_attributes`] reads a conversation's attributes as JSON (where the
+//! warm-transfer `invites` and the park's stored routing live).
+//!
 //! ## Conversations webhooks
 //!
 //! Conversations post-action events are POSTed to the service-level webhook
@@ -306,6 +328,11 @@
 //!   form body all the same (signed the same way).
 //! - Conversations webhooks get the same retries as TaskRouter callbacks ([`CallbackRetry`]);
 //!   Twilio documents none for them (connection overrides do not apply to Conversations).
+//! - The FPT plays take the transfer workflow by name: the first whose friendly name starts
+//!   with `Chat Transfer` (what FPT's setup scripts look for), else the built-in one. The warm
+//!   invite's `timestampCreated` is ISO 8601 UTC with milliseconds (a JavaScript `Date` in
+//!   JSON); its `targetName` is a worker's `full_name` attribute (else friendly name) or the
+//!   queue's name.
 //! - Seeded conversations have a messaging service ([`StandInConfig::messaging_service_sid`])
 //!   unless the seed names one, as every Twilio conversation has.
 //!
@@ -326,6 +353,7 @@ mod expression;
 mod faults;
 mod flex;
 mod iam;
+mod internal;
 mod log;
 mod model;
 mod paging;
@@ -336,6 +364,7 @@ mod server;
 mod state;
 mod task_list;
 mod taskrouter;
+mod template;
 mod webhooks;
 
 pub use callbacks::{
@@ -734,6 +763,15 @@ impl StandIn {
         let state = self.shared.lock();
         let sid = state.conversation_sid(sid_or_unique_name)?;
         state.conversations.get(&sid).cloned()
+    }
+
+    /// A conversation's attributes, parsed (a conversation by SID or unique name). Panics if
+    /// it does not exist.
+    pub fn conversation_attributes(&self, sid_or_unique_name: &str) -> serde_json::Value {
+        let Some(conversation) = self.conversation(sid_or_unique_name) else {
+            panic!("twilio-standin conversation_attributes: conversation {sid_or_unique_name} does not exist");
+        };
+        serde_json::from_str(&conversation.attributes).unwrap_or(serde_json::Value::Null)
     }
 
     pub fn interaction(&self, sid: &str) -> Option<InteractionState> {

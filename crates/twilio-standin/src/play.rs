@@ -226,6 +226,42 @@ pub(crate) fn offer(
     Ok(wr)
 }
 
+/// A voice call transferred cold by the agent holding it (Flex's `TransferTask`): the accepted
+/// reservation goes to `wrapping`, the task back to `reserved` through a new pending
+/// reservation for `to_worker`, whose `WR…` SID this returns.
+pub(crate) fn transfer_call(
+    state: &mut State,
+    task_sid: &str,
+    to_worker: &str,
+    now: DateTime<Utc>,
+) -> Result<String, String> {
+    let status = task_status(state, task_sid)?;
+    if status != TaskStatus::Assigned {
+        return Err(format!("task {task_sid} is {status}, not assigned"));
+    }
+    if !state.workers.contains_key(to_worker) {
+        return Err(format!("worker {to_worker} does not exist"));
+    }
+    let held: Vec<String> = state
+        .tasks
+        .get(task_sid)
+        .map(|t| t.reservations.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|wr| {
+            state
+                .reservations
+                .get(wr)
+                .is_some_and(|r| r.status == ReservationStatus::Accepted)
+        })
+        .collect();
+    for wr in &held {
+        state.set_reservation_status(wr, ReservationStatus::Wrapping, now);
+    }
+    state.move_task(task_sid, TaskStatus::Pending, None, now);
+    offer(state, task_sid, to_worker, now)
+}
+
 impl StandIn {
     /// Runs a control method under the state lock; a refusal is a broken test: it panics.
     pub(crate) fn play<T>(
@@ -315,28 +351,7 @@ impl StandIn {
     /// (`reservation.created`). Returns its `WR…` SID. Panics unless the task is assigned.
     pub fn transfer_call(&self, task_sid: &str, to_worker: &str) -> String {
         self.play("transfer_call", |state, now| {
-            let status = task_status(state, task_sid)?;
-            if status != TaskStatus::Assigned {
-                return Err(format!("task {task_sid} is {status}, not assigned"));
-            }
-            let held: Vec<String> = state
-                .tasks
-                .get(task_sid)
-                .map(|t| t.reservations.clone())
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|wr| {
-                    state
-                        .reservations
-                        .get(wr)
-                        .is_some_and(|r| r.status == ReservationStatus::Accepted)
-                })
-                .collect();
-            for wr in &held {
-                state.set_reservation_status(wr, ReservationStatus::Wrapping, now);
-            }
-            state.move_task(task_sid, TaskStatus::Pending, None, now);
-            offer(state, task_sid, to_worker, now)
+            transfer_call(state, task_sid, to_worker, now)
         })
     }
 

@@ -167,3 +167,43 @@ pub fn assert_error(resp: &Resp, status: u16, code: u64) {
     );
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
 }
+
+/// The Events list from index `from` on, without what depends on the clock (dates, ages,
+/// timestamps): two stand-ins with the same seed that made the same changes have equal lists.
+pub fn timeless_events(standin: &StandIn, from: usize) -> Vec<Value> {
+    const CLOCK: &[&str] = &[
+        "event_date",
+        "event_date_ms",
+        "timestamp",
+        "timestamp_ms",
+        "task_age",
+        "task_date_created",
+        "task_queue_entered_date",
+        "worker_time_in_previous_activity",
+        "worker_time_in_previous_activity_ms",
+    ];
+    standin
+        .events()
+        .into_iter()
+        .skip(from)
+        .map(|mut event| {
+            if let Some(object) = event.as_object_mut() {
+                object.retain(|k, _| !CLOCK.contains(&k.as_str()));
+                if let Some(Value::Object(data)) = object.get_mut("event_data") {
+                    data.retain(|k, _| !CLOCK.contains(&k.as_str()));
+                }
+            }
+            event
+        })
+        .collect()
+}
+
+/// The `event_type` of each event from index `from` on.
+pub fn event_types(standin: &StandIn, from: usize) -> Vec<String> {
+    standin
+        .events()
+        .iter()
+        .skip(from)
+        .map(|e| e["event_type"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
