@@ -139,6 +139,8 @@
 //! | [`StandIn::fpt_cancel_invite`] `(ch, invite task)` | `POST …/Tasks/{task}` `AssignmentStatus=canceled`, `Reason=canceled by agent`; then as `fpt_invite_joined` | `reservation.canceled`…, `task.canceled` |
 //! | [`StandIn::fpt_park`] `(task, unpark URL)` | FPT `park-interaction`: `GET` the task; `POST /v1/Conversations/{CH}/Webhooks` (`webhook`, `POST`, `onMessageAdded`, the URL); `POST …/Participants/{UT}` `Status=closed`; `POST` the conversation's `Attributes` = `{interactionSid, channelSid, participantSid, taskSid, workflowSid, taskChannelUniqueName, queueName, queueSid, workerSid, taskAttributes, webhookSid}` (replaced, not merged). Returns the `WH…` SID | `reservation.completed`, `task.completed`; later customer messages go to the URL (`onMessageAdded`) |
 //! | [`StandIn::fpt_unpark`] `(ch, route to same worker)` | FPT `unpark-interaction`: `DELETE` the park's webhook (gone: panic, as the function throws); `GET` the conversation; `POST …/Invites` with the stored workflow, channel and `taskAttributes` plus `originalRouting {queueName, queueSid, workerSid}`, and `queue_sid`/`worker_sid` when routing to the same worker. Returns the new task's SID | `task.created`, `task-queue.entered` |
+//! | [`StandIn::plugin_park_call`] `(task)` | the voice transfer-park plugin: `POST …/Tasks/{task}` `Attributes` + `workerParked: true`, `targetWorkerContactUri` (the worker's `contact_uri`, else `client:<friendly name>`); Flex's cold `TransferTask` to the same worker ([`StandIn::transfer_call`]); the plugin's `afterTransferTask` completes the first reservation (`POST …/Reservations/{WR}` `ReservationStatus=completed`). Returns the park reservation's SID; the task is `reserved` | `task.updated`, `reservation.wrapup` (first), `reservation.created` (park), `reservation.completed` (first) |
+//! | [`StandIn::plugin_pickup`] `(park reservation)` | the worker accepts the park reservation (`POST …/Workers/{WK}/Reservations/{WR}` `ReservationStatus=accepted`); the task is `assigned`. Nothing ever clears `workerParked` / `targetWorkerContactUri`: every later event of the task carries them | `reservation.accepted` |
 //!
 //! [`StandIn::conversation_attributes`] reads a conversation's attributes as JSON (where the
 //! warm-transfer `invites` and the park's stored routing live).
@@ -328,6 +330,13 @@
 //!   form body all the same (signed the same way).
 //! - Conversations webhooks get the same retries as TaskRouter callbacks ([`CallbackRetry`]);
 //!   Twilio documents none for them (connection overrides do not apply to Conversations).
+//! - A call parked with the transfer-park plugin ([`StandIn::plugin_park_call`]) is the same
+//!   task with a new pending reservation for the worker who parked it: the task is `reserved`
+//!   (TaskRouter's status for a task with a pending reservation; a transferred task is routed
+//!   again, not assigned), and `assigned` once the worker picks it up. The live leg's
+//!   reservation goes `wrapping` when Flex transfers the call cold (as the agent's task goes to
+//!   wrap-up after any cold transfer), then `completed` by the plugin; its `CompleteTask`
+//!   reason (`worker parked call`) has nowhere to go on a reservation and is not kept.
 //! - The FPT plays take the transfer workflow by name: the first whose friendly name starts
 //!   with `Chat Transfer` (what FPT's setup scripts look for), else the built-in one. The warm
 //!   invite's `timestampCreated` is ISO 8601 UTC with milliseconds (a JavaScript `Date` in
@@ -357,6 +366,7 @@ mod internal;
 mod log;
 mod model;
 mod paging;
+mod park_plugin;
 mod play;
 mod routes;
 mod seed;
