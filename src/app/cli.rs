@@ -66,6 +66,10 @@ pub struct SweepArgs {
     pub twilio_auth_token: Option<String>,
     #[arg(long, env = "TWILIO_API_BASE_URL")]
     pub twilio_api_base_url: Option<String>,
+    /// The TaskRouter workspace (WS…) whose task list confirms that nothing serves a
+    /// conversation before it is closed.
+    #[arg(long, env = "TWILIO_WORKSPACE_SID")]
+    pub twilio_workspace_sid: Option<String>,
     /// List what would be closed; change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -246,6 +250,16 @@ async fn sweep(args: SweepArgs) -> Result<ExitCode, SweepFailure> {
             name: "TWILIO_ACCOUNT_SID",
             reason: e.to_string(),
         })?;
+    let workspace = args
+        .twilio_workspace_sid
+        .as_deref()
+        .ok_or_else(|| missing("TWILIO_WORKSPACE_SID"))?;
+    let workspace = Sid::parse_kind(workspace.trim(), SidKind::Workspace).map_err(|e| {
+        ConfigError::Invalid {
+            name: "TWILIO_WORKSPACE_SID",
+            reason: e.to_string(),
+        }
+    })?;
     let token = args
         .twilio_auth_token
         .as_deref()
@@ -275,7 +289,10 @@ async fn sweep(args: SweepArgs) -> Result<ExitCode, SweepFailure> {
         let worker = OrphanWorker::new(
             pool.clone(),
             client.clone(),
-            OrphanConfig::default(),
+            OrphanConfig {
+                workspace_sid: workspace.to_string(),
+                ..OrphanConfig::default()
+            },
             wake.clone(),
         );
         let mut items = worker
@@ -287,8 +304,11 @@ async fn sweep(args: SweepArgs) -> Result<ExitCode, SweepFailure> {
         };
         if !args.dry_run && items.iter().any(sent) {
             // Send the calls now (a running baton would too; the outbox sends each once).
-            let dispatcher =
-                Dispatcher::new(pool.clone(), client, DispatcherConfig::default(), wake);
+            let config = DispatcherConfig {
+                workspace_sid: workspace.to_string(),
+                ..DispatcherConfig::default()
+            };
+            let dispatcher = Dispatcher::new(pool.clone(), client, config, wake);
             let deadline = std::time::Instant::now() + wait;
             let sids: Vec<String> = items
                 .iter()

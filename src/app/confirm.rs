@@ -58,8 +58,9 @@ macro_rules! answer {
 pub fn confirm<'a>(
     client: &'a TwilioClient,
     guard: &'a Guard,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Confirmed, TransportError>> + Send + 'a>>
-{
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Confirmed, TransportError>> + Send + 'a>,
+> {
     Box::pin(async move {
         match guard {
             Guard::All { guards } => {
@@ -188,7 +189,8 @@ async fn unattended(
             .take(guard::INVITES_CHECKED)
             .collect();
         for sid in unseen {
-            let (status, task) = answer!(read_one(client, &guard::task_read(workspace_sid, sid)).await?);
+            let (status, task) =
+                answer!(read_one(client, &guard::task_read(workspace_sid, sid)).await?);
             if status == 404 {
                 continue;
             }

@@ -282,7 +282,11 @@ pub async fn end_park(
             });
         }
         ("voice", _) if end == ParkEnd::Ttl => {
-            calls.push(park::voice_unpark(&park.park_id, &park.task_sid, workspace_sid));
+            calls.push(park::voice_unpark(
+                &park.park_id,
+                &park.task_sid,
+                workspace_sid,
+            ));
         }
         _ => {}
     }

@@ -952,10 +952,7 @@ pub fn decide(
         }
         // A transfer that failed or was withdrawn, whoever made it, with the original agent
         // gone: route the customer back (Twilio confirms nobody is left when it is sent).
-        let failed = matches!(
-            hop.outcome,
-            Some(HopOutcome::Failed | HopOutcome::Canceled)
-        );
+        let failed = matches!(hop.outcome, Some(HopOutcome::Failed | HopOutcome::Canceled));
         if failed && !from_live && !superseded(chain, nodes, from, to) && !is_rescue(to) {
             actions.push(route_back(chain, hop, from, to));
         }
@@ -986,9 +983,9 @@ fn superseded(
 /// A task baton created to rescue a customer (a route-back, a timeout fallback): if it fails
 /// too, baton does not loop.
 pub fn is_rescue(task: &TaskNode) -> bool {
-    task.attributes
-        .get("baton")
-        .is_some_and(|b| b.get("returning_from").is_some() || b.get("fallback_from_task_sid").is_some())
+    task.attributes.get("baton").is_some_and(|b| {
+        b.get("returning_from").is_some() || b.get("fallback_from_task_sid").is_some()
+    })
 }
 
 /// The route back of a failed hop: the original task's attributes, marked as a return.

@@ -328,7 +328,12 @@ pub fn merge_task(fact: &mut TaskFact, obs: &Observation<'_>) {
     );
     set(v, "priority", &stamp, &mut fact.priority, &task.priority);
     let canceled_reason = task.canceled_reason.clone().or_else(|| {
-        removed.then(|| format!("{} (the workflow ended without acceptance)", obs.event.event_type))
+        removed.then(|| {
+            format!(
+                "{} (the workflow ended without acceptance)",
+                obs.event.event_type
+            )
+        })
     });
     set(
         v,
@@ -577,12 +582,25 @@ mod tests {
     fn a_task_that_leaves_its_workflow_unaccepted_is_canceled() {
         for kind in ["workflow.skipped", "workflow.timeout"] {
             let events = vec![
-                ("k0".to_owned(), ev("task.created", 1000, "pending", serde_json::json!({}))),
-                ("k1".to_owned(), ev(kind, 1100, "pending", serde_json::json!({}))),
+                (
+                    "k0".to_owned(),
+                    ev("task.created", 1000, "pending", serde_json::json!({})),
+                ),
+                (
+                    "k1".to_owned(),
+                    ev(kind, 1100, "pending", serde_json::json!({})),
+                ),
             ];
             let (task, _, _) = fold(&events);
-            assert_eq!(task.assignment_status.as_deref(), Some("canceled"), "{kind}");
-            assert!(task.canceled_reason.as_deref().is_some_and(|r| r.starts_with(kind)));
+            assert_eq!(
+                task.assignment_status.as_deref(),
+                Some("canceled"),
+                "{kind}"
+            );
+            assert!(task
+                .canceled_reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with(kind)));
         }
     }
 

@@ -172,7 +172,9 @@ pub fn conversation_reads(
         resource,
         participants: page(format!("{conversation}/Participants")),
         conversation: own,
-        webhooks: page(format!("{conversation}/Webhooks")),
+        // A conversation has at most five scoped webhooks: one page (Twilio's largest page
+        // for this list is five).
+        webhooks: TwilioRequest::get(Product::Conversations, format!("{conversation}/Webhooks")),
         invites,
     }
 }
@@ -309,7 +311,10 @@ pub fn judge_unattended(
     // Invite entries whose task is not live are stale (the sweep clears them); a live one was
     // found above.
     let attributes = invites::conversation_attributes(&answers.conversation);
-    if attributes.get("webhookSid").and_then(Value::as_str).is_some()
+    if attributes
+        .get("webhookSid")
+        .and_then(Value::as_str)
+        .is_some()
         && attributes.get("taskAttributes").is_some()
     {
         return Verdict::Keep(
@@ -436,12 +441,16 @@ mod tests {
                 "configuration": {"filters": ["onMessageAdded"], "url": "https://x/unpark"}}]}),
             ..open()
         };
-        assert!(matches!(judge_unattended(&parked, &[], None), Verdict::Keep(w) if w.contains("WH1")));
+        assert!(
+            matches!(judge_unattended(&parked, &[], None), Verdict::Keep(w) if w.contains("WH1"))
+        );
         let bot = ConversationAnswers {
             webhooks: json!({"webhooks": [{"sid": "WH2", "target": "studio", "configuration": {}}]}),
             ..open()
         };
-        assert!(matches!(judge_unattended(&bot, &[], None), Verdict::Keep(w) if w.contains("Studio")));
+        assert!(
+            matches!(judge_unattended(&bot, &[], None), Verdict::Keep(w) if w.contains("Studio"))
+        );
         let other = ConversationAnswers {
             webhooks: json!({"webhooks": [{"sid": "WH3", "target": "webhook",
                 "configuration": {"filters": ["onConversationUpdated"]}}]}),
@@ -452,7 +461,10 @@ mod tests {
             conversation: json!({"attributes": "{\"webhookSid\":\"WH1\",\"taskAttributes\":{}}"}),
             ..open()
         };
-        assert!(matches!(judge_unattended(&marks, &[], None), Verdict::Keep(_)));
+        assert!(matches!(
+            judge_unattended(&marks, &[], None),
+            Verdict::Keep(_)
+        ));
     }
 
     #[test]
@@ -461,7 +473,12 @@ mod tests {
         let task = json!({"assignment_status": "assigned"});
         assert_eq!(judge_task(200, &task, "WT1", &statuses), Verdict::Proceed);
         assert_eq!(
-            judge_task(200, &json!({"assignment_status": "wrapping"}), "WT1", &statuses),
+            judge_task(
+                200,
+                &json!({"assignment_status": "wrapping"}),
+                "WT1",
+                &statuses
+            ),
             Verdict::Keep("task WT1 is wrapping at Twilio".into())
         );
         assert!(matches!(
@@ -472,9 +489,7 @@ mod tests {
 
     #[test]
     fn only_a_wrapping_reservation_with_a_newer_one_is_left_behind() {
-        let r = |sid: &str, status: &str, at: &str| {
-            json!({"sid": sid, "reservation_status": status, "date_created": at})
-        };
+        let r = |sid: &str, status: &str, at: &str| json!({"sid": sid, "reservation_status": status, "date_created": at});
         let parked = json!({"reservations": [
             r("WR1", "wrapping", "2026-01-01T00:00:01Z"),
             r("WR2", "pending", "2026-01-01T00:00:02Z")]});
@@ -496,11 +511,7 @@ mod tests {
 
     #[test]
     fn the_task_list_read_filters_by_conversation_and_live_status() {
-        let read = live_tasks_read(
-            "WS1",
-            CH,
-            Some(&("KD1".to_owned(), "UO1".to_owned())),
-        );
+        let read = live_tasks_read("WS1", CH, Some(&("KD1".to_owned(), "UO1".to_owned())));
         assert_eq!(read.path, "/v1/Workspaces/WS1/Tasks");
         assert_eq!(
             read.form[0],
@@ -517,8 +528,10 @@ mod tests {
             .collect();
         assert_eq!(statuses, LIVE_TASK_STATUSES);
         assert_eq!(
-            invite_tasks(&json!({"invites": [{"routing": {"properties": {"sid": "WT1"}}},
-                {"routing": "{\"properties\":{\"sid\":\"WT2\"}}"}]})),
+            invite_tasks(
+                &json!({"invites": [{"routing": {"properties": {"sid": "WT1"}}},
+                {"routing": "{\"properties\":{\"sid\":\"WT2\"}}"}]})
+            ),
             vec!["WT1".to_owned(), "WT2".to_owned()]
         );
     }

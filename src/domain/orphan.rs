@@ -228,9 +228,9 @@ pub fn fallback_invite(
     let (kd, uo) = conversation.interaction.as_ref()?;
     // A task baton made to rescue the customer (a fallback, a route-back) gets no fallback of
     // its own: a customer is re-queued once, not for ever.
-    let rescue = attributes
-        .get("baton")
-        .is_some_and(|b| b.get("fallback_from_task_sid").is_some() || b.get("returning_from").is_some());
+    let rescue = attributes.get("baton").is_some_and(|b| {
+        b.get("fallback_from_task_sid").is_some() || b.get("returning_from").is_some()
+    });
     if rescue {
         return None;
     }

@@ -353,6 +353,7 @@ impl Flex {
             .env_clear()
             .env("DATABASE_URL", &self.app.database_url)
             .env("TWILIO_ACCOUNT_SID", self.twilio.account_sid())
+            .env("TWILIO_WORKSPACE_SID", self.twilio.workspace_sid())
             .env("TWILIO_AUTH_TOKEN", self.twilio.auth_token())
             .env("TWILIO_API_BASE_URL", self.twilio.base_url());
         // Off the runtime thread: the stand-in and baton keep serving meanwhile.
@@ -392,6 +393,27 @@ impl Flex {
     /// `GET` an `/api/v1` path with the ops token: status and JSON body.
     pub(crate) async fn api_get(&self, path: &str) -> (u16, Value) {
         self.app.api_get(path).await
+    }
+
+    /// Closes the interaction participant of the agent working `task`, as a plugin's cold
+    /// transfer or Flex's "leave" does (their task completes).
+    pub(crate) async fn close_agent_participant(&self, kd: &str, uo: &str, task: &str) {
+        let list = self
+            .twilio_get(&format!("/v1/Interactions/{kd}/Channels/{uo}/Participants"))
+            .await;
+        let participant = list["participants"]
+            .as_array()
+            .expect("participants")
+            .iter()
+            .find(|p| p["routing_properties"]["task_sid"] == task)
+            .and_then(|p| p["sid"].as_str())
+            .expect("the agent's participant")
+            .to_owned();
+        self.twilio_post(
+            &format!("/v1/Interactions/{kd}/Channels/{uo}/Participants/{participant}"),
+            &[("Status", "closed".into())],
+        )
+        .await;
     }
 
     /// Offers the task to `worker`, who accepts.

@@ -665,5 +665,7 @@ pub fn complete_task(
         procedure: None,
         caused_by_event: None,
         conversation_sid: None,
+        guard: None,
+        after_key: None,
     }
 }

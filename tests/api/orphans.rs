@@ -28,22 +28,7 @@ impl Flex {
     /// The agent working `task` leaves the conversation (Flex's "leave" or a cold transfer):
     /// their interaction participant is closed, which completes the task.
     async fn agent_leaves(&self, kd: &str, uo: &str, task: &str) {
-        let list = self
-            .twilio_get(&format!("/v1/Interactions/{kd}/Channels/{uo}/Participants"))
-            .await;
-        let participant = list["participants"]
-            .as_array()
-            .expect("participants")
-            .iter()
-            .find(|p| p["routing_properties"]["task_sid"] == task)
-            .and_then(|p| p["sid"].as_str())
-            .expect("the agent's participant")
-            .to_owned();
-        self.twilio_post(
-            &format!("/v1/Interactions/{kd}/Channels/{uo}/Participants/{participant}"),
-            &[("Status", "closed".into())],
-        )
-        .await;
+        self.close_agent_participant(kd, uo, task).await;
         self.quiesce().await;
     }
 

@@ -116,6 +116,8 @@ fn attributes_update(rig: &Rig, task: &str, attributes: &str) -> NewCall {
         procedure: None,
         caused_by_event: None,
         conversation_sid: None,
+        guard: None,
+        after_key: None,
     }
 }
 
@@ -296,6 +298,7 @@ async fn an_attempt_is_recorded_only_by_the_lease_holder() {
         twilio_code: None,
         error: None,
         response: None,
+        withdrawn: None,
     };
     let done = store::outbox::Next::Done;
     // A process whose lease ended (another holds the call) records nothing.

@@ -489,8 +489,9 @@ async fn a_park_asked_before_baton_saw_the_parked_task_resumes_into_its_chain() 
     let flex = rig(Duration::from_secs(600)).await;
     let (a, kd, uo) = flex.conversation_with(&flex.alice).await;
     let ch = conversation_of(&flex, &uo);
-    // A plugin's transfer (its own invite, no Insights id), accepted and parked at once: baton
-    // has processed none of B's events when the park is asked.
+    // A plugin's cold transfer (its own invite, no Insights id; it removes Alice itself),
+    // accepted and parked at once: baton has processed none of B's events when the park is
+    // asked.
     flex.twilio.hold_callbacks(true);
     let b = flex
         .invite(
@@ -501,6 +502,7 @@ async fn a_park_asked_before_baton_saw_the_parked_task_resumes_into_its_chain() 
                    "workerSidsInConversation": [flex.alice]}),
         )
         .await;
+    flex.close_agent_participant(&kd, &uo, &a).await;
     let reservation = flex.twilio.offer(&b, &flex.bob);
     flex.twilio.accept(&reservation);
     let id = flex.park_conversation(&b, json!({})).await["park_id"]

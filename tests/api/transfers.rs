@@ -213,7 +213,16 @@ async fn a_failed_transfer_is_routed_back_under_created() {
     let invites = flex.requests("POST", &format!("/Channels/{uo}/Invites"));
     assert_eq!(invites.len(), 3, "customer, transfer, return");
     let routing: Value = serde_json::from_str(form(&invites[2], "Routing").unwrap()).unwrap();
-    assert_eq!(routing["properties"]["worker_sid"], flex.alice.as_str());
+    // Known-agent routing: no explicit `worker_sid`, whose decline would cancel the task.
+    assert_eq!(routing["properties"].get("worker_sid"), None);
+    assert_eq!(
+        routing["properties"]["attributes"]["originalRouting"]["workerSid"],
+        flex.alice.as_str()
+    );
+    assert_eq!(
+        routing["properties"]["attributes"]["baton"]["initiated_by"],
+        "baton:return"
+    );
     assert_eq!(
         routing["properties"]["attributes"]["baton"]["returning_from"],
         b.as_str()

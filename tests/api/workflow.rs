@@ -93,7 +93,7 @@ async fn check_names_missing_routes_and_apply_merges_them_before_the_catch_all()
     assert_eq!(
         stdout(&out),
         format!(
-            "workflow {lacking} (Chat Transfer)\n  missing  baton: transfer to worker\n  missing  baton: transfer to queue {everyone}\n  missing  baton: transfer to queue {sales}\n3 route(s) missing or different; --apply merges them in\n"
+            "workflow {lacking} (Chat Transfer)\n  missing  baton: route back in {everyone}\n  missing  baton: route back in {sales}\n  missing  baton: transfer to worker\n  missing  baton: transfer to queue {everyone}\n  missing  baton: transfer to queue {sales}\n5 route(s) missing or different; --apply merges them in\n"
         )
     );
     let out = check(&complete, &[]);
@@ -123,7 +123,7 @@ async fn check_names_missing_routes_and_apply_merges_them_before_the_catch_all()
         "nothing removed:\n{text}"
     );
     assert!(text.ends_with(&format!(
-        "applied: 3 route(s) merged into workflow {lacking}\n"
+        "applied: 5 route(s) merged into workflow {lacking}\n"
     )));
     let updates: Vec<_> = twilio
         .requests()
