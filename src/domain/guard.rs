@@ -332,6 +332,8 @@ pub fn judge_task(status: u16, task: &Value, task_sid: &str, statuses: &[String]
     let current = text(task, "assignment_status").unwrap_or("unknown");
     if statuses.iter().any(|s| s == current) {
         Verdict::Proceed
+    } else if matches!(current, "completed" | "canceled") {
+        Verdict::Gone(format!("task {task_sid} is {current} already"))
     } else {
         Verdict::Keep(format!("task {task_sid} is {current} at Twilio"))
     }

@@ -361,6 +361,9 @@ pub struct CallView {
     /// How often ops re-drove it after it died.
     pub redrives: i32,
     pub last_error: Option<LastError>,
+    /// Why it was not sent: when it was about to be, Twilio did not confirm the facts that
+    /// justified it (someone still served the customer, the task had moved on…).
+    pub withdrawn: Option<String>,
     pub created_at: DateTime<Utc>,
     /// When an attempt or a re-drive last changed it.
     pub updated_at: DateTime<Utc>,
@@ -421,6 +424,7 @@ struct CallRow {
     last_status: Option<i32>,
     last_code: Option<i32>,
     last_error: Option<String>,
+    withdrawn: Option<String>,
     response: Option<serde_json::Value>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -438,7 +442,7 @@ const CALL_COLUMNS: &str = "o.id, o.idempotency_key, o.kind,
     o.last_status,
     (SELECT a.twilio_code FROM outbox_attempts a WHERE a.outbox_id = o.id
      ORDER BY a.attempt DESC LIMIT 1) AS last_code,
-    o.last_error, o.response, o.created_at,
+    o.last_error, o.withdrawn, o.response, o.created_at,
     COALESCE(o.updated_at, o.created_at) AS updated_at,
     o.next_attempt_at, o.done_at, o.dead_at, o.redriven_at";
 
@@ -486,6 +490,7 @@ impl CallRow {
                 attempts: self.attempts,
                 redrives: self.redrives,
                 last_error,
+                withdrawn: self.withdrawn,
                 created_at: self.created_at,
                 updated_at: self.updated_at,
                 next_attempt_at: matches!(state, CallState::Pending | CallState::InFlight)

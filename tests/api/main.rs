@@ -1,6 +1,7 @@
 //! HTTP-level and database-level tests against a real Postgres (one fresh database per test).
 
 mod backfill;
+mod beside;
 mod cli;
 mod flex;
 mod helpers;

@@ -71,9 +71,11 @@ pub fn completions_sent(twilio: &StandIn, task: &str) -> Vec<LoggedRequest> {
 }
 
 /// Every transfer's transferring side was finished exactly once at Twilio, by one outbox call
-/// that ended `done`. A call re-sent because its first attempt's fate was unknown (no answer,
-/// a crash) is shown harmless: the first was applied, the re-send answered 400 / 20001 (the
-/// task is completed already) and counted as done. Returns how many were re-sent so.
+/// that ended `done`. A call whose first attempt's fate was unknown (no answer, a crash) is
+/// retried after asking Twilio, which shows the task completed: nothing is re-sent. A re-send
+/// that did happen (the task read before the first attempt applied) is shown harmless: it
+/// answered 400 / 20001 (the task is completed already) and counted as done. Returns how many
+/// were re-sent so.
 pub async fn each_transfer_finished_once(
     pool: &PgPool,
     twilio: &StandIn,
@@ -98,7 +100,9 @@ pub async fn each_transfer_finished_once(
         assert!(!effects.iter().any(|e| e.completes_task(&t.to)));
         let sent = completions_sent(twilio, &t.from);
         match sent.as_slice() {
-            [only] => assert_eq!(only.status, Some(200), "{only:?}"),
+            // One request, answered or applied before its answer was lost: a retry asks
+            // Twilio first and finds the task completed.
+            [only] => assert!(only.status == Some(200) || only.applied(), "{only:?}"),
             [first, rest @ ..] => {
                 assert!(first.applied(), "the first attempt applied it: {first:?}");
                 for again in rest {
