@@ -12,3 +12,23 @@ CREATE INDEX outbox_after_key ON outbox (after_key) WHERE after_key IS NOT NULL;
 -- of the same task (the transfer-park plugin never clears its marks) is not a new park.
 ALTER TABLE parks ADD COLUMN reservation_sid text;
 CREATE UNIQUE INDEX parks_reservation_sid ON parks (reservation_sid) WHERE reservation_sid IS NOT NULL;
+
+-- Flex's native transfers (voice transfers keep their task), from the `task.transfer-*` events:
+-- one row per transfer, whatever the order its events arrive in.
+CREATE TABLE task_transfers (
+    transfer_sid                text PRIMARY KEY,   -- `TT` + 32 hex
+    task_sid                    text        NOT NULL,
+    mode                        text,               -- warm | cold
+    target_sid                  text,
+    target_type                 text,               -- worker | queue
+    initiating_worker_sid       text,
+    initiating_reservation_sid  text,
+    -- initiated | completed | failed | canceled: a terminal status wins, the latest terminal one
+    -- when several arrive.
+    status                      text        NOT NULL DEFAULT 'initiated',
+    status_ms                   bigint,
+    failed_reason               text,
+    initiated_ms                bigint,
+    updated_at                  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX task_transfers_task ON task_transfers (task_sid);

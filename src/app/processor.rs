@@ -8,6 +8,7 @@ use crate::domain::event::{ConversationsEventType, TaskRouterEventType, TwilioEv
 use crate::domain::facts::{self, Observation, ReservationFact, TaskFact, WorkerFact};
 use crate::domain::orphan::{self, ConversationRef};
 use crate::domain::park::{self, ParkEnd, ResumeRoute};
+use crate::domain::transfer::TransferSnapshotAt;
 use crate::store::{self, inbox::ClaimedEvent, StoreError};
 use sqlx::PgPool;
 use std::collections::{BTreeMap, BTreeSet};
@@ -199,6 +200,7 @@ impl Processor {
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
         touched: &[String],
         locked: &BTreeSet<String>,
+        transferred: bool,
         caused_by_event: Option<i64>,
     ) -> Result<(), StoreError> {
         let mut touched: Vec<String> = touched.to_vec();
@@ -209,6 +211,7 @@ impl Processor {
         // of a chain's first events in one batch, as a backfill page brings them) or already in
         // a chain, each is alone, and chains of one are not stored and call for nothing.
         if component.len() == touched.len()
+            && !transferred
             && !store::chains::any_chained_or_linked(tx, &touched).await?
         {
             return Ok(());
@@ -626,9 +629,28 @@ impl Processor {
         store::facts::save(&mut tx, reservations.values()).await?;
         store::facts::save(&mut tx, workers.values()).await?;
         store::chains::add_links(&mut tx, &links).await?;
+        // Flex's native transfers, from their `task.transfer-*` events.
+        let transfers: Vec<(String, TransferSnapshotAt)> = events
+            .iter()
+            .filter_map(|(_, event, ms)| {
+                let TwilioEvent::Taskrouter(tr) = event else {
+                    return None;
+                };
+                let task = tr.task.as_ref()?;
+                let read = TransferSnapshotAt::read(&tr.event_type, tr.transfer.as_ref()?, *ms)?;
+                Some((task.task_sid.clone(), read))
+            })
+            .collect();
+        store::chains::record_transfers(&mut tx, &transfers).await?;
         let first_event = events.first().map(|(row, _, _)| row.id);
-        self.update_chains(&mut tx, &task_sids, &locked, first_event)
-            .await?;
+        self.update_chains(
+            &mut tx,
+            &task_sids,
+            &locked,
+            !transfers.is_empty(),
+            first_event,
+        )
+        .await?;
         store::conversations::upsert(&mut tx, &conversations).await?;
         self.update_conversations(&mut tx, &events).await?;
         self.update_parks(&mut tx, &events, &task_sids).await?;

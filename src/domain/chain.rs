@@ -9,7 +9,9 @@
 use super::facts::{ReservationFact, TaskFact};
 use super::guard::Guard;
 use super::outbound::{create_invite, OperationKind, Procedure, Product, TwilioRequest};
-use super::transfer::{self, Mode, TargetType, TransferMarks, Vocabulary};
+use super::transfer::{
+    self, Mode, NativeTransfer, TargetType, TransferMarks, TransferStatus, Vocabulary,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -74,6 +76,8 @@ pub struct TaskNode {
     /// When it reached `completed` or `canceled`.
     pub finished_ms: Option<i64>,
     pub reservations: Vec<ReservationNode>,
+    /// Flex's native transfers of the task (voice), from its `task.transfer-*` events.
+    pub transfers: Vec<NativeTransfer>,
 }
 
 impl TaskNode {
@@ -105,6 +109,7 @@ impl TaskNode {
             created_ms: fact.first_event_ms,
             finished_ms,
             reservations,
+            transfers: Vec::new(),
         }
     }
 
@@ -470,10 +475,57 @@ fn baton_text(task: &TaskNode, key: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Voice transfers keep the task and give it a new reservation: every reservation offered to
-/// another worker while someone holds the task is a hop from the holder — `completed` when
-/// accepted, `failed` when it ended otherwise (rejected, timed out, canceled), in flight else.
+/// Voice transfers keep the task and give it a new reservation. With the task's
+/// `task.transfer-*` events, each transfer is one hop; without them, the offers made while
+/// someone held the task are grouped into hops: one transfer's offers run until one is
+/// accepted (a queue transfer is offered to several workers in turn; that is one transfer).
 fn same_task_hops(task: &TaskNode) -> Vec<Hop> {
+    if task.transfers.is_empty() {
+        inferred_same_task_hops(task)
+    } else {
+        native_transfer_hops(task)
+    }
+}
+
+/// A same-task hop from its holder's reservation to the offers it made.
+fn same_task_hop(
+    task: &TaskNode,
+    holder: Option<&ReservationNode>,
+    offers: &[&ReservationNode],
+) -> Hop {
+    let accepted = offers.iter().copied().find(|r| r.was_accepted());
+    let to = accepted.or(offers.last().copied());
+    let first_offer = offers.iter().filter_map(|r| r.created_ms).min();
+    Hop {
+        seq: 0,
+        from_task_sid: task.task_sid.clone(),
+        to_task_sid: task.task_sid.clone(),
+        from_reservation_sid: holder.map(|h| h.reservation_sid.clone()),
+        to_reservation_sid: to.map(|r| r.reservation_sid.clone()),
+        from_worker_sid: holder.and_then(|h| h.worker_sid.clone()),
+        to_worker_sid: to.and_then(|r| r.worker_sid.clone()),
+        target_type: Some(TargetType::Worker),
+        target_sid: to.and_then(|r| r.worker_sid.clone()),
+        target_name: None,
+        mode: None,
+        notes: None,
+        initiated_by: holder.and_then(|h| h.worker_sid.clone()),
+        vocabulary: Some(Vocabulary::NativeFlex),
+        native_transfer_sid: None,
+        transfer_id: None,
+        initiated_ms: first_offer,
+        offered_ms: first_offer,
+        accepted_ms: accepted.and_then(|r| r.accepted_at()),
+        finished_ms: accepted.and_then(|r| r.accepted_at()),
+        outcome: None,
+        // A voice transfer keeps the task, and so its queue.
+        from_queue_sid: task.task_queue_sid.clone(),
+        to_queue_sid: task.task_queue_sid.clone(),
+        ended_ms: accepted.and_then(|r| r.finished_ms),
+    }
+}
+
+fn inferred_same_task_hops(task: &TaskNode) -> Vec<Hop> {
     let Some(first_accept) = task.first_accepted().and_then(|r| r.accepted_at()) else {
         return Vec::new();
     };
@@ -483,47 +535,96 @@ fn same_task_hops(task: &TaskNode) -> Vec<Hop> {
         .filter(|r| r.created_ms.is_some_and(|c| c > first_accept))
         .collect();
     offers.sort_by_key(|r| (r.created_ms, r.reservation_sid.clone()));
-    offers
-        .into_iter()
-        .filter_map(|to| {
-            let holder = task.accepted_reservation(to.created_ms)?;
-            if holder.reservation_sid == to.reservation_sid || holder.worker_sid == to.worker_sid {
-                return None;
+    let mut hops = Vec::new();
+    let mut group: Vec<&ReservationNode> = Vec::new();
+    let mut holder: Option<&ReservationNode> = None;
+    let close = |holder: Option<&ReservationNode>, group: &[&ReservationNode]| {
+        let mut hop = same_task_hop(task, holder, group);
+        hop.outcome = if hop.accepted_ms.is_some() {
+            Some(HopOutcome::Completed)
+        } else if group.iter().all(|r| r.finished_ms.is_some()) {
+            Some(HopOutcome::Failed)
+        } else {
+            None
+        };
+        if hop.outcome == Some(HopOutcome::Failed) {
+            hop.finished_ms = group.iter().filter_map(|r| r.finished_ms).max();
+        }
+        hop
+    };
+    for offer in offers {
+        let Some(current) = task.accepted_reservation(offer.created_ms) else {
+            continue;
+        };
+        if current.reservation_sid == offer.reservation_sid
+            || current.worker_sid == offer.worker_sid
+        {
+            continue;
+        }
+        if group.is_empty() {
+            holder = Some(current);
+        }
+        group.push(offer);
+        if offer.was_accepted() {
+            hops.push(close(holder, &group));
+            group.clear();
+        }
+    }
+    if !group.is_empty() {
+        hops.push(close(holder, &group));
+    }
+    hops
+}
+
+fn native_transfer_hops(task: &TaskNode) -> Vec<Hop> {
+    let mut transfers: Vec<&NativeTransfer> = task.transfers.iter().collect();
+    transfers.sort_by_key(|t| (t.initiated_ms.unwrap_or(i64::MAX), t.transfer_sid.clone()));
+    let starts: Vec<Option<i64>> = transfers.iter().map(|t| t.initiated_ms).collect();
+    transfers
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let start = t.initiated_ms;
+            let end = starts.get(i + 1).copied().flatten();
+            let holder = t
+                .initiating_reservation_sid
+                .as_deref()
+                .and_then(|sid| task.reservations.iter().find(|r| r.reservation_sid == sid))
+                .or_else(|| task.accepted_reservation(start));
+            let mut offers: Vec<&ReservationNode> = task
+                .reservations
+                .iter()
+                .filter(|r| Some(&r.reservation_sid) != holder.map(|h| &h.reservation_sid))
+                .filter(|r| match (r.created_ms, start) {
+                    (Some(c), Some(s)) => c >= s && end.is_none_or(|e| c < e),
+                    _ => false,
+                })
+                .collect();
+            offers.sort_by_key(|r| (r.created_ms, r.reservation_sid.clone()));
+            let mut hop = same_task_hop(task, holder, &offers);
+            hop.from_worker_sid = t.initiating_worker_sid.clone().or(hop.from_worker_sid);
+            hop.initiated_by.clone_from(&hop.from_worker_sid);
+            hop.target_type = t.target_type.or(hop.target_type);
+            hop.target_sid = t.target_sid.clone().or(hop.target_sid);
+            hop.mode = t.mode;
+            hop.native_transfer_sid = Some(t.transfer_sid.clone());
+            hop.initiated_ms = start.or(hop.initiated_ms);
+            if t.target_type == Some(TargetType::Queue) {
+                hop.to_queue_sid = t.target_sid.clone();
             }
-            let outcome = if to.was_accepted() {
-                Some(HopOutcome::Completed)
-            } else if to.finished_ms.is_some() {
-                Some(HopOutcome::Failed)
-            } else {
-                None
+            hop.outcome = match t.status {
+                TransferStatus::Completed => Some(HopOutcome::Completed),
+                TransferStatus::Failed => Some(HopOutcome::Failed),
+                TransferStatus::Canceled => Some(HopOutcome::Canceled),
+                TransferStatus::Initiated => hop.accepted_ms.map(|_| HopOutcome::Completed),
             };
-            Some(Hop {
-                seq: 0,
-                from_task_sid: task.task_sid.clone(),
-                to_task_sid: task.task_sid.clone(),
-                from_reservation_sid: Some(holder.reservation_sid.clone()),
-                to_reservation_sid: Some(to.reservation_sid.clone()),
-                from_worker_sid: holder.worker_sid.clone(),
-                to_worker_sid: to.worker_sid.clone(),
-                target_type: Some(TargetType::Worker),
-                target_sid: to.worker_sid.clone(),
-                target_name: None,
-                mode: None,
-                notes: None,
-                initiated_by: holder.worker_sid.clone(),
-                vocabulary: Some(Vocabulary::NativeFlex),
-                native_transfer_sid: None,
-                transfer_id: None,
-                initiated_ms: to.created_ms,
-                offered_ms: to.created_ms,
-                accepted_ms: to.accepted_at(),
-                finished_ms: to.accepted_at().or(to.finished_ms),
-                outcome,
-                // A voice transfer keeps the task, and so its queue.
-                from_queue_sid: task.task_queue_sid.clone(),
-                to_queue_sid: task.task_queue_sid.clone(),
-                ended_ms: to.finished_ms,
-            })
+            if matches!(t.status, TransferStatus::Failed | TransferStatus::Canceled) {
+                hop.finished_ms = t.status_ms;
+            }
+            hop.finished_ms = hop.finished_ms.or(t
+                .status_ms
+                .filter(|_| t.status != TransferStatus::Initiated));
+            hop
         })
         .collect()
 }
@@ -1162,6 +1263,7 @@ mod tests {
             task_queue_name: None,
             workflow_sid: Some("WW1".into()),
             reason: None,
+            transfer: None,
         }
     }
 
@@ -1508,9 +1610,11 @@ mod tests {
     }
 
     #[test]
-    fn a_declined_voice_transfer_is_a_failed_hop_and_the_holder_keeps_the_call() {
+    fn offers_without_transfer_events_are_one_hop_until_one_is_accepted() {
+        // A queue transfer offered to Bob, who declines, then to Carol: one transfer, in
+        // flight, not a failed one and another.
         let a = json!({"call_sid": "CA1"});
-        let events = vec![
+        let mut events = vec![
             ev("task.created", A, "pending", 1000, &a),
             rev(
                 "reservation.accepted",
@@ -1525,15 +1629,114 @@ mod tests {
             rev("reservation.rejected", A, "assigned", 2100, &a, "WR2", BOB),
             rev("reservation.created", A, "assigned", 3000, &a, "WR3", CAROL),
         ];
-        let chain = &derive_chains(&nodes(&events))[0];
+        let summary = |events: &[Ev]| -> Vec<_> {
+            derive_chains(&nodes(events))[0]
+                .hops
+                .iter()
+                .map(|h| {
+                    (
+                        h.from_worker_sid.clone(),
+                        h.to_worker_sid.clone(),
+                        h.outcome,
+                        h.offered_ms,
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            summary(&events),
+            vec![(Some(ALICE.into()), Some(CAROL.into()), None, Some(2000))]
+        );
+        // Carol too declines, and nobody else is offered it: the transfer failed.
+        events.push(rev(
+            "reservation.rejected",
+            A,
+            "assigned",
+            3100,
+            &a,
+            "WR3",
+            CAROL,
+        ));
+        assert_eq!(
+            summary(&events),
+            vec![(
+                Some(ALICE.into()),
+                Some(CAROL.into()),
+                Some(HopOutcome::Failed),
+                Some(2000)
+            )]
+        );
+    }
+
+    #[test]
+    fn native_transfer_events_make_one_hop_each_with_their_mode_and_outcome() {
+        let a = json!({"call_sid": "CA1"});
+        let events = vec![
+            ev("task.created", A, "pending", 1000, &a),
+            rev(
+                "reservation.accepted",
+                A,
+                "assigned",
+                1200,
+                &a,
+                "WR1",
+                ALICE,
+            ),
+            // TT1: to Sales, warm; Bob declines, Carol takes it.
+            rev("reservation.created", A, "assigned", 2000, &a, "WR2", BOB),
+            rev("reservation.rejected", A, "assigned", 2100, &a, "WR2", BOB),
+            rev("reservation.created", A, "assigned", 2200, &a, "WR3", CAROL),
+            rev(
+                "reservation.accepted",
+                A,
+                "assigned",
+                2300,
+                &a,
+                "WR3",
+                CAROL,
+            ),
+            // TT2: Carol to Bob, cold; it fails.
+            rev("reservation.created", A, "assigned", 4000, &a, "WR4", BOB),
+            rev("reservation.timeout", A, "assigned", 4500, &a, "WR4", BOB),
+        ];
+        let mut ns = nodes(&events);
+        ns[0].transfers = vec![
+            NativeTransfer {
+                transfer_sid: "TT1".into(),
+                mode: Some(Mode::Warm),
+                target_sid: Some(SALES.into()),
+                target_type: Some(TargetType::Queue),
+                initiating_worker_sid: Some(ALICE.into()),
+                initiating_reservation_sid: Some("WR1".into()),
+                status: TransferStatus::Completed,
+                status_ms: Some(2300),
+                initiated_ms: Some(1900),
+            },
+            NativeTransfer {
+                transfer_sid: "TT2".into(),
+                mode: Some(Mode::Cold),
+                target_sid: Some(BOB.into()),
+                target_type: Some(TargetType::Worker),
+                initiating_worker_sid: Some(CAROL.into()),
+                initiating_reservation_sid: Some("WR3".into()),
+                status: TransferStatus::Failed,
+                status_ms: Some(4600),
+                initiated_ms: Some(3900),
+            },
+        ];
+        let chain = &derive_chains(&ns)[0];
         let summary: Vec<_> = chain
             .hops
             .iter()
             .map(|h| {
                 (
+                    h.native_transfer_sid.as_deref(),
                     h.from_worker_sid.as_deref(),
                     h.to_worker_sid.as_deref(),
+                    h.mode,
+                    h.target_type,
                     h.outcome,
+                    h.offered_ms,
                     h.finished_ms,
                 )
             })
@@ -1541,9 +1744,35 @@ mod tests {
         assert_eq!(
             summary,
             vec![
-                (Some(ALICE), Some(BOB), Some(HopOutcome::Failed), Some(2100)),
-                (Some(ALICE), Some(CAROL), None, None),
+                (
+                    Some("TT1"),
+                    Some(ALICE),
+                    Some(CAROL),
+                    Some(Mode::Warm),
+                    Some(TargetType::Queue),
+                    Some(HopOutcome::Completed),
+                    Some(2000),
+                    Some(2300)
+                ),
+                (
+                    Some("TT2"),
+                    Some(CAROL),
+                    Some(BOB),
+                    Some(Mode::Cold),
+                    Some(TargetType::Worker),
+                    Some(HopOutcome::Failed),
+                    Some(4000),
+                    Some(4600)
+                ),
             ]
+        );
+        assert_eq!(chain.hops[0].to_queue_sid.as_deref(), Some(SALES));
+        let by_sid: BTreeMap<&str, &TaskNode> =
+            ns.iter().map(|n| (n.task_sid.as_str(), n)).collect();
+        assert_eq!(
+            decide(chain, &by_sid, CompleteOn::Accepted),
+            vec![],
+            "Flex's own voice transfers are Flex's to finish"
         );
     }
 

@@ -233,6 +233,33 @@ pub struct WorkerSnapshot {
     pub attributes: Option<Value>,
 }
 
+/// The transfer a `task.transfer-*` event is about (Flex's native transfers: voice transfers keep
+/// their task and give it a new reservation). TaskRouter documents no callback fields for it;
+/// see `edge::parse` for the names read.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TransferSnapshot {
+    /// `TT…`.
+    pub transfer_sid: String,
+    /// `WARM` or `COLD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// The worker (`WK…`) or queue (`WQ…`) it is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// `WORKER` or `QUEUE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_type: Option<String>,
+    /// `INITIATED`, `FAILED`, `COMPLETED` or `CANCELED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initiating_worker_sid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initiating_reservation_sid: Option<String>,
+}
+
 /// A TaskRouter workspace event, whichever way it arrived.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRouterEvent {
@@ -264,6 +291,8 @@ pub struct TaskRouterEvent {
     pub workflow_sid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferSnapshot>,
 }
 
 impl TaskRouterEvent {
@@ -451,6 +480,7 @@ mod tests {
             task_queue_name: None,
             workflow_sid: None,
             reason: None,
+            transfer: None,
         }))
     }
 

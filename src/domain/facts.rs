@@ -485,6 +485,7 @@ mod tests {
             task_queue_name: None,
             workflow_sid: Some("WW1".into()),
             reason: None,
+            transfer: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! (plugin-chat-sms-transfer, flex-project-template, native Flex transfers, baton's own) read
 //! into one canonical shape, and the keys that tie tasks of one customer conversation together.
 
+use super::event::{TaskRouterEventType, TransferSnapshot};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -48,6 +49,20 @@ impl TargetType {
             _ => None,
         }
     }
+
+    /// Its database and JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetType::Worker => "worker",
+            TargetType::Queue => "queue",
+            TargetType::Workflow => "workflow",
+        }
+    }
+
+    /// From its spelling in any vocabulary (`worker`, `QUEUE`, `agent`…).
+    pub fn parse(word: &str) -> Option<TargetType> {
+        TargetType::from_word(word)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +79,117 @@ impl Mode {
             "warm" | "warm_transfer" | "multi_participant" => Some(Mode::Warm),
             _ => None,
         }
+    }
+
+    /// Its database and JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Cold => "cold",
+            Mode::Warm => "warm",
+        }
+    }
+
+    /// From its spelling in any vocabulary (`cold`, `WARM`, `multi_participant`…).
+    pub fn parse(word: &str) -> Option<Mode> {
+        Mode::from_word(word)
+    }
+}
+
+/// Where a native transfer is (TaskRouter's transfer statuses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferStatus {
+    Initiated,
+    Completed,
+    Failed,
+    Canceled,
+}
+
+impl TransferStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferStatus::Initiated => "initiated",
+            TransferStatus::Completed => "completed",
+            TransferStatus::Failed => "failed",
+            TransferStatus::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<TransferStatus> {
+        match word.to_ascii_lowercase().as_str() {
+            "initiated" => Some(TransferStatus::Initiated),
+            "completed" => Some(TransferStatus::Completed),
+            "failed" => Some(TransferStatus::Failed),
+            "canceled" | "cancelled" => Some(TransferStatus::Canceled),
+            _ => None,
+        }
+    }
+}
+
+/// A native (Flex) transfer of a task, as its `task.transfer-*` events tell it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeTransfer {
+    pub transfer_sid: String,
+    pub mode: Option<Mode>,
+    pub target_sid: Option<String>,
+    pub target_type: Option<TargetType>,
+    pub initiating_worker_sid: Option<String>,
+    pub initiating_reservation_sid: Option<String>,
+    pub status: TransferStatus,
+    /// When it reached its status (for a terminal one, when it ended).
+    pub status_ms: Option<i64>,
+    pub initiated_ms: Option<i64>,
+}
+
+/// What one `task.transfer-*` event says, typed, with the event's time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferSnapshotAt {
+    pub transfer_sid: String,
+    pub mode: Option<Mode>,
+    pub target_sid: Option<String>,
+    pub target_type: Option<TargetType>,
+    pub initiating_worker_sid: Option<String>,
+    pub initiating_reservation_sid: Option<String>,
+    pub status: TransferStatus,
+    pub failed_reason: Option<String>,
+    pub ms: i64,
+}
+
+impl TransferSnapshotAt {
+    /// Reads a transfer event. The event type decides the status when the event names none.
+    pub fn read(
+        event_type: &TaskRouterEventType,
+        snapshot: &TransferSnapshot,
+        ms: i64,
+    ) -> Option<TransferSnapshotAt> {
+        use TaskRouterEventType as T;
+        let by_type = match event_type {
+            T::TaskTransferInitiated | T::TaskTransferAttemptFailed => TransferStatus::Initiated,
+            T::TaskTransferCompleted => TransferStatus::Completed,
+            T::TaskTransferFailed => TransferStatus::Failed,
+            T::TaskTransferCanceled => TransferStatus::Canceled,
+            _ => return None,
+        };
+        let status = snapshot
+            .status
+            .as_deref()
+            .and_then(TransferStatus::parse)
+            .unwrap_or(by_type);
+        Some(TransferSnapshotAt {
+            transfer_sid: snapshot.transfer_sid.clone(),
+            mode: snapshot.mode.as_deref().and_then(Mode::parse),
+            target_sid: snapshot.to.clone(),
+            target_type: snapshot
+                .transfer_type
+                .as_deref()
+                .and_then(TargetType::parse)
+                .or_else(|| snapshot.to.as_deref().and_then(TargetType::from_sid)),
+            initiating_worker_sid: snapshot.initiating_worker_sid.clone(),
+            initiating_reservation_sid: snapshot.initiating_reservation_sid.clone(),
+            status,
+            failed_reason: snapshot.failed_reason.clone(),
+            ms,
+        })
     }
 }
 

@@ -3,7 +3,8 @@
 
 use crate::domain::event::{
     ConversationsEvent, ConversationsEventType, DeliveryIdentity, EventTime, Source,
-    TaskRouterEvent, TaskRouterEventType, TaskSnapshot, TwilioEvent, WorkerSnapshot,
+    TaskRouterEvent, TaskRouterEventType, TaskSnapshot, TransferSnapshot, TwilioEvent,
+    WorkerSnapshot,
 };
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -214,6 +215,14 @@ struct TaskRouterNames {
     task_queue_name: &'static str,
     workflow_sid: &'static str,
     reason: &'static str,
+    transfer_sid: &'static str,
+    transfer_mode: &'static str,
+    transfer_to: &'static str,
+    transfer_type: &'static str,
+    transfer_status: &'static str,
+    transfer_failed_reason: &'static str,
+    transfer_initiating_worker_sid: &'static str,
+    transfer_initiating_reservation_sid: &'static str,
 }
 
 /// Callback form parameters (PascalCase).
@@ -245,6 +254,14 @@ const CALLBACK_NAMES: TaskRouterNames = TaskRouterNames {
     task_queue_name: "TaskQueueName",
     workflow_sid: "WorkflowSid",
     reason: "Reason",
+    transfer_sid: "TransferSid",
+    transfer_mode: "TransferMode",
+    transfer_to: "TransferTo",
+    transfer_type: "TransferType",
+    transfer_status: "TransferStatus",
+    transfer_failed_reason: "TransferFailedReason",
+    transfer_initiating_worker_sid: "TransferInitiatingWorkerSid",
+    transfer_initiating_reservation_sid: "TransferInitiatingReservationSid",
 };
 
 /// Event Streams `TaskRouter.WDSEvent` payload fields (snake_case) and the Events API resource.
@@ -276,6 +293,14 @@ const STREAM_NAMES: TaskRouterNames = TaskRouterNames {
     task_queue_name: "task_queue_name",
     workflow_sid: "workflow_sid",
     reason: "reason",
+    transfer_sid: "transfer_sid",
+    transfer_mode: "transfer_mode",
+    transfer_to: "transfer_to",
+    transfer_type: "transfer_type",
+    transfer_status: "transfer_status",
+    transfer_failed_reason: "transfer_failed_reason",
+    transfer_initiating_worker_sid: "transfer_initiating_worker_sid",
+    transfer_initiating_reservation_sid: "transfer_initiating_reservation_sid",
 };
 
 fn taskrouter_event(
@@ -332,6 +357,18 @@ fn taskrouter_event(
         task_queue_name: f.text(names.task_queue_name),
         workflow_sid: f.text(names.workflow_sid),
         reason: f.text(names.reason),
+        transfer: f
+            .text(names.transfer_sid)
+            .map(|transfer_sid| TransferSnapshot {
+                transfer_sid,
+                mode: f.text(names.transfer_mode),
+                to: f.text(names.transfer_to),
+                transfer_type: f.text(names.transfer_type),
+                status: f.text(names.transfer_status),
+                failed_reason: f.text(names.transfer_failed_reason),
+                initiating_worker_sid: f.text(names.transfer_initiating_worker_sid),
+                initiating_reservation_sid: f.text(names.transfer_initiating_reservation_sid),
+            }),
     }
 }
 
@@ -804,6 +841,54 @@ mod tests {
         );
         let params: Value = serde_json::from_str(parsed.params.get()).unwrap();
         assert_eq!(params["TaskSid"], WT);
+    }
+
+    #[test]
+    fn a_transfer_event_carries_its_transfer() {
+        let p = pairs(&[
+            ("EventType", "task.transfer-failed"),
+            ("Sid", "EVaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab"),
+            ("TaskSid", WT),
+            ("TaskAssignmentStatus", "assigned"),
+            ("TimestampMs", "1700000000123"),
+            ("TransferSid", "TT1"),
+            ("TransferMode", "COLD"),
+            ("TransferTo", "WQ1"),
+            ("TransferType", "QUEUE"),
+            ("TransferStatus", "FAILED"),
+            ("TransferFailedReason", "Transfer timed out"),
+            ("TransferInitiatingWorkerSid", "WK1"),
+            ("TransferInitiatingReservationSid", "WR1"),
+        ]);
+        let parsed = taskrouter_callback(&p, None);
+        let TwilioEvent::Taskrouter(e) = &parsed.event else {
+            panic!("not a TaskRouter event: {:?}", parsed.event)
+        };
+        assert_eq!(
+            e.transfer,
+            Some(TransferSnapshot {
+                transfer_sid: "TT1".into(),
+                mode: Some("COLD".into()),
+                to: Some("WQ1".into()),
+                transfer_type: Some("QUEUE".into()),
+                status: Some("FAILED".into()),
+                failed_reason: Some("Transfer timed out".into()),
+                initiating_worker_sid: Some("WK1".into()),
+                initiating_reservation_sid: Some("WR1".into()),
+            })
+        );
+        let read = crate::domain::transfer::TransferSnapshotAt::read(
+            &e.event_type,
+            e.transfer.as_ref().unwrap(),
+            5,
+        )
+        .unwrap();
+        assert_eq!(read.status, crate::domain::transfer::TransferStatus::Failed);
+        assert_eq!(read.mode, Some(crate::domain::transfer::Mode::Cold));
+        assert_eq!(
+            read.target_type,
+            Some(crate::domain::transfer::TargetType::Queue)
+        );
     }
 
     #[test]

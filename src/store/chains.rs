@@ -6,6 +6,7 @@ use super::StoreError;
 use crate::domain::chain::{Chain, Hop, TaskNode};
 use crate::domain::facts::{ReservationFact, TaskFact};
 use crate::domain::transfer::{Mode, TargetType, Vocabulary};
+use crate::domain::transfer::{NativeTransfer, TransferSnapshotAt, TransferStatus};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use std::collections::{BTreeMap, BTreeSet};
@@ -175,6 +176,7 @@ pub async fn load_nodes(
             .fetch_all(&mut *conn)
             .await?;
     let reservations = ReservationFact::load(conn, &reservation_sids, false).await?;
+    let transfers = native_transfers(conn, sids).await?;
     Ok(tasks
         .iter()
         .map(|t| {
@@ -182,13 +184,119 @@ pub async fn load_nodes(
                 .iter()
                 .filter(|r| r.task_sid.as_deref() == Some(t.task_sid.as_str()))
                 .collect();
-            TaskNode::from_facts(t, attributes.get(&t.task_sid), &mine)
+            let mut node = TaskNode::from_facts(t, attributes.get(&t.task_sid), &mine);
+            node.transfers = transfers
+                .iter()
+                .filter(|(task, _)| task == &t.task_sid)
+                .map(|(_, transfer)| transfer.clone())
+                .collect();
+            node
         })
         .collect())
 }
 
+#[derive(sqlx::FromRow)]
+struct TransferRow {
+    task_sid: String,
+    transfer_sid: String,
+    mode: Option<String>,
+    target_sid: Option<String>,
+    target_type: Option<String>,
+    initiating_worker_sid: Option<String>,
+    initiating_reservation_sid: Option<String>,
+    status: String,
+    status_ms: Option<i64>,
+    initiated_ms: Option<i64>,
+}
+
+/// The native transfers of these tasks.
+async fn native_transfers(
+    conn: &mut PgConnection,
+    sids: &[String],
+) -> Result<Vec<(String, NativeTransfer)>, StoreError> {
+    let rows: Vec<TransferRow> = sqlx::query_as(
+        "SELECT task_sid, transfer_sid, mode, target_sid, target_type, initiating_worker_sid,
+                initiating_reservation_sid, status, status_ms, initiated_ms
+         FROM task_transfers WHERE task_sid = ANY($1) ORDER BY transfer_sid",
+    )
+    .bind(sids)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let transfer = NativeTransfer {
+                transfer_sid: r.transfer_sid,
+                mode: r.mode.as_deref().and_then(Mode::parse),
+                target_type: r
+                    .target_type
+                    .as_deref()
+                    .and_then(TargetType::parse)
+                    .or_else(|| r.target_sid.as_deref().and_then(TargetType::from_sid)),
+                target_sid: r.target_sid,
+                initiating_worker_sid: r.initiating_worker_sid,
+                initiating_reservation_sid: r.initiating_reservation_sid,
+                status: TransferStatus::parse(&r.status).unwrap_or(TransferStatus::Initiated),
+                status_ms: r.status_ms,
+                initiated_ms: r.initiated_ms,
+            };
+            (r.task_sid, transfer)
+        })
+        .collect())
+}
+
+/// Records what `task.transfer-*` events say about native transfers. Order-free: the earliest
+/// initiation time, the first value seen of each property, and a terminal status over
+/// `initiated` (the latest terminal one when several arrive).
+pub async fn record_transfers(
+    conn: &mut PgConnection,
+    seen: &[(String, TransferSnapshotAt)],
+) -> Result<(), StoreError> {
+    for (task_sid, t) in seen {
+        sqlx::query(
+            "INSERT INTO task_transfers (transfer_sid, task_sid, mode, target_sid, target_type,
+                 initiating_worker_sid, initiating_reservation_sid, status, status_ms,
+                 failed_reason, initiated_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (transfer_sid) DO UPDATE SET
+                 mode = COALESCE(task_transfers.mode, excluded.mode),
+                 target_sid = COALESCE(task_transfers.target_sid, excluded.target_sid),
+                 target_type = COALESCE(task_transfers.target_type, excluded.target_type),
+                 initiating_worker_sid = COALESCE(task_transfers.initiating_worker_sid,
+                                                  excluded.initiating_worker_sid),
+                 initiating_reservation_sid = COALESCE(task_transfers.initiating_reservation_sid,
+                                                       excluded.initiating_reservation_sid),
+                 status = CASE WHEN excluded.status <> 'initiated'
+                                AND (task_transfers.status = 'initiated'
+                                     OR excluded.status_ms > task_transfers.status_ms)
+                               THEN excluded.status ELSE task_transfers.status END,
+                 status_ms = CASE WHEN excluded.status <> 'initiated'
+                                   AND (task_transfers.status = 'initiated'
+                                        OR excluded.status_ms > task_transfers.status_ms)
+                                  THEN excluded.status_ms ELSE task_transfers.status_ms END,
+                 failed_reason = COALESCE(task_transfers.failed_reason, excluded.failed_reason),
+                 initiated_ms = LEAST(task_transfers.initiated_ms, excluded.initiated_ms),
+                 updated_at = now()",
+        )
+        .bind(&t.transfer_sid)
+        .bind(task_sid)
+        .bind(t.mode.map(Mode::as_str))
+        .bind(&t.target_sid)
+        .bind(t.target_type.map(TargetType::as_str))
+        .bind(&t.initiating_worker_sid)
+        .bind(&t.initiating_reservation_sid)
+        .bind(t.status.as_str())
+        .bind(t.ms)
+        .bind(&t.failed_reason)
+        .bind((t.status == TransferStatus::Initiated).then_some(t.ms))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
 /// Rewrites the stored chains of `tasks` with `chains` (which cover them). Chains of one task
-/// are not stored. Keeps when each task was first seen linked.
+/// are not stored unless they have hops (native voice transfers). Keeps when each task was first seen linked.
 pub async fn save(
     conn: &mut PgConnection,
     tasks: &[String],
@@ -199,7 +307,11 @@ pub async fn save(
             .bind(tasks)
             .fetch_all(&mut *conn)
             .await?;
-    let stored: Vec<&Chain> = chains.iter().filter(|c| c.tasks.len() > 1).collect();
+    // A task alone is no chain, unless Flex transferred it (voice transfers keep the task).
+    let stored: Vec<&Chain> = chains
+        .iter()
+        .filter(|c| c.tasks.len() > 1 || !c.hops.is_empty())
+        .collect();
     let mut ids: BTreeSet<String> = old_ids.into_iter().collect();
     ids.extend(stored.iter().map(|c| c.chain_id.clone()));
     let ids: Vec<String> = ids.into_iter().collect();
@@ -310,12 +422,10 @@ pub async fn save(
     .bind(text(&|h| h.to_reservation_sid.clone()))
     .bind(text(&|h| h.from_worker_sid.clone()))
     .bind(text(&|h| h.to_worker_sid.clone()))
-    .bind(text(&|h| {
-        h.target_type.map(|t| target_type_str(t).to_owned())
-    }))
+    .bind(text(&|h| h.target_type.map(|t| t.as_str().to_owned())))
     .bind(text(&|h| h.target_sid.clone()))
     .bind(text(&|h| h.target_name.clone()))
-    .bind(text(&|h| h.mode.map(|m| mode_str(m).to_owned())))
+    .bind(text(&|h| h.mode.map(|m| m.as_str().to_owned())))
     .bind(text(&|h| h.notes.clone()))
     .bind(text(&|h| h.initiated_by.clone()))
     .bind(text(&|h| {
@@ -334,21 +444,6 @@ pub async fn save(
     .execute(&mut *conn)
     .await?;
     Ok(())
-}
-
-fn target_type_str(t: TargetType) -> &'static str {
-    match t {
-        TargetType::Worker => "worker",
-        TargetType::Queue => "queue",
-        TargetType::Workflow => "workflow",
-    }
-}
-
-fn mode_str(m: Mode) -> &'static str {
-    match m {
-        Mode::Cold => "cold",
-        Mode::Warm => "warm",
-    }
 }
 
 fn vocabulary_str(v: Vocabulary) -> &'static str {

@@ -6,7 +6,6 @@
 use super::chains::{HopView, HOP_COLUMNS};
 use super::StoreError;
 use crate::domain::history::{Cursor, GroupBy, StatsQuery, TransferFilter, TransferQuery};
-use crate::domain::transfer::TargetType;
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
@@ -65,14 +64,6 @@ pub struct TransferStats {
     pub until: DateTime<Utc>,
     pub group_by: GroupBy,
     pub groups: Vec<TransferStatsRow>,
-}
-
-fn target_type_str(t: TargetType) -> &'static str {
-    match t {
-        TargetType::Worker => "worker",
-        TargetType::Queue => "queue",
-        TargetType::Workflow => "workflow",
-    }
 }
 
 /// Which side-agnostic filter drives the list's index scans: the most selective one set. A
@@ -146,7 +137,7 @@ fn push_conditions(
             .push(")");
     }
     if let Some(t) = filter.target_type {
-        qb.push(" AND target_type = ").push_bind(target_type_str(t));
+        qb.push(" AND target_type = ").push_bind(t.as_str());
     }
     match filter.outcome.map(|o| o.stored()) {
         Some(Some(outcome)) => {

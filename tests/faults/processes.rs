@@ -59,7 +59,7 @@ async fn cluster(n: usize, hold_first_completion: bool) -> Cluster {
 
 impl Cluster {
     /// Waits for the load and the work it caused, then checks: every event applied once,
-    /// every transfer finished once at Twilio. Returns how many calls were re-sent.
+    /// every transfer finished once at Twilio. Returns how many calls were retried.
     async fn settle_and_check(self) -> (Cluster, usize) {
         let load = self.load.finish(Duration::from_secs(90)).await;
         settle(&self.pool, Duration::from_secs(60)).await;
@@ -149,7 +149,7 @@ async fn three_processes_one_killed_mid_load_its_leased_work_is_taken_over() {
     );
 
     let (cluster, resent) = cluster.settle_and_check().await;
-    assert!(resent >= 1, "the held call was re-sent by a survivor");
+    assert!(resent >= 1, "the held call was retried by a survivor");
     // Its leased events were processed by the survivors' processors.
     let survivors: Vec<Uuid> = cluster
         .batons
