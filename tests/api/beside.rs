@@ -520,3 +520,61 @@ async fn a_resume_whose_invite_dies_keeps_its_webhook_so_the_park_can_resume_lat
         "the park's webhook is still there"
     );
 }
+
+#[tokio::test]
+async fn a_queue_transfer_offered_to_an_agent_still_wrapping_up_finishes_that_wrap_up_first() {
+    let flex = rig().await;
+    let a = flex
+        .legacy_task_with(
+            &flex.alice,
+            json!({"channelSid": "CH9", "from": "+14155550100"}),
+        )
+        .await;
+    // Flex's native transfer to Sales (no worker named); Alice wraps up her task.
+    let b = flex
+        .create_task(json!({"channelSid": "CH9", "from": "+14155550100",
+            "previous_task_sid": a, "transfer_sid": "UX00000000000000000000000000000001",
+            "conversations": {"conversation_id": a}}))
+        .await;
+    flex.twilio.wrap_up(&a);
+    flex.quiesce().await;
+    assert!(
+        flex.requests("POST", &format!("/Tasks/{a}")).is_empty(),
+        "nobody was offered it yet"
+    );
+    // Sales offers it to Alice, still in wrap-up.
+    flex.twilio.offer(&b, &flex.alice);
+    flex.quiesce().await;
+    let completions = flex.requests("POST", &format!("/Tasks/{a}"));
+    assert_eq!(completions.len(), 1, "{:?}", describe(&completions));
+    assert_eq!(form(&completions[0], "AssignmentStatus"), Some("completed"));
+    assert_eq!(flex.status(&a), TaskStatus::Completed);
+    assert_eq!(
+        flex.status(&b),
+        TaskStatus::Reserved,
+        "the offer still waits for her"
+    );
+}
+
+#[tokio::test]
+async fn an_offer_to_an_agent_still_serving_the_earlier_task_completes_nothing() {
+    let flex = rig().await;
+    let a = flex
+        .legacy_task_with(
+            &flex.alice,
+            json!({"channelSid": "CH9", "from": "+14155550100"}),
+        )
+        .await;
+    let b = flex
+        .create_task(json!({"channelSid": "CH9", "from": "+14155550100",
+            "previous_task_sid": a, "transfer_sid": "UX00000000000000000000000000000001",
+            "conversations": {"conversation_id": a}}))
+        .await;
+    flex.twilio.offer(&b, &flex.alice);
+    flex.settle_past_grace().await;
+    assert!(
+        flex.requests("POST", &format!("/Tasks/{a}")).is_empty(),
+        "Alice's task is live, not a wrap-up"
+    );
+    assert_eq!(flex.status(&a), TaskStatus::Assigned);
+}
