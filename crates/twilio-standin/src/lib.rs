@@ -358,6 +358,7 @@ mod conversations;
 mod ctx;
 mod effects;
 mod error;
+mod events;
 mod expression;
 mod faults;
 mod flex;
