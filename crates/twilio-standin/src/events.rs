@@ -112,6 +112,7 @@ impl State {
         let resource_path = match resource_type {
             "task" => format!("Tasks/{resource_sid}"),
             "worker" => format!("Workers/{resource_sid}"),
+            "workflow" => format!("Workflows/{resource_sid}"),
             "reservation" => {
                 let task = self
                     .reservations
@@ -258,9 +259,10 @@ impl State {
         self.emit(now, event_type, "task", task_sid, description, fields);
     }
 
-    /// `workflow.timeout`: the task ran out of its workflow's filters and timeouts unmatched.
-    /// Its resource is the workflow; it carries the Task group.
-    pub(crate) fn emit_workflow_timeout(&mut self, now: DateTime<Utc>, task_sid: &str) {
+    /// A `workflow.*` event that ends the task's routing: `workflow.timeout` (it ran out of its
+    /// workflow's filters and timeouts unmatched) or `workflow.skipped` (a `skip_if` let it
+    /// leave the final step). Its resource is the workflow; it carries the Task group.
+    pub(crate) fn emit_workflow(&mut self, now: DateTime<Utc>, event_type: &str, task_sid: &str) {
         if !self.emitting() {
             return;
         }
@@ -269,15 +271,11 @@ impl State {
         };
         let fields = self.task_fields(task, now, true);
         let workflow = task.workflow_sid.clone().unwrap_or_default();
-        let description = format!("Task {task_sid} timed out of Workflow {workflow}");
-        self.emit(
-            now,
-            "workflow.timeout",
-            "workflow",
-            &workflow,
-            description,
-            fields,
-        );
+        let description = match event_type {
+            "workflow.skipped" => format!("Task {task_sid} skipped Workflow {workflow}"),
+            _ => format!("Task {task_sid} timed out of Workflow {workflow}"),
+        };
+        self.emit(now, event_type, "workflow", &workflow, description, fields);
     }
 
     /// A `reservation.*` event: the Task and Worker groups, `ReservationSid`, queue, workflow.

@@ -97,6 +97,8 @@
 //! | [`StandIn::time_out_reservation`] | reservation `timeout`; task as on reject; the worker to the timeout activity (`Offline`) | `reservation.timeout`, `worker.activity.update` |
 //! | [`StandIn::time_out_task`] | pending reservations `canceled`; task `canceled`, reason `Task TTL Exceeded` | `reservation.canceled`…, `task.canceled` |
 //! | [`StandIn::cancel_task`] | the same with the reason given (`hangup`, …) | `reservation.canceled`…, `task.canceled` |
+//! | [`StandIn::time_out_workflow`] | pending reservations `canceled`; task `canceled`, reason [`WORKFLOW_TIMEOUT`] | `workflow.timeout`, `reservation.canceled`…, `task.canceled` |
+//! | [`StandIn::skip_workflow`] | the same through a final step's `skip_if`, reason [`WORKFLOW_SKIPPED`] | `workflow.skipped`, `reservation.canceled`…, `task.canceled` |
 //! | [`StandIn::set_worker_activity`] | the worker's activity (by SID or friendly name) | `worker.activity.update` |
 //! | [`StandIn::wrap_up`] | accepted reservation and task `wrapping` | `reservation.wrapup`, `task.wrapup` |
 //! | [`StandIn::complete`] | reservation and task `completed` | `reservation.completed`, `task.completed` |
@@ -111,7 +113,8 @@
 //! activity is available and whom the attributes do not exclude (`workerSidsInConversation`;
 //! `ignoreAgent` / `ignoreWorkerContactUri` matched against the worker's SID, friendly name and
 //! `contact_uri`). Target expressions, capacity and re-offers after a reject or timeout are not
-//! played; `workflow.*` events are not produced.
+//! played; `workflow.*` events come only from [`StandIn::time_out_workflow`] and
+//! [`StandIn::skip_workflow`] (their resource is the workflow; they carry the Task fields).
 //!
 //! **A reservation timeout** (the control method, or a REST update to `ReservationStatus=timeout`)
 //! moves the worker to the Workspace's `TimeoutActivitySid` (the built-in `Offline`,
@@ -392,7 +395,7 @@ pub use expression::{ExpressionError, TaskExpression};
 pub use faults::{FaultKind, Faults};
 pub use log::{LoggedRequest, LOGGED_HEADERS};
 pub use model::*;
-pub use play::{TASK_TTL_EXCEEDED, WORKFLOW_TIMEOUT};
+pub use play::{TASK_TTL_EXCEEDED, WORKFLOW_SKIPPED, WORKFLOW_TIMEOUT};
 pub use routes::{routes, Api, Body, ParamKind, ParamSpec, RouteSpec, META_FIELDS};
 pub use seed::*;
 pub use state::RecloseChannel;

@@ -18,6 +18,9 @@ pub const TASK_TTL_EXCEEDED: &str = "Task TTL Exceeded";
 /// The reason a task canceled after `workflow.timeout` carries.
 pub const WORKFLOW_TIMEOUT: &str = "Workflow Timeout";
 
+/// The reason a task canceled after `workflow.skipped` carries.
+pub const WORKFLOW_SKIPPED: &str = "Task skipped by workflow";
+
 /// The automatic offer of a new task, made once the creating request has built its answer:
 /// TaskRouter routes after `CreateTask` returns, so the answer still shows a pending task.
 #[must_use = "make the offer after building the answer"]
@@ -357,23 +360,51 @@ impl StandIn {
 
     /// The task ran out of its workflow unmatched (no worker took it before the last filter's
     /// timeout and no default queue caught it): `workflow.timeout`, then the task is canceled
-    /// with the reason [`WORKFLOW_TIMEOUT`] (`task.canceled`). Panics unless the task is pending
-    /// or reserved.
+    /// with the reason [`WORKFLOW_TIMEOUT`] (its pending reservations `canceled` first, then
+    /// `task.canceled`). Panics unless the task is pending or reserved.
     pub fn time_out_workflow(&self, task_sid: &str) {
-        self.play("time_out_workflow", |state, now| {
+        self.leave_workflow(
+            "time_out_workflow",
+            "time out of",
+            "workflow.timeout",
+            task_sid,
+            WORKFLOW_TIMEOUT,
+        );
+    }
+
+    /// The task leaves its workflow through a `skip_if` in the final step (its expression
+    /// matched, so TaskRouter skips the step and the task has nowhere left to go):
+    /// `workflow.skipped` (the Task fields, `WorkflowSid`), then the task is canceled with the
+    /// reason [`WORKFLOW_SKIPPED`] (its pending reservations `canceled` first, then
+    /// `task.canceled`). Panics unless the task is pending or reserved.
+    pub fn skip_workflow(&self, task_sid: &str) {
+        self.leave_workflow(
+            "skip_workflow",
+            "skip",
+            "workflow.skipped",
+            task_sid,
+            WORKFLOW_SKIPPED,
+        );
+    }
+
+    /// A task leaving its workflow unrouted: the `workflow.*` event, then the cancel.
+    fn leave_workflow(
+        &self,
+        what: &str,
+        verb: &str,
+        event_type: &str,
+        task_sid: &str,
+        reason: &str,
+    ) {
+        self.play(what, |state, now| {
             let status = task_status(state, task_sid)?;
             if !matches!(status, TaskStatus::Pending | TaskStatus::Reserved) {
                 return Err(format!(
-                    "task {task_sid} is {status}; only pending or reserved tasks time out of their workflow"
+                    "task {task_sid} is {status}; only pending or reserved tasks {verb} their workflow"
                 ));
             }
-            state.emit_workflow_timeout(now, task_sid);
-            state.move_task(
-                task_sid,
-                TaskStatus::Canceled,
-                Some(WORKFLOW_TIMEOUT.to_owned()),
-                now,
-            );
+            state.emit_workflow(now, event_type, task_sid);
+            state.move_task(task_sid, TaskStatus::Canceled, Some(reason.to_owned()), now);
             Ok(())
         });
     }
