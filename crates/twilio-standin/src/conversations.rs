@@ -328,8 +328,10 @@ pub(crate) fn fetch_participant(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
 
 pub(crate) fn delete_participant(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let (sid, participant) = find_participant(ctx)?;
+    // A REST removal fires `onParticipantRemoved` only when the request asks for webhooks.
+    let webhooks = enabled_header(ctx.header("X-Twilio-Webhook-Enabled")?);
     ctx.state
-        .remove_conversation_participant(&sid, &participant.sid);
+        .remove_conversation_participant(&sid, &participant.sid, webhooks, ctx.now);
     Ok(Reply::no_content())
 }
 

@@ -500,7 +500,8 @@ pub(crate) fn update_participant(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
             &channel.conversation_sid,
             &participant.conversation_participant_sid,
         ) {
-            ctx.state.remove_conversation_participant(ch, mb);
+            // Twilio's own change: `onParticipantRemoved` always fires.
+            ctx.state.remove_conversation_participant(ch, mb, true, now);
         }
     }
     let participant = ctx

@@ -39,7 +39,7 @@
 //!   (`Status=closed` wraps the channel's tasks, or completes them with `Routing={"status":
 //!   "closed"}`, and closes its conversation), invites create (creates the pending task) and list,
 //!   participants list/update (`closed` completes the participant's task and removes its
-//!   conversation participant; `wrapup` wraps it).
+//!   conversation participant, firing `onParticipantRemoved`; `wrapup` wraps it).
 //! - **TaskRouter events and routing**: signed event callbacks and the control methods that
 //!   stand in for agents and timers (next section); **Conversations webhooks** the same way.
 //! - **IAM** `POST /v1/Accounts/{AC}/Tokens/validate` (JSON `{"token"}`), what
@@ -153,7 +153,8 @@
 //! Conversations post-action events are POSTed to the service-level webhook
 //! ([`StandIn::set_conversations_webhook_url`] or [`StandInConfig::conversations_webhook_url`],
 //! what `PostWebhookUrl` is on Twilio, for the events [`StandIn::set_conversations_webhook_filters`]
-//! names; default `onConversationStateUpdated`, `onConversationRemoved`, `onMessageAdded`) and to
+//! names; default `onConversationStateUpdated`, `onConversationRemoved`, `onMessageAdded`:
+//! `onParticipantRemoved` goes there only once the filters name it) and to
 //! every conversation-scoped webhook created over REST with `Target=webhook` whose
 //! `Configuration.Filters` name the event, at its `Configuration.Url` (`trigger` and `studio`
 //! targets get nothing). Each target gets its own delivery. With no target, nothing is produced.
@@ -168,6 +169,8 @@
 //! | [`StandIn::close_conversation_by_timer`] | `onConversationStateUpdated` (to `closed`), `Reason=TIMER` | `API` | |
 //! | `DELETE /v1/Conversations/{CH}` | `onConversationRemoved` | `API` | only with `X-Twilio-Webhook-Enabled: true` |
 //! | [`StandIn::remove_conversation`] | `onConversationRemoved` | `API` | always |
+//! | `DELETE /v1/Conversations/{CH}/Participants/{MB}` | `onParticipantRemoved` | `API` | only with `X-Twilio-Webhook-Enabled: true` |
+//! | `POST /v1/Interactions/{KD}/Channels/{UO}/Participants/{UT}` `Status=closed` | `onParticipantRemoved` of the agent's conversation participant | `API` | always: Twilio's own change (so also every play that closes one: [`StandIn::fpt_transfer`] cold, [`StandIn::fpt_park`]) |
 //!
 //! - **Parameters** (protocol notes §3.3): `AccountSid`, `EventType`, `Source`,
 //!   `ClientIdentity` (only for a chat participant's SDK action), then `onMessageAdded`:
@@ -177,7 +180,12 @@
 //!   `ConversationSid`, `StateUpdated`, `StateFrom`, `StateTo`, `Reason`, `MessagingServiceSid`;
 //!   `onConversationRemoved`: `ChatServiceSid`, `ConversationSid`, `DateCreated`, `DateUpdated`,
 //!   `DateRemoved`, `FriendlyName`, `UniqueName` (empty when unset), `Attributes`,
-//!   `MessagingServiceSid`, `State`. Dates are ISO 8601 UTC with milliseconds
+//!   `MessagingServiceSid`, `State`; `onParticipantRemoved`: `ChatServiceSid`,
+//!   `ConversationSid`, `ParticipantSid`, `DateCreated`, `DateUpdated`, `DateRemoved`, then
+//!   `Identity` for a chat participant or `MessagingBinding.Address`,
+//!   `MessagingBinding.ProxyAddress` (`MessagingBinding.ProjectedAddress` when the binding has
+//!   one) and `MessagingBinding.Type` (`SMS`, …) for an SMS one, then `Attributes`, and `RoleSid`
+//!   when the participant has a role. Dates are ISO 8601 UTC with milliseconds
 //!   (`2024-01-01T00:00:00.000Z`).
 //! - **Delivery** is the TaskRouter callbacks' (one queue, in the order produced): signed the
 //!   same way over the webhook's URL, `I-Twilio-Idempotency-Token` (one per event and target,
@@ -331,6 +339,10 @@
 //!   (friendly name, `contact_uri`, or `contact_uri` without `client:`).
 //! - A scoped webhook configured with `Configuration.Method=GET` is delivered as a POST with a
 //!   form body all the same (signed the same way).
+//! - `onParticipantRemoved` of a participant removed by closing its interaction participant
+//!   is always sent (`Source=API`), as for the conversation close that closing a channel makes;
+//!   it follows the task events of the same close. Its `MessagingBinding.Type` is the binding's
+//!   type in upper case (`SMS`), as Event Streams' participant events spell it.
 //! - Conversations webhooks get the same retries as TaskRouter callbacks ([`CallbackRetry`]);
 //!   Twilio documents none for them (connection overrides do not apply to Conversations).
 //! - A call parked with the transfer-park plugin ([`StandIn::plugin_park_call`]) is the same

@@ -682,29 +682,6 @@ impl State {
         Some(from)
     }
 
-    /// Removes a conversation participant and records the effect.
-    pub(crate) fn remove_conversation_participant(
-        &mut self,
-        conversation_sid: &str,
-        participant_sid: &str,
-    ) -> bool {
-        let Some(conversation) = self.conversations.get_mut(conversation_sid) else {
-            return false;
-        };
-        let before = conversation.participants.len();
-        conversation
-            .participants
-            .retain(|p| p.sid != participant_sid);
-        if conversation.participants.len() == before {
-            return false;
-        }
-        self.effect(Effect::ConversationParticipantRemoved {
-            conversation_sid: conversation_sid.to_owned(),
-            participant_sid: participant_sid.to_owned(),
-        });
-        true
-    }
-
     /// The task a Flex side effect (channel or participant close) ends: assigned tasks wrap
     /// (or complete when `complete`), wrapping tasks complete when `complete`, tasks not yet
     /// assigned are canceled. Terminal tasks are left alone.

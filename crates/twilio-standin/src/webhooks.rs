@@ -1,7 +1,7 @@
 //! Conversations post-action webhooks: what Twilio POSTs to the service-level `PostWebhookUrl`
 //! ([`StandIn::set_conversations_webhook_url`]) and to conversation-scoped webhooks
 //! (`POST /v1/Conversations/{CH}/Webhooks` with `Target=webhook`) when a message is added, a
-//! conversation changes state or is removed. They go through the same queue as the TaskRouter
+//! conversation changes state or is removed, or a participant is removed. They go through the same queue as the TaskRouter
 //! callbacks (`crate::callbacks`), each to its own URL, signed the same way.
 
 use crate::callbacks::check_url;
@@ -206,6 +206,70 @@ impl State {
         Some(conversation)
     }
 
+    /// Removes a conversation participant (recording the effect) and, with `webhook`, fires
+    /// `onParticipantRemoved` (`Source=API`): `ChatServiceSid`, `ConversationSid`,
+    /// `ParticipantSid`, `DateCreated`, `DateUpdated`, `DateRemoved`, then `Identity` (a chat
+    /// participant) or `MessagingBinding.Address` / `.ProxyAddress` / `.Type` (SMS), then
+    /// `Attributes`, and `RoleSid` when the participant has one. Returns the removed
+    /// participant.
+    pub(crate) fn remove_conversation_participant(
+        &mut self,
+        conversation_sid: &str,
+        participant_sid: &str,
+        webhook: bool,
+        now: DateTime<Utc>,
+    ) -> Option<ConversationParticipantState> {
+        let conversation = self.conversations.get_mut(conversation_sid)?;
+        let at = conversation
+            .participants
+            .iter()
+            .position(|p| p.sid == participant_sid)?;
+        let participant = conversation.participants.remove(at);
+        let conversation = conversation.clone();
+        self.effect(Effect::ConversationParticipantRemoved {
+            conversation_sid: conversation_sid.to_owned(),
+            participant_sid: participant_sid.to_owned(),
+        });
+        if webhook {
+            let mut fields: Fields = vec![
+                ("ChatServiceSid", self.settings.chat_service_sid.clone()),
+                ("ConversationSid", conversation.sid.clone()),
+                ("ParticipantSid", participant.sid.clone()),
+                ("DateCreated", webhook_date(participant.date_created)),
+                ("DateUpdated", webhook_date(participant.date_updated)),
+                ("DateRemoved", webhook_date(now)),
+            ];
+            if let Some(identity) = &participant.identity {
+                fields.push(("Identity", identity.clone()));
+            }
+            if let Some(binding) = &participant.messaging_binding {
+                for (name, key) in [
+                    ("MessagingBinding.Address", "address"),
+                    ("MessagingBinding.ProxyAddress", "proxy_address"),
+                    ("MessagingBinding.ProjectedAddress", "projected_address"),
+                ] {
+                    if let Some(value) = binding.get(key).and_then(Value::as_str) {
+                        fields.push((name, value.to_owned()));
+                    }
+                }
+                if let Some(kind) = binding.get("type").and_then(Value::as_str) {
+                    fields.push(("MessagingBinding.Type", kind.to_ascii_uppercase()));
+                }
+            }
+            fields.push(("Attributes", participant.attributes.clone()));
+            if let Some(role) = &participant.role_sid {
+                fields.push(("RoleSid", role.clone()));
+            }
+            self.send_conversations_event(
+                &conversation,
+                "onParticipantRemoved",
+                &Origin::Api,
+                fields,
+            );
+        }
+        Some(participant)
+    }
+
     /// The conversation's customer: the first participant that is not an agent. Agents are the
     /// conversation participants an interaction channel's non-customer participant stands for,
     /// and chat identities that name a worker (friendly name, or `contact_uri` with or without
@@ -362,7 +426,7 @@ impl StandIn {
 
     /// The events the service webhook gets (its `Filters`). Default:
     /// `onConversationStateUpdated`, `onConversationRemoved`, `onMessageAdded`. The stand-in
-    /// produces only those three.
+    /// produces those three and `onParticipantRemoved`.
     pub fn set_conversations_webhook_filters(&self, filters: &[&str]) {
         self.shared.lock().service_webhook.filters =
             filters.iter().map(|f| (*f).to_owned()).collect();
