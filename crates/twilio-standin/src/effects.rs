@@ -49,6 +49,24 @@ pub enum Effect {
         from: String,
         to: String,
     },
+    /// A native voice transfer started
+    /// ([`StandIn::start_transfer`](crate::StandIn::start_transfer)); `mode` is `WARM` or
+    /// `COLD`, `to` the worker or queue.
+    TransferInitiated {
+        transfer_sid: String,
+        task_sid: String,
+        mode: String,
+        to: String,
+    },
+    /// A native voice transfer left `INITIATED` (`COMPLETED`, `FAILED` with `reason`,
+    /// `CANCELED`).
+    TransferStatusChanged {
+        transfer_sid: String,
+        task_sid: String,
+        from: String,
+        to: String,
+        reason: Option<String>,
+    },
     WorkerActivityChanged {
         worker_sid: String,
         from_activity_sid: String,
@@ -125,6 +143,8 @@ impl Effect {
             Effect::TaskDeleted { .. } => "task_deleted",
             Effect::ReservationCreated { .. } => "reservation_created",
             Effect::ReservationStatusChanged { .. } => "reservation_status_changed",
+            Effect::TransferInitiated { .. } => "transfer_initiated",
+            Effect::TransferStatusChanged { .. } => "transfer_status_changed",
             Effect::WorkerActivityChanged { .. } => "worker_activity_changed",
             Effect::WorkerUpdated { .. } => "worker_updated",
             Effect::ConversationStateChanged { .. } => "conversation_state_changed",

@@ -278,6 +278,54 @@ impl State {
         self.emit(now, event_type, "workflow", &workflow, description, fields);
     }
 
+    /// A `task.transfer-*` event about a native voice transfer as it is now: the Task group
+    /// (with the queue), then `TransferSid`, `TransferMode`, `TransferTo`, `TransferType`,
+    /// `TransferStatus`, `TransferFailedReason` (once failed), `TransferInitiatingWorkerSid`,
+    /// `TransferInitiatingReservationSid`. Its resource is the task.
+    pub(crate) fn emit_transfer(
+        &mut self,
+        now: DateTime<Utc>,
+        event_type: &str,
+        transfer_sid: &str,
+    ) {
+        if !self.emitting() {
+            return;
+        }
+        let Some(transfer) = self.transfers.get(transfer_sid) else {
+            return;
+        };
+        let Some(task) = self.tasks.get(&transfer.task_sid) else {
+            return;
+        };
+        let mut fields = self.task_fields(task, now, true);
+        fields.extend([
+            ("TransferSid", transfer.sid.clone()),
+            ("TransferMode", transfer.mode.as_str().to_owned()),
+            ("TransferTo", transfer.to.clone()),
+            ("TransferType", transfer.transfer_type.as_str().to_owned()),
+            ("TransferStatus", transfer.status.as_str().to_owned()),
+        ]);
+        if let Some(reason) = &transfer.failed_reason {
+            fields.push(("TransferFailedReason", reason.clone()));
+        }
+        fields.extend([
+            (
+                "TransferInitiatingWorkerSid",
+                transfer.initiating_worker_sid.clone(),
+            ),
+            (
+                "TransferInitiatingReservationSid",
+                transfer.initiating_reservation_sid.clone(),
+            ),
+        ]);
+        let task_sid = task.sid.clone();
+        let what = event_type
+            .trim_start_matches("task.transfer-")
+            .replace('-', " ");
+        let description = format!("Task {task_sid} transfer {transfer_sid} {what}");
+        self.emit(now, event_type, "task", &task_sid, description, fields);
+    }
+
     /// A `reservation.*` event: the Task and Worker groups, `ReservationSid`, queue, workflow.
     pub(crate) fn emit_reservation(
         &mut self,

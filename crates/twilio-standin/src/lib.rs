@@ -103,6 +103,27 @@
 //! | [`StandIn::wrap_up`] | accepted reservation and task `wrapping` | `reservation.wrapup`, `task.wrapup` |
 //! | [`StandIn::complete`] | reservation and task `completed` | `reservation.completed`, `task.completed` |
 //!
+//! **Native voice transfers** (Flex's transfers with TaskRouter's transfer API) keep the task
+//! `assigned` to the worker holding the call (through their accepted reservation, the
+//! initiating one) and offer it through new reservations of a transfer (`TT…`,
+//! [`StandIn::transfer`] shows it as a [`TransferState`]). Each step is a `task.transfer-*`
+//! event: the Task fields (with the queue) and the transfer's (see the choices below).
+//!
+//! | call | what changes | events, in order |
+//! |---|---|---|
+//! | [`StandIn::start_transfer`] `(task, to, warm)` | a transfer `INITIATED` (`WARM`/`COLD`, to a `WK…` or `WQ…`); to a worker, a pending reservation for them. Returns the `TT…` SID | `task.transfer-initiated`; to a worker `reservation.created` |
+//! | [`StandIn::offer_transfer`] `(transfer, worker)` | a pending reservation for the transfer (a queue transfer's offer, or a worker transfer again). Returns the `WR…` SID | `reservation.created` |
+//! | [`StandIn::reject`], [`StandIn::time_out_reservation`] or REST, on a transfer's reservation | as for any reservation; the transfer stays `INITIATED` | `reservation.rejected` / `.timeout`, `task.transfer-attempt-failed` (then a timeout's `worker.activity.update`) |
+//! | [`StandIn::accept`] or REST, on a transfer's reservation | reservation `accepted`; cold: the initiating reservation `wrapping`; transfer `COMPLETED`; the task stays `assigned` | `reservation.accepted`, cold: `reservation.wrapup`, `task.transfer-completed` |
+//! | [`StandIn::fail_transfer`] `(transfer, reason)` | the transfer's pending reservations `canceled`; transfer `FAILED`; the initiator keeps the task | `reservation.canceled`…, `task.transfer-failed` |
+//! | [`StandIn::cancel_transfer`] `(transfer)` | the same, transfer `CANCELED` | `reservation.canceled`…, `task.transfer-canceled` |
+//!
+//! Once a task was transferred natively, a reservation of it that wraps up or completes moves
+//! the task only when no other reservation still holds it (the initiator finishing a cold
+//! transfer's wrap-up leaves the task to the worker who took it). [`StandIn::transfer_call`]
+//! plays Flex's older cold `TransferTask` (the task back to `reserved`, no transfer events)
+//! and is unchanged.
+//!
 //! **Automatic offers** ([`StandInConfig::auto_offer`], [`StandIn::set_auto_offer`]) are the
 //! whole routing engine: when a task is created (the offer follows the creating request's
 //! answer, which still shows the task `pending`, as TaskRouter routes after answering), a
@@ -352,6 +373,24 @@
 //!   reservation goes `wrapping` when Flex transfers the call cold (as the agent's task goes to
 //!   wrap-up after any cold transfer), then `completed` by the plugin; its `CompleteTask`
 //!   reason (`worker parked call`) has nowhere to go on a reservation and is not kept.
+//! - Native transfer callbacks: TaskRouter does not document the transfer's callback
+//!   parameters (only the JS SDK's transfer object, over its websocket). The stand-in names
+//!   them after that object: `TransferSid` (`TT…`), `TransferMode` (`WARM` / `COLD`),
+//!   `TransferTo` (the `WK…` or `WQ…`), `TransferType` (`WORKER` / `QUEUE`), `TransferStatus`
+//!   (`INITIATED`, `FAILED`, `COMPLETED`, `CANCELED`), `TransferFailedReason` (only once
+//!   failed), `TransferInitiatingWorkerSid`, `TransferInitiatingReservationSid`, after the
+//!   Task fields (the task's own `TaskQueueSid` and `WorkflowSid` stand for the SDK's
+//!   `queueSid` / `workflowSid`). In the Events list they are `event_data`'s `transfer_sid`,
+//!   `transfer_mode`, … like every other field. The event's resource is the task; its
+//!   description `Task {WT} transfer {TT} initiated` (`attempt failed`, `failed`, `canceled`,
+//!   `completed`).
+//! - During a native transfer the task stays `assigned` (so `reservation.created` and
+//!   `reservation.accepted` of the transfer's reservations say `assigned`), its queue does not
+//!   change for a queue transfer, and only one transfer of a task is `INITIATED` at a time. A
+//!   worker transfer is offered only to its worker; a later transfer starts from the latest
+//!   accepted reservation (after a warm transfer, the worker who took it). A transfer still
+//!   `INITIATED` when its task ends stays so (its pending reservations are canceled with the
+//!   task, without a transfer event).
 //! - The FPT plays take the transfer workflow by name: the first whose friendly name starts
 //!   with `Chat Transfer` (what FPT's setup scripts look for), else the built-in one. The warm
 //!   invite's `timestampCreated` is ISO 8601 UTC with milliseconds (a JavaScript `Date` in
@@ -391,6 +430,7 @@ mod state;
 mod task_list;
 mod taskrouter;
 mod template;
+mod voice_transfer;
 mod webhooks;
 
 pub use callbacks::{

@@ -147,6 +147,57 @@ impl TaskState {
     }
 }
 
+wire_enum!(
+    /// A native voice transfer's mode (the TaskRouter JS SDK's `transfer_mode`).
+    TransferMode {
+        Warm => "WARM",
+        Cold => "COLD",
+    }
+);
+
+wire_enum!(
+    /// What a native voice transfer goes to (the TaskRouter JS SDK's `transfer_type`).
+    TransferType {
+        Worker => "WORKER",
+        Queue => "QUEUE",
+    }
+);
+
+wire_enum!(
+    /// A native voice transfer's status (the TaskRouter JS SDK's `transfer_status`).
+    TransferStatus {
+        Initiated => "INITIATED",
+        Failed => "FAILED",
+        Completed => "COMPLETED",
+        Canceled => "CANCELED",
+    }
+);
+
+/// A native (Flex) voice transfer (`TT…`): the task stays, and the transfer offers it through
+/// reservations of its own ([`StandIn::start_transfer`](crate::StandIn::start_transfer)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TransferState {
+    pub sid: String,
+    pub task_sid: String,
+    pub mode: TransferMode,
+    /// The worker (`WK…`) or queue (`WQ…`) transferred to.
+    pub to: String,
+    pub transfer_type: TransferType,
+    pub status: TransferStatus,
+    /// Set when the transfer failed.
+    pub failed_reason: Option<String>,
+    /// The worker who held the task, and the accepted reservation they held it through.
+    pub initiating_worker_sid: String,
+    pub initiating_reservation_sid: String,
+    /// The task's queue and workflow when the transfer started.
+    pub initiating_queue_sid: Option<String>,
+    pub initiating_workflow_sid: Option<String>,
+    /// Reservations (`WR…`) offered for this transfer, in creation order.
+    pub reservations: Vec<String>,
+    pub date_created: DateTime<Utc>,
+    pub date_updated: DateTime<Utc>,
+}
+
 /// A TaskRouter Reservation (reachable under its Task and its Worker).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReservationState {

@@ -6,8 +6,7 @@
 //! task carries them.
 
 use crate::internal::{object_in, text, Rest};
-use crate::model::{ReservationStatus, TaskStatus};
-use crate::play::transfer_call;
+use crate::play::{holder, transfer_call};
 use crate::StandIn;
 use serde_json::{json, Value};
 
@@ -35,19 +34,7 @@ impl StandIn {
                 .get(task_sid)
                 .cloned()
                 .ok_or_else(|| format!("task {task_sid} does not exist"))?;
-            if task.assignment_status != TaskStatus::Assigned {
-                return Err(format!(
-                    "task {task_sid} is {}, not assigned",
-                    task.assignment_status
-                ));
-            }
-            let live = task
-                .reservations
-                .iter()
-                .filter_map(|wr| state.reservations.get(wr))
-                .find(|r| r.status == ReservationStatus::Accepted)
-                .cloned()
-                .ok_or_else(|| format!("task {task_sid} has no accepted reservation"))?;
+            let live = holder(state, task_sid)?;
             let worker = state
                 .workers
                 .get(&live.worker_sid)

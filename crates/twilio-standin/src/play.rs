@@ -173,18 +173,39 @@ pub(crate) fn offer(
     worker_sid: &str,
     now: DateTime<Utc>,
 ) -> Result<String, String> {
+    let wr = add_reservation(
+        state,
+        task_sid,
+        worker_sid,
+        &[TaskStatus::Pending, TaskStatus::Reserved],
+        "pending or reserved",
+        now,
+    )?;
+    state.move_task(task_sid, TaskStatus::Reserved, None, now);
+    state.emit_reservation(now, "reservation.created", &wr);
+    Ok(wr)
+}
+
+/// A new pending reservation of a task in one of `statuses` (`described` so in the refusal)
+/// for a worker who holds no open reservation of it: stored and its effect recorded. The
+/// caller moves the task if it must and emits `reservation.created`.
+pub(crate) fn add_reservation(
+    state: &mut State,
+    task_sid: &str,
+    worker_sid: &str,
+    statuses: &[TaskStatus],
+    described: &str,
+    now: DateTime<Utc>,
+) -> Result<String, String> {
     if !state.workers.contains_key(worker_sid) {
         return Err(format!("worker {worker_sid} does not exist"));
     }
     let Some(task) = state.tasks.get(task_sid) else {
         return Err(format!("task {task_sid} does not exist"));
     };
-    if !matches!(
-        task.assignment_status,
-        TaskStatus::Pending | TaskStatus::Reserved
-    ) {
+    if !statuses.contains(&task.assignment_status) {
         return Err(format!(
-            "task {task_sid} is {}; only pending or reserved tasks are offered",
+            "task {task_sid} is {}; only {described} tasks are offered",
             task.assignment_status
         ));
     }
@@ -224,9 +245,29 @@ pub(crate) fn offer(
         task_sid: task_sid.to_owned(),
         worker_sid: worker_sid.to_owned(),
     });
-    state.move_task(task_sid, TaskStatus::Reserved, None, now);
-    state.emit_reservation(now, "reservation.created", &wr);
     Ok(wr)
+}
+
+/// The reservation through which the worker holding an assigned task holds it: its latest
+/// accepted one (after a warm transfer, the worker it went to).
+pub(crate) fn holder(state: &State, task_sid: &str) -> Result<ReservationState, String> {
+    let task = state
+        .tasks
+        .get(task_sid)
+        .ok_or_else(|| format!("task {task_sid} does not exist"))?;
+    if task.assignment_status != TaskStatus::Assigned {
+        return Err(format!(
+            "task {task_sid} is {}, not assigned",
+            task.assignment_status
+        ));
+    }
+    task.reservations
+        .iter()
+        .rev()
+        .filter_map(|wr| state.reservations.get(wr))
+        .find(|r| r.status == ReservationStatus::Accepted)
+        .cloned()
+        .ok_or_else(|| format!("task {task_sid} has no accepted reservation"))
 }
 
 /// A voice call transferred cold by the agent holding it (Flex's `TransferTask`): the accepted
@@ -302,14 +343,16 @@ impl StandIn {
 
     /// The worker accepts: the task is `assigned`, the reservation `accepted`, the task's other
     /// pending reservations `rescinded`. Emits `reservation.accepted`, then
-    /// `reservation.rescinded` for each other. Panics unless the reservation is pending and its
-    /// task reserved.
+    /// `reservation.rescinded` for each other. A native transfer's reservation is accepted while
+    /// the task is `assigned` ([`StandIn::start_transfer`]: the transfer completes). Panics
+    /// unless the reservation is pending and its task reserved (or assigned, for a transfer's).
     pub fn accept(&self, reservation_sid: &str) {
         self.move_reservation("accept", reservation_sid, ReservationStatus::Accepted);
     }
 
     /// The worker rejects: `reservation.rejected`; the task goes back to `pending` when no other
-    /// reservation of it is pending (it is not offered again: offer it yourself).
+    /// reservation of it is pending (it is not offered again: offer it yourself). A native
+    /// transfer's reservation adds `task.transfer-attempt-failed`.
     pub fn reject(&self, reservation_sid: &str) {
         self.move_reservation("reject", reservation_sid, ReservationStatus::Rejected);
     }
@@ -319,7 +362,8 @@ impl StandIn {
     /// workspace's timeout activity ([`StandIn::timeout_activity_sid`], `Offline`):
     /// `worker.activity.update`, unless [`StandInConfig::timeout_moves_worker_offline`] is off
     /// or the worker is in that activity already. A REST update to `ReservationStatus=timeout`
-    /// does the same.
+    /// does the same. A native transfer's reservation adds `task.transfer-attempt-failed`
+    /// right after `reservation.timeout`.
     ///
     /// [`StandInConfig::timeout_moves_worker_offline`]: crate::StandInConfig::timeout_moves_worker_offline
     pub fn time_out_reservation(&self, reservation_sid: &str) {

@@ -71,6 +71,8 @@ pub(crate) struct State {
     /// at some point; checked against current attributes when used.
     tasks_by_channel: HashMap<String, Vec<String>>,
     pub reservations: HashMap<String, ReservationState>,
+    /// Native voice transfers (`TT…`).
+    pub transfers: HashMap<String, TransferState>,
     pub workers: HashMap<String, WorkerState>,
     /// Worker SIDs in the order they were seeded (automatic offers pick the first that fits).
     pub worker_order: Vec<String>,
@@ -142,6 +144,7 @@ impl State {
             tasks: HashMap::new(),
             tasks_by_channel: HashMap::new(),
             reservations: HashMap::new(),
+            transfers: HashMap::new(),
             workers: HashMap::new(),
             worker_order: Vec::new(),
             activities: Vec::new(),
@@ -464,7 +467,12 @@ impl State {
                 "Task {task_sid} of reservation {reservation_sid} does not exist"
             )));
         };
-        if to == ReservationStatus::Accepted && task_status != TaskStatus::Reserved {
+        // A native transfer's reservation is accepted while the initiating worker still holds
+        // the task.
+        let transferring =
+            task_status == TaskStatus::Assigned && self.open_transfer_of(reservation_sid).is_some();
+        if to == ReservationStatus::Accepted && task_status != TaskStatus::Reserved && !transferring
+        {
             return Err(ApiError::invalid(format!(
                 "Cannot accept reservation {reservation_sid}: task {task_sid} is not in a state that allows it (assignment_status is {task_status})"
             )));
@@ -488,22 +496,36 @@ impl State {
                         self.set_reservation_status(&wr, ReservationStatus::Rescinded, now);
                     }
                 }
+                self.transfer_accepted(reservation_sid, now);
             }
             ReservationStatus::Wrapping => {
                 self.set_reservation_status(reservation_sid, to, now);
-                if task_status == TaskStatus::Assigned {
+                let held = self.transfer_holds_task(
+                    &task_sid,
+                    reservation_sid,
+                    &[ReservationStatus::Accepted],
+                );
+                if task_status == TaskStatus::Assigned && !held {
                     self.move_task(&task_sid, TaskStatus::Wrapping, None, now);
                 }
             }
             ReservationStatus::Completed => {
                 self.set_reservation_status(reservation_sid, to, now);
-                if matches!(task_status, TaskStatus::Assigned | TaskStatus::Wrapping) {
+                let held = self.transfer_holds_task(
+                    &task_sid,
+                    reservation_sid,
+                    &[ReservationStatus::Accepted, ReservationStatus::Wrapping],
+                );
+                if matches!(task_status, TaskStatus::Assigned | TaskStatus::Wrapping) && !held {
                     self.move_task(&task_sid, TaskStatus::Completed, None, now);
                 }
             }
             _ => {
                 self.set_reservation_status(reservation_sid, to, now);
                 self.release_task(&task_sid, now);
+                if matches!(to, ReservationStatus::Rejected | ReservationStatus::Timeout) {
+                    self.transfer_attempt_failed(reservation_sid, now);
+                }
                 // TaskRouter moves a worker who let a reservation time out to the workspace's
                 // timeout activity (after `reservation.timeout`).
                 if to == ReservationStatus::Timeout && self.settings.timeout_moves_worker_offline {
