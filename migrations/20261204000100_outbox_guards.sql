@@ -32,3 +32,8 @@ CREATE TABLE task_transfers (
     updated_at                  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX task_transfers_task ON task_transfers (task_sid);
+
+-- The last orphan check of a conversation and what it found (kept open, and why; or closing):
+-- a decision not to act is shown to ops like a close.
+ALTER TABLE conversations ADD COLUMN last_check_at timestamptz;
+ALTER TABLE conversations ADD COLUMN last_check_result text;

@@ -155,6 +155,7 @@ impl OrphanWorker {
                     )
                     .await?;
                     conversations::finish_check(&mut tx, ch, None).await?;
+                    conversations::record_check(&mut tx, ch, "closing").await?;
                     decided = true;
                 }
                 // Invites and transfers resolve by themselves (a task appears, or the call
@@ -169,6 +170,7 @@ impl OrphanWorker {
                 Err(keep) => {
                     tracing::debug!(conversation_sid = ch, %keep, "conversation kept open");
                     conversations::finish_check(&mut tx, ch, None).await?;
+                    conversations::record_check(&mut tx, ch, &format!("kept: {keep}")).await?;
                 }
             }
         }

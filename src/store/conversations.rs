@@ -282,6 +282,23 @@ pub async fn finish_check(
     Ok(())
 }
 
+/// What an orphan check found: `closing`, or `kept: …` with the reason.
+pub async fn record_check(
+    conn: &mut PgConnection,
+    conversation_sid: &str,
+    result: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE conversations SET last_check_at = now(), last_check_result = $2
+         WHERE conversation_sid = $1",
+    )
+    .bind(conversation_sid)
+    .bind(result)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// The conversation as stored.
 pub async fn conversation_ref(
     conn: &mut PgConnection,
@@ -539,6 +556,9 @@ pub struct ConversationView {
     pub tasks: Vec<ConversationTaskView>,
     pub chain_ids: Vec<String>,
     pub orphan_check_due_at: Option<DateTime<Utc>>,
+    /// When an orphan check last looked at it, and what it found (`closing`, or `kept: …`).
+    pub last_check_at: Option<DateTime<Utc>>,
+    pub last_check_result: Option<String>,
     pub close: Option<CloseView>,
     /// Ended invite tasks whose `invites` entries the sweep looked for.
     pub invite_cleanups: Vec<InviteCleanupView>,
@@ -586,6 +606,8 @@ struct ConversationRow {
     removed: bool,
     first_seen_at: DateTime<Utc>,
     last_task_ended_at: Option<DateTime<Utc>>,
+    last_check_at: Option<DateTime<Utc>>,
+    last_check_result: Option<String>,
 }
 
 pub async fn fetch_view(
@@ -594,7 +616,7 @@ pub async fn fetch_view(
 ) -> Result<Option<ConversationView>, StoreError> {
     let Some(row) = sqlx::query_as::<_, ConversationRow>(
         "SELECT conversation_sid, interaction_sid, channel_sid, channel_type, state, state_reason,
-                removed, first_seen_at, last_task_ended_at
+                removed, first_seen_at, last_task_ended_at, last_check_at, last_check_result
          FROM conversations WHERE conversation_sid = $1",
     )
     .bind(conversation_sid)
@@ -650,6 +672,8 @@ pub async fn fetch_view(
         tasks,
         chain_ids,
         orphan_check_due_at,
+        last_check_at: row.last_check_at,
+        last_check_result: row.last_check_result,
         close,
         invite_cleanups,
     }))

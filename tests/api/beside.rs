@@ -67,13 +67,14 @@ impl Flex {
 
     /// Delivers TaskRouter callbacks the stand-in held, signed as Twilio signs them.
     async fn deliver(&self, params: &[(String, String)]) {
-        let url = format!("{}/webhooks/taskrouter", self.app.address);
+        self.deliver_to("/webhooks/taskrouter", params).await;
+    }
+
+    async fn deliver_to(&self, path: &str, params: &[(String, String)]) {
+        let url = format!("{}{path}", self.app.address);
         let signature =
             baton::edge::signature::compute_signature(self.twilio.auth_token(), &url, params);
-        let response = self
-            .app
-            .post_form("/webhooks/taskrouter", params, Some(&signature))
-            .await;
+        let response = self.app.post_form(path, params, Some(&signature)).await;
         assert!(response.status().is_success(), "{}", response.status());
     }
 }
@@ -577,4 +578,159 @@ async fn an_offer_to_an_agent_still_serving_the_earlier_task_completes_nothing()
         "Alice's task is live, not a wrap-up"
     );
     assert_eq!(flex.status(&a), TaskStatus::Assigned);
+}
+
+#[tokio::test]
+async fn native_voice_transfers_are_one_hop_each_whatever_the_offers() {
+    let flex = rig().await;
+    let task = flex
+        .legacy_task_with(
+            &flex.alice,
+            json!({"call_sid": "CA0002", "from": "+14155550100"}),
+        )
+        .await;
+    // Alice transfers the call to Sales (warm): Bob declines, Carol takes it.
+    let first = flex.twilio.start_transfer(&task, &flex.sales, true);
+    let to_bob = flex.twilio.offer_transfer(&first, &flex.bob);
+    flex.twilio.reject(&to_bob);
+    let to_carol = flex.twilio.offer_transfer(&first, &flex.carol);
+    flex.twilio.accept(&to_carol);
+    flex.quiesce().await;
+    // Carol transfers it to Bob (cold); it fails.
+    let second = flex.twilio.start_transfer(&task, &flex.bob, false);
+    flex.twilio.fail_transfer(&second, "no answer");
+    flex.settle_past_grace().await;
+
+    let chain = flex.chain(&task).await;
+    let hops: Vec<(String, String, String, String, String, String)> = chain["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let text = |k: &str| h[k].as_str().unwrap_or("-").to_owned();
+            (
+                text("native_transfer_sid"),
+                text("from_worker_sid"),
+                text("to_worker_sid"),
+                text("target_type"),
+                text("mode"),
+                text("outcome"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        hops,
+        vec![
+            (
+                first.clone(),
+                flex.alice.clone(),
+                flex.carol.clone(),
+                "queue".into(),
+                "warm".into(),
+                "completed".into()
+            ),
+            (
+                second.clone(),
+                flex.carol.clone(),
+                flex.bob.clone(),
+                "worker".into(),
+                "cold".into(),
+                "failed".into()
+            ),
+        ],
+        "{chain}"
+    );
+    let (status, stats) = flex
+        .api_get("/api/v1/stats/transfers?group_by=target_type")
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    let total: i64 = stats["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["total"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 2, "transfers are counted, not offers: {stats}");
+    assert!(
+        destructive(&flex).is_empty(),
+        "Flex's own transfers are Flex's: {:?}",
+        describe(&destructive(&flex))
+    );
+}
+
+#[tokio::test]
+async fn a_task_its_workflow_skips_ends_and_its_orphaned_conversation_is_closed() {
+    let flex = rig().await;
+    let c = flex.customer_writes_in().await;
+    flex.quiesce().await;
+    // Only `workflow.skipped` reaches baton (the `task.canceled` after it is lost).
+    flex.twilio.hold_callbacks(true);
+    flex.twilio.skip_workflow(&c.task);
+    let held = flex.twilio.take_queued_callbacks();
+    flex.twilio.hold_callbacks(false);
+    let types: Vec<&str> = held.iter().map(|c| c.event_type.as_str()).collect();
+    assert!(types.contains(&"task.canceled"), "{types:?}");
+    for callback in held.iter().filter(|c| c.event_type == "workflow.skipped") {
+        flex.deliver(&callback.params).await;
+    }
+    flex.settle_past_grace().await;
+    let view = flex.conversation_view(&c.conversation).await;
+    assert_eq!(view["tasks"][0]["assignment_status"], "canceled", "{view}");
+    assert_eq!(view["close"]["event_type"], "workflow.skipped", "{view}");
+    assert_eq!(view["close"]["result"], "closed", "{view}");
+    let closes: Vec<LoggedRequest> = destructive(&flex)
+        .into_iter()
+        .filter(|r| !r.path.ends_with("/Invites"))
+        .collect();
+    assert_eq!(
+        describe(&closes),
+        vec![format!(
+            "POST /v1/Interactions/{}/Channels/{} [(\"Status\", \"closed\")]",
+            c.interaction, c.channel
+        )]
+    );
+}
+
+#[tokio::test]
+async fn an_agent_leaving_schedules_a_check_even_when_their_task_events_are_lost() {
+    let flex = rig().await;
+    let (a, kd, uo) = flex.conversation_with(&flex.alice).await;
+    let ch = conversation_of(&flex, &uo);
+    flex.twilio.set_conversations_webhook_url(Some(format!(
+        "{}/webhooks/conversations",
+        flex.app.address
+    )));
+    flex.twilio
+        .set_conversations_webhook_filters(&["onParticipantRemoved"]);
+    flex.twilio.hold_callbacks(true);
+    flex.close_agent_participant(&kd, &uo, &a).await;
+    let held = flex.twilio.take_queued_callbacks();
+    flex.twilio.hold_callbacks(false);
+    // Alice's task events are lost; only the Conversations webhook arrives.
+    let removed: Vec<_> = held
+        .into_iter()
+        .filter(|c| c.event_type == "onParticipantRemoved")
+        .collect();
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0].param("ConversationSid"), Some(ch.as_str()));
+    flex.deliver_to("/webhooks/conversations", &removed[0].params)
+        .await;
+    flex.settle_past_grace().await;
+
+    let view = flex.conversation_view(&ch).await;
+    // The check ran on the webhook alone. baton still believes Alice's task is live (its
+    // completion was lost): it keeps the conversation, says why, and closes nothing.
+    assert_eq!(
+        view["last_check_result"],
+        format!("kept: live task {a}"),
+        "{view}"
+    );
+    assert_eq!(view["close"], Value::Null);
+    // The customer's invite and Alice leaving (the test's own requests): nothing of baton's.
+    assert_eq!(
+        destructive(&flex).len(),
+        2,
+        "{:?}",
+        describe(&destructive(&flex))
+    );
 }
