@@ -596,7 +596,7 @@ fn native_transfer_hops(task: &TaskNode) -> Vec<Hop> {
                 .iter()
                 .filter(|r| Some(&r.reservation_sid) != holder.map(|h| &h.reservation_sid))
                 .filter(|r| match (r.created_ms, start) {
-                    (Some(c), Some(s)) => c >= s && end.is_none_or(|e| c < e),
+                    (Some(c), Some(s)) => c >= s && end.map_or(true, |e| c < e),
                     _ => false,
                 })
                 .collect();
