@@ -87,8 +87,10 @@ pub struct ServeArgs {
     /// Concurrent inbox insert statements (deliveries arriving meanwhile are group-committed).
     #[arg(long, env = "BATON_INGEST_WRITERS", default_value_t = 1)]
     pub ingest_writers: usize,
-    /// When the transferring agent's side of a transfer is finished: `accepted` (when the
-    /// target's reservation is accepted) or `created` (as soon as the transfer task exists).
+    /// When the transferring agent's side of baton's own transfers is finished: `accepted`
+    /// (when the target's reservation is accepted) or `created` (as soon as the transfer task
+    /// exists). Other tools' transfers are theirs; a failed transfer with nobody left with the
+    /// customer is routed back either way.
     #[arg(long, env = "BATON_COMPLETE_ON", default_value = "accepted")]
     pub complete_on: String,
     /// The workflow baton's own transfers to a worker or queue are routed by (WW…; routes on

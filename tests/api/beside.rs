@@ -8,9 +8,9 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use twilio_standin::{LoggedRequest, TaskStatus};
 
-const GRACE: Duration = Duration::from_millis(300);
+pub(crate) const GRACE: Duration = Duration::from_millis(300);
 
-async fn rig() -> Flex {
+pub(crate) async fn rig() -> Flex {
     Flex::start(FlexOptions {
         orphan_grace: Some(GRACE),
         ..FlexOptions::default()
@@ -20,7 +20,7 @@ async fn rig() -> Flex {
 
 /// Every request baton made that could end someone's work: a participant or channel closed, a
 /// conversation closed, a task or reservation completed, an invite.
-fn destructive(flex: &Flex) -> Vec<LoggedRequest> {
+pub(crate) fn destructive(flex: &Flex) -> Vec<LoggedRequest> {
     flex.twilio
         .requests()
         .into_iter()
@@ -35,7 +35,7 @@ fn destructive(flex: &Flex) -> Vec<LoggedRequest> {
         .collect()
 }
 
-fn describe(requests: &[LoggedRequest]) -> Vec<String> {
+pub(crate) fn describe(requests: &[LoggedRequest]) -> Vec<String> {
     requests
         .iter()
         .map(|r| format!("{} {} {:?}", r.method, r.path, r.form))
@@ -44,7 +44,7 @@ fn describe(requests: &[LoggedRequest]) -> Vec<String> {
 
 impl Flex {
     /// Lets several grace periods pass with everything delivered and processed.
-    async fn settle_past_grace(&self) {
+    pub(crate) async fn settle_past_grace(&self) {
         self.quiesce().await;
         tokio::time::sleep(GRACE * 4).await;
         self.quiesce().await;
@@ -52,25 +52,25 @@ impl Flex {
         self.quiesce().await;
     }
 
-    async fn outbox_rows(&self) -> Vec<(String, String, Option<String>)> {
+    pub(crate) async fn outbox_rows(&self) -> Vec<(String, String, Option<String>)> {
         sqlx::query_as("SELECT idempotency_key, state, withdrawn FROM outbox ORDER BY id")
             .fetch_all(&self.app.pool)
             .await
             .expect("outbox")
     }
 
-    async fn conversation_view(&self, ch: &str) -> Value {
+    pub(crate) async fn conversation_view(&self, ch: &str) -> Value {
         let (status, body) = self.api_get(&format!("/api/v1/conversations/{ch}")).await;
         assert_eq!(status, 200, "{body}");
         body
     }
 
     /// Delivers TaskRouter callbacks the stand-in held, signed as Twilio signs them.
-    async fn deliver(&self, params: &[(String, String)]) {
+    pub(crate) async fn deliver(&self, params: &[(String, String)]) {
         self.deliver_to("/webhooks/taskrouter", params).await;
     }
 
-    async fn deliver_to(&self, path: &str, params: &[(String, String)]) {
+    pub(crate) async fn deliver_to(&self, path: &str, params: &[(String, String)]) {
         let url = format!("{}{path}", self.app.address);
         let signature =
             baton::edge::signature::compute_signature(self.twilio.auth_token(), &url, params);
@@ -79,14 +79,14 @@ impl Flex {
     }
 }
 
-fn conversation_of(flex: &Flex, uo: &str) -> String {
+pub(crate) fn conversation_of(flex: &Flex, uo: &str) -> String {
     flex.twilio
         .channel(uo)
         .and_then(|c| c.conversation_sid)
         .expect("conversation")
 }
 
-fn agents_in(flex: &Flex, uo: &str) -> Vec<String> {
+pub(crate) fn agents_in(flex: &Flex, uo: &str) -> Vec<String> {
     flex.twilio
         .channel(uo)
         .expect("channel")

@@ -42,6 +42,8 @@ pub(crate) struct FlexOptions {
     pub(crate) orphan_grace: Option<Duration>,
     pub(crate) timeout_fallback: bool,
     pub(crate) park_ttl: Duration,
+    /// The stand-in keeps TaskRouter's Events list (for backfills).
+    pub(crate) events_list: bool,
 }
 
 impl Default for FlexOptions {
@@ -52,6 +54,7 @@ impl Default for FlexOptions {
             orphan_grace: None,
             timeout_fallback: false,
             park_ttl: Duration::from_secs(600),
+            events_list: false,
         }
     }
 }
@@ -85,7 +88,11 @@ pub(crate) async fn flex(complete_on: CompleteOn) -> Flex {
 
 impl Flex {
     pub(crate) async fn start(options: FlexOptions) -> Flex {
-        let twilio = StandIn::start(StandInConfig::default()).await;
+        let twilio = StandIn::start(StandInConfig {
+            generate_events: options.events_list,
+            ..StandInConfig::default()
+        })
+        .await;
         let alice = twilio.seed_worker(SeedWorker::new("alice"));
         let bob = twilio.seed_worker(SeedWorker::new("bob"));
         let carol = twilio.seed_worker(SeedWorker::new("carol"));

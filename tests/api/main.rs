@@ -9,6 +9,7 @@ mod history;
 mod hostile;
 mod ingest;
 mod insights;
+mod interleavings;
 mod openapi;
 mod orphans;
 mod outbox;
