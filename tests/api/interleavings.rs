@@ -91,6 +91,7 @@ fn play(flex: &Flex, flow: Flow, a: &str, ch: &str) -> Option<String> {
 }
 
 async fn run(case: Case) -> Result<(), TestCaseError> {
+    eprintln!("interleaving case: {case:?}");
     let flex = Flex::start(FlexOptions {
         orphan_grace: Some(GRACE),
         events_list: true,
@@ -109,7 +110,11 @@ async fn run(case: Case) -> Result<(), TestCaseError> {
         if case.lost[i % case.lost.len()] {
             continue;
         }
-        let times = if case.twice[i % case.twice.len()] { 2 } else { 1 };
+        let times = if case.twice[i % case.twice.len()] {
+            2
+        } else {
+            1
+        };
         for _ in 0..times {
             flex.deliver(&held[i].params).await;
         }
@@ -119,7 +124,15 @@ async fn run(case: Case) -> Result<(), TestCaseError> {
     let (code, summary, stderr) = run_command(baton_command(
         &flex.app,
         &flex.twilio,
-        &["backfill", "events", "--since", "1h", "--json", "--wait-secs", "0"],
+        &[
+            "backfill",
+            "events",
+            "--since",
+            "1h",
+            "--json",
+            "--wait-secs",
+            "0",
+        ],
     ))
     .await;
     prop_assert_eq!(code, Some(0), "{} {}", summary, stderr);
@@ -138,15 +151,19 @@ async fn run(case: Case) -> Result<(), TestCaseError> {
         .filter(|t| {
             matches!(
                 t.assignment_status,
-                TaskStatus::Pending | TaskStatus::Reserved | TaskStatus::Assigned | TaskStatus::Wrapping
+                TaskStatus::Pending
+                    | TaskStatus::Reserved
+                    | TaskStatus::Assigned
+                    | TaskStatus::Wrapping
             )
         })
         .map(|t| t.sid)
         .collect();
-    let parked = flex
-        .twilio
-        .conversation(&ch)
-        .is_some_and(|c| c.webhooks.iter().any(|w| w.filters.iter().any(|f| f == "onMessageAdded")));
+    let parked = flex.twilio.conversation(&ch).is_some_and(|c| {
+        c.webhooks
+            .iter()
+            .any(|w| w.filters.iter().any(|f| f == "onMessageAdded"))
+    });
     // Never stranded once events stop.
     prop_assert!(
         closed || !agents.is_empty() || !live_tasks.is_empty() || parked,
@@ -163,7 +180,12 @@ async fn run(case: Case) -> Result<(), TestCaseError> {
                 || r.path.contains("/Participants/")
         })
         .collect();
-    prop_assert!(takeovers.is_empty(), "{:?}: {:?}", case.flow, describe(&made));
+    prop_assert!(
+        takeovers.is_empty(),
+        "{:?}: {:?}",
+        case.flow,
+        describe(&made)
+    );
     let invites = made.iter().filter(|r| r.path.ends_with("/Invites")).count();
     match case.flow {
         // Live work (a consult, a served customer, a park) is never ended.
@@ -188,9 +210,12 @@ async fn run(case: Case) -> Result<(), TestCaseError> {
         Flow::ColdToQueueTimesOut => {
             prop_assert!(invites <= 2, "{:?}", describe(&made));
             if invites == 2 {
-                let back = made.iter().rev().find(|r| r.path.ends_with("/Invites")).unwrap();
-                let routing: Value =
-                    serde_json::from_str(form(back, "Routing").unwrap()).unwrap();
+                let back = made
+                    .iter()
+                    .rev()
+                    .find(|r| r.path.ends_with("/Invites"))
+                    .unwrap();
+                let routing: Value = serde_json::from_str(form(back, "Routing").unwrap()).unwrap();
                 prop_assert_eq!(
                     &routing["properties"]["attributes"]["originalRouting"]["workerSid"],
                     flex.alice.as_str()
