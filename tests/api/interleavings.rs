@@ -1,5 +1,6 @@
 //! A property over random interleavings, duplicates and losses of the events of the template's
-//! flows (cold and warm transfers that are accepted or time out, parks): whatever order the
+//! flows (cold and warm transfers that are accepted or time out, parks), Flex's native voice
+//! transfers and the voice transfer-park plugin: whatever order the
 //! callbacks arrive in, and whichever are lost (recovered later from the Events API, as the
 //! reconciler does), baton never ends live work, and once events stop the customer is never
 //! left without an agent, a live task, a park or a closed conversation.
@@ -9,7 +10,7 @@ use crate::beside::{agents_in, conversation_of, describe, destructive, GRACE};
 use crate::flex::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use serde_json::Value;
+use serde_json::{json, Value};
 use twilio_standin::{ChannelStatus, TaskStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +25,21 @@ enum Flow {
     WarmToQueueTimesOut,
     /// The template parks the conversation (its webhook waits for the customer).
     Park,
+    /// Flex's warm voice transfer to Bob, who takes the call.
+    NativeWarmAccepted,
+    /// Flex's cold voice transfer to Sales: Bob declines, it fails, Alice keeps the call.
+    NativeColdFails,
+    /// The transfer-park plugin parks the call; Alice picks it up; its marks stay on the task.
+    PluginParkPickedUp,
+}
+
+impl Flow {
+    fn voice(self) -> bool {
+        matches!(
+            self,
+            Flow::NativeWarmAccepted | Flow::NativeColdFails | Flow::PluginParkPickedUp
+        )
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +59,9 @@ fn cases() -> impl Strategy<Value = Case> {
             Just(Flow::WarmToWorkerAccepted),
             Just(Flow::WarmToQueueTimesOut),
             Just(Flow::Park),
+            Just(Flow::NativeWarmAccepted),
+            Just(Flow::NativeColdFails),
+            Just(Flow::PluginParkPickedUp),
         ],
         proptest::collection::vec(any::<u32>(), 40),
         proptest::collection::vec(proptest::bool::weighted(0.25), 40),
@@ -87,19 +106,88 @@ fn play(flex: &Flex, flow: Flow, a: &str, ch: &str) -> Option<String> {
             twilio.fpt_park(a, "https://template.example.com/unpark-interaction");
             None
         }
+        Flow::NativeWarmAccepted => {
+            let transfer = twilio.start_transfer(a, &flex.bob, true);
+            let offer = twilio
+                .transfer(&transfer)
+                .and_then(|t| t.reservations.last().cloned())
+                .expect("the offer to Bob");
+            twilio.accept(&offer);
+            Some(transfer)
+        }
+        Flow::NativeColdFails => {
+            let transfer = twilio.start_transfer(a, &flex.sales, false);
+            let offer = twilio.offer_transfer(&transfer, &flex.bob);
+            twilio.reject(&offer);
+            twilio.fail_transfer(&transfer, "no answer");
+            Some(transfer)
+        }
+        Flow::PluginParkPickedUp => {
+            let park = twilio.plugin_park_call(a);
+            twilio.plugin_pickup(&park);
+            Some(park)
+        }
     }
 }
 
+/// The voice flows: no conversation, the call is the task. baton makes no call at all: Flex's
+/// transfers and the plugin's park are theirs, and nothing of them is left undone.
+async fn check_voice(
+    flex: &Flex,
+    flow: Flow,
+    task: &str,
+    played: &str,
+) -> Result<(), TestCaseError> {
+    let made = destructive(flex);
+    prop_assert!(made.is_empty(), "{:?}: {:?}", flow, describe(&made));
+    prop_assert_eq!(flex.status(task), TaskStatus::Assigned, "the call goes on");
+    let chain = flex.chain(task).await;
+    let outcomes: Vec<String> = chain["hops"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| h["outcome"].as_str().unwrap_or("-").to_owned())
+        .collect();
+    match flow {
+        Flow::NativeWarmAccepted => prop_assert_eq!(outcomes, vec!["completed".to_owned()]),
+        Flow::NativeColdFails => prop_assert_eq!(outcomes, vec!["failed".to_owned()]),
+        _ => {
+            let reservation = flex
+                .twilio
+                .reservation(played)
+                .expect("the park reservation");
+            prop_assert_eq!(reservation.status.as_str(), "accepted");
+        }
+    }
+    Ok(())
+}
+
 async fn run(case: Case) -> Result<(), TestCaseError> {
-    eprintln!("interleaving case: {case:?}");
+    eprintln!("interleaving case: {:?}", case.flow);
     let flex = Flex::start(FlexOptions {
         orphan_grace: Some(GRACE),
         events_list: true,
         ..FlexOptions::default()
     })
     .await;
-    let (a, _, uo) = flex.conversation_with(&flex.alice).await;
-    let ch = conversation_of(&flex, &uo);
+    let voice = case.flow.voice();
+    let (a, uo) = if voice {
+        let call = flex
+            .legacy_task_with(
+                &flex.alice,
+                json!({"call_sid": "CA0003", "from": "+14155550100"}),
+            )
+            .await;
+        (call, String::new())
+    } else {
+        let (a, _, uo) = flex.conversation_with(&flex.alice).await;
+        (a, uo)
+    };
+    let ch = if voice {
+        String::new()
+    } else {
+        conversation_of(&flex, &uo)
+    };
     flex.twilio.hold_callbacks(true);
     let b = play(&flex, case.flow, &a, &ch);
     let held = flex.twilio.take_queued_callbacks();
@@ -138,6 +226,9 @@ async fn run(case: Case) -> Result<(), TestCaseError> {
     prop_assert_eq!(code, Some(0), "{} {}", summary, stderr);
     flex.settle_past_grace().await;
     flex.settle_past_grace().await;
+    if voice {
+        return check_voice(&flex, case.flow, &a, b.as_deref().unwrap_or_default()).await;
+    }
 
     let made = destructive(&flex);
     let channel = flex.twilio.channel(&uo).expect("channel");
@@ -207,6 +298,7 @@ async fn run(case: Case) -> Result<(), TestCaseError> {
         }
         // Alone after a failed transfer: routed back to Alice once, or (when the failure
         // reached baton only after the conversation was found orphaned) closed.
+        Flow::NativeWarmAccepted | Flow::NativeColdFails | Flow::PluginParkPickedUp => {}
         Flow::ColdToQueueTimesOut => {
             prop_assert!(invites <= 2, "{:?}", describe(&made));
             if invites == 2 {
@@ -237,7 +329,7 @@ fn no_interleaving_or_loss_of_template_events_ends_live_work_or_strands_a_custom
     let cases_to_run = std::env::var("BATON_INTERLEAVING_CASES")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(12);
+        .unwrap_or(16);
     let mut runner = TestRunner::new(Config {
         cases: cases_to_run,
         failure_persistence: None,
