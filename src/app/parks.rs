@@ -183,7 +183,7 @@ impl ParkService {
         // Webhook first in the outbox; the agent leaves in the same commit.
         for call in [
             park::park_webhook(&park_id, &conversation_sid, &self.webhooks_url),
-            park::agent_leaves(&park_id, &state, &task_sid),
+            park::agent_leaves(&park_id, &state, &task_sid, &self.workspace_sid),
         ] {
             store::outbox::enqueue(&mut tx, &NewCall::planned(call, None)).await?;
         }

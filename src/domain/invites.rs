@@ -6,7 +6,7 @@
 //! closes the conversation when its agent leaves. baton removes such entries; these are the
 //! rules, pure. `store::conversations` finds the ended invite tasks, `app::orphans` runs them.
 
-use super::chain::PlannedCall;
+use super::outbound::PlannedCall;
 use super::outbound::{OperationKind, Procedure, Product, TwilioRequest};
 use serde_json::{Map, Value};
 

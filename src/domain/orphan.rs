@@ -4,9 +4,9 @@
 //! transfer, no park. This module holds those rules, pure; `store::conversations` gathers the
 //! facts they read and `app::orphans` runs them.
 
-use super::chain::PlannedCall;
 use super::event::TaskRouterEventType;
 use super::guard::Guard;
+use super::outbound::PlannedCall;
 use super::outbound::{create_invite, OperationKind, Procedure, Product, TwilioRequest};
 use super::transfer;
 use serde::{Deserialize, Serialize};

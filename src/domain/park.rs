@@ -6,8 +6,8 @@
 //! `originalRouting`, known-worker routing) and the Insights hold time. Voice parks are observed:
 //! a task whose attributes say it was parked (the transfer-park plugins' vocabularies).
 
-use super::chain::PlannedCall;
 use super::guard::Guard;
+use super::outbound::PlannedCall;
 use super::outbound::{create_invite, OperationKind, Procedure, Product, TwilioRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -142,7 +142,12 @@ pub fn park_webhook(park_id: &str, conversation_sid: &str, webhooks_url: &str) -
 
 /// The parking agent leaves the conversation: their interaction participant is closed (their
 /// task completes; the conversation stays open).
-pub fn agent_leaves(park_id: &str, state: &ResumeState, task_sid: &str) -> PlannedCall {
+pub fn agent_leaves(
+    park_id: &str,
+    state: &ResumeState,
+    task_sid: &str,
+    workspace_sid: &str,
+) -> PlannedCall {
     PlannedCall {
         idempotency_key: format!("park:{park_id}:leave"),
         kind: OperationKind::CloseInteractionParticipant,
@@ -159,7 +164,8 @@ pub fn agent_leaves(park_id: &str, state: &ResumeState, task_sid: &str) -> Plann
             task_sid: task_sid.to_owned(),
         }),
         conversation_sid: Some(state.conversation_sid.clone()),
-        guard: None,
+        // The agent still has the task they parked (they may have left by themselves).
+        guard: Some(Guard::task_is(workspace_sid, task_sid, &["assigned"])),
         // Only once the webhook that brings the customer back exists.
         after: Some(format!("park:{park_id}:webhook")),
     }

@@ -3,8 +3,8 @@
 //! send the same call at the same time; a crashed sender's calls come back when the lease ends.
 
 use super::StoreError;
-use crate::domain::chain::PlannedCall;
 use crate::domain::guard::Guard;
+use crate::domain::outbound::PlannedCall;
 use crate::domain::outbound::{OperationKind, Procedure, Product, TwilioRequest};
 use crate::domain::sid::SidKind;
 use chrono::{DateTime, Utc};
