@@ -388,45 +388,6 @@ async fn a_workflow_timeout_with_an_agent_still_in_the_conversation_invites_nobo
 }
 
 #[tokio::test]
-async fn a_fallback_task_that_times_out_gets_no_fallback_of_its_own() {
-    let flex = Flex::start(FlexOptions {
-        orphan_grace: Some(GRACE),
-        timeout_fallback: true,
-        ..FlexOptions::default()
-    })
-    .await;
-    let c = flex.customer_writes_in().await;
-    flex.quiesce().await;
-    flex.twilio.time_out_workflow(&c.task);
-    flex.settle_past_grace().await;
-    let invites = flex.requests("POST", &format!("/Channels/{}/Invites", c.channel));
-    assert_eq!(invites.len(), 2, "the customer's invite, then one fallback");
-    let fallback = flex
-        .twilio
-        .tasks()
-        .into_iter()
-        .map(|t| t.sid)
-        .find(|sid| sid != &c.task)
-        .expect("the fallback task");
-    flex.twilio.time_out_workflow(&fallback);
-    flex.settle_past_grace().await;
-    let invites = flex.requests("POST", &format!("/Channels/{}/Invites", c.channel));
-    assert_eq!(
-        invites.len(),
-        2,
-        "no second fallback: the customer is not re-queued for ever"
-    );
-    let keys: Vec<String> = flex
-        .outbox_rows()
-        .await
-        .into_iter()
-        .map(|(key, _, _)| key)
-        .filter(|key| key.starts_with("fallback:"))
-        .collect();
-    assert_eq!(keys, vec![format!("fallback:{}", c.task)]);
-}
-
-#[tokio::test]
 async fn a_park_whose_webhook_cannot_be_created_never_removes_the_agent() {
     let flex = rig().await;
     let (a, _, uo) = flex.conversation_with(&flex.alice).await;
@@ -522,21 +483,26 @@ async fn a_resume_whose_invite_dies_keeps_its_webhook_so_the_park_can_resume_lat
     );
 }
 
-#[tokio::test]
-async fn a_queue_transfer_offered_to_an_agent_still_wrapping_up_finishes_that_wrap_up_first() {
-    let flex = rig().await;
+/// Alice's chat task, and Flex's native transfer of it to Sales (no worker named), pending.
+async fn native_transfer_to_a_queue(flex: &Flex) -> (String, String) {
     let a = flex
         .legacy_task_with(
             &flex.alice,
             json!({"channelSid": "CH9", "from": "+14155550100"}),
         )
         .await;
-    // Flex's native transfer to Sales (no worker named); Alice wraps up her task.
     let b = flex
         .create_task(json!({"channelSid": "CH9", "from": "+14155550100",
             "previous_task_sid": a, "transfer_sid": "UX00000000000000000000000000000001",
             "conversations": {"conversation_id": a}}))
         .await;
+    (a, b)
+}
+
+#[tokio::test]
+async fn a_queue_transfer_offered_to_an_agent_still_wrapping_up_finishes_that_wrap_up_first() {
+    let flex = rig().await;
+    let (a, b) = native_transfer_to_a_queue(&flex).await;
     flex.twilio.wrap_up(&a);
     flex.quiesce().await;
     assert!(
@@ -560,17 +526,7 @@ async fn a_queue_transfer_offered_to_an_agent_still_wrapping_up_finishes_that_wr
 #[tokio::test]
 async fn an_offer_to_an_agent_still_serving_the_earlier_task_completes_nothing() {
     let flex = rig().await;
-    let a = flex
-        .legacy_task_with(
-            &flex.alice,
-            json!({"channelSid": "CH9", "from": "+14155550100"}),
-        )
-        .await;
-    let b = flex
-        .create_task(json!({"channelSid": "CH9", "from": "+14155550100",
-            "previous_task_sid": a, "transfer_sid": "UX00000000000000000000000000000001",
-            "conversations": {"conversation_id": a}}))
-        .await;
+    let (a, b) = native_transfer_to_a_queue(&flex).await;
     flex.twilio.offer(&b, &flex.alice);
     flex.settle_past_grace().await;
     assert!(

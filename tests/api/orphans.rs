@@ -212,7 +212,7 @@ async fn a_transfer_in_flight_during_the_grace_period_keeps_the_conversation_ope
 }
 
 #[tokio::test]
-async fn a_workflow_timeout_invites_the_customer_again_through_the_fallback_workflow() {
+async fn a_workflow_timeout_invites_the_customer_again_through_the_fallback_workflow_once() {
     let flex = Flex::start(FlexOptions {
         orphan_grace: Some(GRACE),
         timeout_fallback: true,
@@ -253,6 +253,22 @@ async fn a_workflow_timeout_invites_the_customer_again_through_the_fallback_work
         channel_closes(&flex, &c.channel).is_empty(),
         "the customer waits in the fallback workflow, not closed out"
     );
+    // The fallback task's own workflow times out: no second fallback (no re-queuing for ever).
+    flex.twilio.time_out_workflow(&fallback.sid);
+    flex.let_grace_pass(GRACE).await;
+    let invites = flex.requests("POST", &format!("/Channels/{}/Invites", c.channel));
+    assert_eq!(
+        invites.len(),
+        2,
+        "still the customer's invite and one fallback"
+    );
+    let fallbacks: Vec<String> = sqlx::query_scalar(
+        "SELECT idempotency_key FROM outbox WHERE idempotency_key LIKE 'fallback:%'",
+    )
+    .fetch_all(&flex.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(fallbacks, vec![format!("fallback:{}", c.task)]);
 }
 
 #[tokio::test]
