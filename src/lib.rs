@@ -2,12 +2,15 @@
 //! and Event Streams callbacks into a Postgres inbox, keeps the state of every task, transfer
 //! chain and park, and finishes what transfers leave behind through Twilio's REST APIs.
 //!
-//! Layers (one module each): [`edge`] (HTTP, signatures, parsing) → [`domain`] (pure state
-//! machines) → [`store`] (Postgres) ; [`app`] wires them; [`tools`] holds operator tooling.
+//! Layers, each importing only those below it: [`app`] (configuration, startup, workers, CLI)
+//! → [`edge`] (HTTP: routes, signatures, parsing, errors to statuses) → [`services`] (the rules
+//! of each API action) → [`store`] (all SQL) / [`twilio`] (the REST client) / [`domain`] (pure
+//! state machines and decisions). [`tools`] holds the load and benchmark tools.
 
 pub mod app;
 pub mod domain;
 pub mod edge;
+pub mod services;
 pub mod store;
 pub mod tools;
 pub mod twilio;

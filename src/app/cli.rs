@@ -320,43 +320,26 @@ async fn sweep(args: SweepArgs) -> Result<ExitCode, SweepFailure> {
                     .drain_due()
                     .await
                     .context("sending the calls failed")?;
-                let pending: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM outbox o WHERE o.state = 'pending' AND o.id IN (
-                         SELECT outbox_id FROM conversation_closes WHERE conversation_sid = ANY($1)
-                         UNION SELECT outbox_id FROM invite_cleanups
-                               WHERE conversation_sid = ANY($1))",
-                )
-                .bind(&sids)
-                .fetch_one(&pool)
-                .await
-                .context("reading the calls failed")?;
+                let pending = store::conversations::pending_cleanup_calls(&pool, &sids)
+                    .await
+                    .context("reading the calls failed")?;
                 if pending == 0 || std::time::Instant::now() >= deadline {
                     break;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
             for item in items.iter_mut().filter(|i| sent(i)) {
-                let result: Option<(Option<String>, Option<String>)> =
-                    if item.action == "closing" {
-                        sqlx::query_as(
-                            "SELECT k.result, o.state FROM conversation_closes k
-                         LEFT JOIN outbox o ON o.id = k.outbox_id WHERE k.conversation_sid = $1",
-                        )
-                        .bind(&item.conversation_sid)
-                        .fetch_optional(&pool)
-                        .await
-                    } else {
-                        sqlx::query_as(
-                            "SELECT NULLIF(i.state, 'clearing'), o.state FROM invite_cleanups i
-                         LEFT JOIN outbox o ON o.id = i.outbox_id
-                         WHERE i.conversation_sid = $1 AND i.task_sid = ANY($2) LIMIT 1",
-                        )
-                        .bind(&item.conversation_sid)
-                        .bind(&item.invite_tasks)
-                        .fetch_optional(&pool)
-                        .await
-                    }
-                    .context("reading the calls failed")?;
+                let result = if item.action == "closing" {
+                    store::conversations::close_result(&pool, &item.conversation_sid).await
+                } else {
+                    store::conversations::invite_cleanup_result(
+                        &pool,
+                        &item.conversation_sid,
+                        &item.invite_tasks,
+                    )
+                    .await
+                }
+                .context("reading the calls failed")?;
                 item.action = match result {
                     Some((Some(r), _)) if r == "closed" => "closed".into(),
                     Some((Some(r), _)) if r == "cleared" => "cleared_invites".into(),

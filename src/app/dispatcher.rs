@@ -13,7 +13,7 @@ use crate::domain::park::unparked_attributes;
 use crate::domain::retry::{Decision, Outcome, RetryPolicy};
 use crate::store::outbox::{self, AttemptRecord, ClaimedCall, Next, Prerequisite};
 use crate::store::StoreError;
-use crate::store::{chains, conversations};
+use crate::store::{self, chains, conversations};
 use crate::twilio::tasks::merge_task_attributes;
 use crate::twilio::{Response, TransportError, TwilioClient};
 use rand::Rng;
@@ -337,13 +337,9 @@ impl Dispatcher {
                         "the worker is not in the timeout activity".into(),
                     ));
                 }
-                let known: Option<(Option<String>, Option<String>)> = sqlx::query_as(
-                    "SELECT activity_sid, previous_activity_sid FROM workers WHERE worker_sid = $1",
-                )
-                .bind(worker_sid)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| TransportError(format!("database: {e}")))?;
+                let known = store::facts::worker_activities(&self.pool, worker_sid)
+                    .await
+                    .map_err(|e| TransportError(format!("database: {e}")))?;
                 let previous = match known {
                     Some((activity, Some(previous)))
                         if activity == timeout_activity

@@ -90,7 +90,7 @@ impl OrphanWorker {
             .sweep_interval
             .map(|i| tokio::time::Instant::now() + i);
         while !shutdown.is_cancelled() {
-            match super::parks::expire_due(&self.pool, &self.config.workspace_sid).await {
+            match crate::services::parks::expire_due(&self.pool, &self.config.workspace_sid).await {
                 Ok(n) if n > 0 => self.outbox_wake.notify_one(),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "park expiry failed; retrying"),
@@ -419,10 +419,7 @@ async fn decide_close(
         &key,
     )
     .await?;
-    let id: Option<i64> = sqlx::query_scalar("SELECT id FROM outbox WHERE idempotency_key = $1")
-        .bind(&key)
-        .fetch_optional(&mut **tx)
-        .await?;
+    let id = store::outbox::id_of(tx, &key).await?;
     tracing::info!(conversation_sid = ch, reason = reason.as_str(), key = %key, "conversation close decided");
     metrics::counter!("baton_conversation_closes_total", "reason" => reason.as_str()).increment(1);
     Ok(id)

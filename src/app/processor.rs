@@ -2,7 +2,6 @@
 //! back — all effects of an event commit together with its `processed_at`, so each event is
 //! applied exactly once however many processes run.
 
-use crate::app::parks;
 use crate::domain::chain::{self, CompleteOn};
 use crate::domain::event::{ConversationsEventType, TaskRouterEventType, TwilioEvent};
 use crate::domain::facts::{self, Observation, ReservationFact, TaskFact, WorkerFact};
@@ -338,7 +337,7 @@ impl Processor {
                     match c.event_type {
                         ConversationsEventType::MessageAdded => {
                             if let Some(p) = store::parks::lock_parked_conversation(tx, ch).await? {
-                                if parks::end_park(
+                                if crate::services::parks::end_park(
                                     tx,
                                     &p,
                                     ParkEnd::CustomerMessage,
@@ -418,7 +417,7 @@ impl Processor {
                         &reservation_sid,
                     ),
                     park::VoiceParkStep::End(end) => {
-                        parks::end_park(
+                        crate::services::parks::end_park(
                             tx,
                             &locked,
                             end,

@@ -75,6 +75,20 @@ impl ParkEnd {
         }
     }
 
+    /// Whether the customer is invited back (a messaging park) or un-parked (a voice park).
+    pub fn resumes(self) -> bool {
+        matches!(self, ParkEnd::CustomerMessage | ParkEnd::Ops | ParkEnd::Ttl)
+    }
+
+    /// Where an ending so resumes to: as asked, but an expired park goes to the queue (the
+    /// agent did not come back in time).
+    pub fn route(self, asked: ResumeRoute) -> ResumeRoute {
+        match self {
+            ParkEnd::Ttl => ResumeRoute::Queue,
+            _ => asked,
+        }
+    }
+
     /// The park's state once it ends so: `resumed`, `expired` or `ended`.
     pub fn state(self) -> &'static str {
         match self {
@@ -256,6 +270,53 @@ pub fn resume_invite(
             own_park: Some(park_id.to_owned()),
         }),
         after: None,
+    }
+}
+
+/// What kind of park ends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parked {
+    /// A messaging park, with all it needs to resume.
+    Messaging(Box<ResumeState>),
+    /// A voice park, observed from its task.
+    Voice,
+}
+
+/// The calls that carry out a park's end: a messaging park's resume invite (when it resumes)
+/// and then, only once the invite went out, its webhook's removal; a voice park's un-park when
+/// its TTL ran out.
+pub fn end_calls(
+    park_id: &str,
+    task_sid: &str,
+    parked: &Parked,
+    end: ParkEnd,
+    route: ResumeRoute,
+    held: Duration,
+    workspace_sid: &str,
+) -> Vec<PlannedCall> {
+    match parked {
+        Parked::Messaging(state) => {
+            let remove = remove_park_webhook(park_id, &state.conversation_sid);
+            if !end.resumes() {
+                return vec![remove];
+            }
+            let invite = resume_invite(
+                park_id,
+                task_sid,
+                state,
+                end.route(route),
+                end,
+                held,
+                workspace_sid,
+            );
+            // If the invite dies, the webhook stays and the park can still resume.
+            let remove = remove.after(&invite.idempotency_key);
+            vec![invite, remove]
+        }
+        Parked::Voice if end == ParkEnd::Ttl => {
+            vec![voice_unpark(park_id, task_sid, workspace_sid)]
+        }
+        Parked::Voice => Vec::new(),
     }
 }
 
@@ -621,6 +682,71 @@ mod tests {
         assert_eq!(
             voice_park_steps(100, Some("canceled"), &hung_up),
             vec![VoiceParkStep::End(ParkEnd::Hangup)]
+        );
+    }
+
+    #[test]
+    fn a_resume_removes_its_webhook_only_after_the_invite_and_an_expired_park_goes_to_the_queue() {
+        let messaging = Parked::Messaging(Box::new(state()));
+        let calls = end_calls(
+            "PA1",
+            "WT1",
+            &messaging,
+            ParkEnd::Ttl,
+            ResumeRoute::SameWorker,
+            Duration::from_secs(5),
+            "WS1",
+        );
+        let keys: Vec<(&str, Option<&str>)> = calls
+            .iter()
+            .map(|c| (c.idempotency_key.as_str(), c.after.as_deref()))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                ("resume:PA1", None),
+                ("unpark:PA1:webhook", Some("resume:PA1"))
+            ]
+        );
+        let routing: Value = serde_json::from_str(&calls[0].request.form[0].1).unwrap();
+        assert_eq!(
+            routing["properties"]["attributes"]["originalRouting"].get("workerSid"),
+            None,
+            "expired: to the queue"
+        );
+        let closed = end_calls(
+            "PA1",
+            "WT1",
+            &messaging,
+            ParkEnd::ConversationClosed,
+            ResumeRoute::SameWorker,
+            Duration::ZERO,
+            "WS1",
+        );
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].after, None);
+        assert!(end_calls(
+            "PA2",
+            "WT2",
+            &Parked::Voice,
+            ParkEnd::Pickup,
+            ResumeRoute::SameWorker,
+            Duration::ZERO,
+            "WS1"
+        )
+        .is_empty());
+        assert_eq!(
+            end_calls(
+                "PA2",
+                "WT2",
+                &Parked::Voice,
+                ParkEnd::Ttl,
+                ResumeRoute::SameWorker,
+                Duration::ZERO,
+                "WS1"
+            )[0]
+            .idempotency_key,
+            "unpark:PA2:task"
         );
     }
 

@@ -6,15 +6,14 @@
 use super::error::{EdgeError, ErrorBody};
 use super::webhooks::{read_body, require_content_type};
 use super::AppState;
-use crate::app::parks::{ParkRequest, ParkService, ResumeRequest};
-use crate::app::transfers::{
-    Initiator, TransferError, TransferRequest, TransferService, TransferView,
-};
 use crate::domain::sid::{Sid, SidKind};
+use crate::services::parks::{ParkRequest, ParkService, ResumeRequest};
+use crate::services::transfers::{Initiator, TransferError, TransferRequest, TransferService};
 use crate::store;
 use crate::store::chains::ChainView;
 use crate::store::conversations::ConversationView;
 use crate::store::parks::ParkView;
+use crate::store::transfers::TransferView;
 use crate::twilio::FlexUser;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};

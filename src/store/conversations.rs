@@ -541,6 +541,50 @@ pub async fn record_invite_result(
     Ok(())
 }
 
+/// How many close and invite-clearing calls of these conversations are still pending.
+pub async fn pending_cleanup_calls(pool: &PgPool, sids: &[String]) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM outbox o WHERE o.state = 'pending' AND o.id IN (
+             SELECT outbox_id FROM conversation_closes WHERE conversation_sid = ANY($1)
+             UNION SELECT outbox_id FROM invite_cleanups WHERE conversation_sid = ANY($1))",
+    )
+    .bind(sids)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// A close's result (`closed`, `already_closed`, `kept: …`; none yet) and its call's state.
+pub async fn close_result(
+    pool: &PgPool,
+    conversation_sid: &str,
+) -> Result<Option<(Option<String>, Option<String>)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT k.result, o.state FROM conversation_closes k
+         LEFT JOIN outbox o ON o.id = k.outbox_id WHERE k.conversation_sid = $1",
+    )
+    .bind(conversation_sid)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// An invite clearing's result (`cleared`, `already_gone`; none while clearing) and its call's
+/// state.
+pub async fn invite_cleanup_result(
+    pool: &PgPool,
+    conversation_sid: &str,
+    task_sids: &[String],
+) -> Result<Option<(Option<String>, Option<String>)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT NULLIF(i.state, 'clearing'), o.state FROM invite_cleanups i
+         LEFT JOIN outbox o ON o.id = i.outbox_id
+         WHERE i.conversation_sid = $1 AND i.task_sid = ANY($2) LIMIT 1",
+    )
+    .bind(conversation_sid)
+    .bind(task_sids)
+    .fetch_optional(pool)
+    .await?)
+}
+
 /// A conversation as ops see it (`GET /api/v1/conversations/{sid}`).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConversationView {

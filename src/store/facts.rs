@@ -6,7 +6,7 @@
 
 use super::StoreError;
 use crate::domain::facts::{ReservationFact, Stamp, TaskFact, Versions, WorkerFact};
-use sqlx::{PgConnection, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use std::collections::BTreeMap;
 use std::future::Future;
 
@@ -522,6 +522,35 @@ pub async fn fetch<T: FactTable>(pool: &sqlx::PgPool, key: &str) -> Result<Optio
         .await?
         .into_iter()
         .next())
+}
+
+/// The worker who last took the task (an accepted reservation, wrapped or completed since).
+pub async fn latest_accepting_worker(
+    pool: &PgPool,
+    task_sid: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT worker_sid FROM reservations WHERE task_sid = $1
+           AND status IN ('accepted', 'wrapping', 'completed')
+         ORDER BY accepted_ms DESC NULLS LAST LIMIT 1",
+    )
+    .bind(task_sid)
+    .fetch_optional(pool)
+    .await?
+    .flatten())
+}
+
+/// A worker's activity and the one before it, as baton last saw them.
+pub async fn worker_activities(
+    pool: &PgPool,
+    worker_sid: &str,
+) -> Result<Option<(Option<String>, Option<String>)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT activity_sid, previous_activity_sid FROM workers WHERE worker_sid = $1",
+    )
+    .bind(worker_sid)
+    .fetch_optional(pool)
+    .await?)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod inbox;
 pub mod insights_backfill;
 pub mod outbox;
 pub mod parks;
+pub mod transfers;
 pub mod writer;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

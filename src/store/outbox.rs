@@ -79,6 +79,16 @@ pub async fn enqueue(tx: &mut sqlx::PgConnection, call: &NewCall) -> Result<bool
     Ok(inserted.rows_affected() == 1)
 }
 
+/// The id of the call with this idempotency key.
+pub async fn id_of(conn: &mut sqlx::PgConnection, key: &str) -> Result<Option<i64>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM outbox WHERE idempotency_key = $1")
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}
+
 /// A claimed call.
 #[derive(Debug, Clone)]
 pub struct ClaimedCall {

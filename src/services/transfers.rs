@@ -6,10 +6,11 @@
 
 use crate::domain::outbound::{create_invite, OperationKind, Procedure, Product, TwilioRequest};
 use crate::domain::sid::{Sid, SidKind};
-use crate::domain::transfer::TargetType;
+use crate::domain::transfer::{Mode, TargetType};
+use crate::store::transfers::TransferView;
 use crate::store::{self, StoreError};
 use crate::twilio::{TransportError, TwilioClient};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
@@ -66,28 +67,6 @@ impl From<TransportError> for TransferError {
     }
 }
 
-/// A transfer as the API shows it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct TransferView {
-    pub transfer_id: String,
-    pub task_sid: String,
-    pub target_type: String,
-    pub target_sid: String,
-    pub mode: String,
-    pub notes: Option<String>,
-    pub initiated_by: Option<String>,
-    /// `invite` (Flex Conversations task) or `task` (legacy task).
-    pub method: String,
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    /// `requested` (call not yet made), `offered` (the new task exists), then the hop's
-    /// outcome (`completed`, `failed`, `canceled`, `returned`), or `dead` (Twilio refused the
-    /// call; see the outbox).
-    pub state: String,
-    /// The task the transfer created, once baton has seen it.
-    pub new_task_sid: Option<String>,
-    pub chain_id: Option<String>,
-}
-
 /// What `POST /api/v1/transfers` needs besides the request.
 pub struct TransferService {
     pub pool: PgPool,
@@ -142,8 +121,8 @@ impl TransferService {
         let target_type = TargetType::from_sid(&target)
             .ok_or_else(|| TransferError::Invalid("target_sid has no target type".into()))?;
         let mode = match body.mode.as_deref().map(str::trim) {
-            None | Some("") | Some("cold") => "cold",
-            Some("warm") => "warm",
+            None | Some("") | Some("cold") => Mode::Cold,
+            Some("warm") => Mode::Warm,
             Some(other) => {
                 return Err(TransferError::Invalid(format!(
                     "mode {other:?} must be \"cold\" or \"warm\""
@@ -320,26 +299,21 @@ impl TransferService {
             .clone()
             .unwrap_or_else(|| transfer_id.clone());
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-        let inserted = sqlx::query(
-            "INSERT INTO transfers (transfer_id, idempotency_key, task_sid, target_type, target_sid,
-                                    mode, notes, initiated_by, method)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (idempotency_key) DO NOTHING",
+        let inserted = store::transfers::insert(
+            &mut tx,
+            &store::transfers::NewTransfer {
+                transfer_id: &transfer_id,
+                idempotency_key: &idempotency_key,
+                task_sid: &task_sid,
+                target_type,
+                target_sid: &target,
+                mode,
+                notes: notes.as_deref(),
+                initiated_by: &initiator.label,
+                method,
+            },
         )
-        .bind(&transfer_id)
-        .bind(&idempotency_key)
-        .bind(&task_sid)
-        .bind(target_type_word(target_type))
-        .bind(&target)
-        .bind(mode)
-        .bind(&notes)
-        .bind(&initiator.label)
-        .bind(method)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from)?
-        .rows_affected()
-            == 1;
+        .await?;
         if !inserted {
             // A concurrent request with the same key won the race.
             drop(tx);
@@ -370,7 +344,7 @@ impl TransferService {
         )
         .await?;
         tx.commit().await.map_err(StoreError::from)?;
-        tracing::info!(%transfer_id, %task_sid, target = %target, mode, method, "transfer requested");
+        tracing::info!(%transfer_id, %task_sid, target = %target, mode = mode.as_str(), method, "transfer requested");
         let transfer = self
             .find(&transfer_id)
             .await?
@@ -382,41 +356,18 @@ impl TransferService {
     }
 
     async fn by_idempotency_key(&self, key: &str) -> Result<Option<TransferView>, StoreError> {
-        self.select("t.idempotency_key = $1", key).await
+        store::transfers::by_idempotency_key(&self.pool, key).await
     }
 
     pub async fn find(&self, transfer_id: &str) -> Result<Option<TransferView>, StoreError> {
-        self.select("t.transfer_id = $1", transfer_id).await
+        store::transfers::find(&self.pool, transfer_id).await
     }
 
     /// The task's latest transfer if it is still in flight (not dead, no outcome yet).
     async fn in_flight(&self, task_sid: &str) -> Result<Option<TransferView>, StoreError> {
-        Ok(self
-            .select("t.task_sid = $1", task_sid)
+        Ok(store::transfers::latest_of_task(&self.pool, task_sid)
             .await?
             .filter(|t| matches!(t.state.as_str(), "requested" | "offered")))
-    }
-
-    async fn select(&self, filter: &str, value: &str) -> Result<Option<TransferView>, StoreError> {
-        let sql = format!(
-            "SELECT t.transfer_id, t.task_sid, t.target_type, t.target_sid, t.mode, t.notes,
-                    t.initiated_by, t.method, t.created_at,
-                    CASE WHEN o.state = 'dead' THEN 'dead'
-                         WHEN h.outcome IS NOT NULL THEN h.outcome
-                         WHEN h.to_task_sid IS NOT NULL THEN 'offered'
-                         ELSE 'requested' END AS state,
-                    h.to_task_sid AS new_task_sid, h.chain_id
-             FROM transfers t
-             LEFT JOIN outbox o ON o.idempotency_key = 'transfer:' || t.transfer_id
-             LEFT JOIN LATERAL (SELECT * FROM hops WHERE hops.transfer_id = t.transfer_id
-                                ORDER BY seq LIMIT 1) h ON true
-             WHERE {filter}
-             ORDER BY t.created_at DESC LIMIT 1"
-        );
-        Ok(sqlx::query_as::<_, TransferView>(&sql)
-            .bind(value)
-            .fetch_optional(&self.pool)
-            .await?)
     }
 }
 
@@ -453,21 +404,13 @@ pub async fn fetch_assigned_task(
     Ok(task)
 }
 
-fn target_type_word(t: TargetType) -> &'static str {
-    match t {
-        TargetType::Worker => "worker",
-        TargetType::Queue => "queue",
-        TargetType::Workflow => "workflow",
-    }
-}
-
 struct TransferMarksOut<'a> {
     transfer_id: &'a str,
     previous_task_sid: &'a str,
     target_sid: &'a str,
     target_type: TargetType,
     target_name: Option<&'a str>,
-    mode: &'a str,
+    mode: Mode,
     notes: Option<&'a str>,
     initiated_by: &'a str,
     transferring_worker: Option<&'a str>,
@@ -488,16 +431,13 @@ fn transfer_attributes(original: &Value, m: &TransferMarksOut<'_>) -> Value {
             "transfer_id": m.transfer_id,
             "previous_task_sid": m.previous_task_sid,
             "target_sid": m.target_sid,
-            "mode": m.mode,
+            "mode": m.mode.as_str(),
             "notes": m.notes,
             "initiated_by": m.initiated_by,
         }),
     );
     attrs.insert("transferTargetSid".into(), json!(m.target_sid));
-    attrs.insert(
-        "transferTargetType".into(),
-        json!(target_type_word(m.target_type)),
-    );
+    attrs.insert("transferTargetType".into(), json!(m.target_type.as_str()));
     if let (TargetType::Queue, Some(name)) = (m.target_type, m.target_name) {
         attrs.insert("transferQueueName".into(), json!(name));
     }
@@ -539,7 +479,7 @@ mod tests {
                 target_sid: "WQ1",
                 target_type: TargetType::Queue,
                 target_name: Some("Sales"),
-                mode: "cold",
+                mode: Mode::Cold,
                 notes: Some("VIP"),
                 initiated_by: "alice",
                 transferring_worker: Some("WK2"),

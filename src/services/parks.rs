@@ -127,16 +127,7 @@ impl ParkService {
             .ttl_seconds
             .map(Duration::from_secs)
             .or_else(|| park::default_messaging_ttl(channel_type.as_deref()));
-        let worker_sid: Option<String> = sqlx::query_scalar(
-            "SELECT worker_sid FROM reservations WHERE task_sid = $1
-               AND status IN ('accepted', 'wrapping', 'completed')
-             ORDER BY accepted_ms DESC NULLS LAST LIMIT 1",
-        )
-        .bind(&task_sid)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::from)?
-        .flatten();
+        let worker_sid = store::facts::latest_accepting_worker(&self.pool, &task_sid).await?;
         let chain_id = match store::chains::chain_id_of(&self.pool, &task_sid).await? {
             Some(id) => id,
             None => keys
@@ -239,57 +230,35 @@ pub async fn end_park(
     route: ResumeRoute,
     workspace_sid: &str,
 ) -> Result<bool, StoreError> {
-    let resumes = matches!(end, ParkEnd::CustomerMessage | ParkEnd::Ops | ParkEnd::Ttl);
-    let route = match end {
-        // An expired park goes to the queue: the agent did not come back in time.
-        ParkEnd::Ttl => ResumeRoute::Queue,
-        _ => route,
-    };
+    let route = end.route(route);
+    let resumes = end.resumes();
     store::parks::finish(conn, &park.park_id, end, resumes.then_some(route)).await?;
     let held = (chrono::Utc::now() - park.parked_at)
         .to_std()
         .unwrap_or_default();
-    let mut calls = Vec::new();
-    match (park.kind.as_str(), park.resume_state()) {
+    let kind = match (park.kind.as_str(), park.resume_state()) {
         ("messaging", Some(mut state)) => {
-            let mut resume_key = None;
-            if resumes {
-                // The chain as baton knows it now: a park asked before baton had processed the
-                // parked task's events kept the task's own SID as chain id.
-                if let Some(chain_id) =
-                    store::chains::chain_id_of(&mut *conn, &park.task_sid).await?
-                {
-                    state.chain_id = chain_id;
-                }
-                let invite = park::resume_invite(
-                    &park.park_id,
-                    &park.task_sid,
-                    &state,
-                    route,
-                    end,
-                    held,
-                    workspace_sid,
-                );
-                resume_key = Some(invite.idempotency_key.clone());
-                calls.push(invite);
+            // The chain as baton knows it now: a park asked before baton had processed the
+            // parked task's events kept the task's own SID as chain id.
+            if let Some(chain_id) = store::chains::chain_id_of(&mut *conn, &park.task_sid).await? {
+                state.chain_id = chain_id;
             }
-            // The webhook goes only once the customer is invited back: if the invite dies, the
-            // park stays resumable.
-            let remove = park::remove_park_webhook(&park.park_id, &state.conversation_sid);
-            calls.push(match &resume_key {
-                Some(key) => remove.after(key),
-                None => remove,
-            });
+            Some(park::Parked::Messaging(Box::new(state)))
         }
-        ("voice", _) if end == ParkEnd::Ttl => {
-            calls.push(park::voice_unpark(
-                &park.park_id,
-                &park.task_sid,
-                workspace_sid,
-            ));
-        }
-        _ => {}
-    }
+        ("voice", _) => Some(park::Parked::Voice),
+        _ => None,
+    };
+    let calls = kind.map_or_else(Vec::new, |kind| {
+        park::end_calls(
+            &park.park_id,
+            &park.task_sid,
+            &kind,
+            end,
+            route,
+            held,
+            workspace_sid,
+        )
+    });
     let any = !calls.is_empty();
     for call in calls {
         store::outbox::enqueue(conn, &NewCall::planned(call, None)).await?;
