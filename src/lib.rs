@@ -10,6 +10,7 @@
 pub mod app;
 pub mod domain;
 pub mod edge;
+pub mod ingest;
 pub mod services;
 pub mod store;
 pub mod tools;

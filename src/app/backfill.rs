@@ -7,8 +7,8 @@
 
 use crate::domain::outbound::TwilioRequest;
 use crate::domain::retry::RetryPolicy;
-use crate::edge::parse::{self, ParsedEvent};
-use crate::edge::webhooks::inbox_row;
+use crate::ingest::inbox_row;
+use crate::ingest::parse::{self, ParsedEvent};
 use crate::store::backfill::{self as runs, Page, Run, RunStatus};
 use crate::store::inbox::NewInboxEvent;
 use crate::store::StoreError;

@@ -235,7 +235,7 @@ pub struct WorkerSnapshot {
 
 /// The transfer a `task.transfer-*` event is about (Flex's native transfers: voice transfers keep
 /// their task and give it a new reservation). TaskRouter documents no callback fields for it;
-/// see `edge::parse` for the names read.
+/// see `ingest::parse` for the names read.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TransferSnapshot {
     /// `TT…`.

@@ -3,22 +3,19 @@
 
 pub mod api;
 pub mod error;
-pub mod form;
 pub mod fuzz;
 pub mod health;
 pub mod history;
 pub mod openapi;
 pub mod outbox;
-pub mod parse;
-pub mod signature;
 pub mod webhooks;
 
+use crate::ingest::signature::RequestValidator;
 use crate::store::writer::InboxWriter;
 use actix_web::dev::Service;
 use actix_web::http::Method;
 use actix_web::{web, FromRequest, Handler, HttpResponse, Responder};
 use metrics_exporter_prometheus::PrometheusHandle;
-use signature::RequestValidator;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Instant;

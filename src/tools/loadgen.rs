@@ -3,7 +3,7 @@
 //! latency percentiles. Only for loopback or your own test hosts.
 
 use super::http1;
-use crate::edge::signature::{
+use crate::ingest::signature::{
     compute_signature, finish_signature, keyed_mac, signed_message, HmacSha1,
 };
 use anyhow::{bail, Context};
@@ -413,8 +413,8 @@ async fn round_on_this_thread(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::edge::form::parse_form;
-    use crate::edge::signature::RequestValidator;
+    use crate::ingest::form::parse_form;
+    use crate::ingest::signature::RequestValidator;
     use secrecy::SecretString;
 
     const URL: &str = "https://baton.example.com/webhooks/taskrouter";

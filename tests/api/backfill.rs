@@ -7,7 +7,7 @@ use crate::helpers::*;
 use baton::app::backfill::{BackfillConfig, Backfiller, RunEnd, RunOptions, Stopped};
 use baton::app::reconcile::ReconcileConfig;
 use baton::domain::retry::RetryPolicy;
-use baton::edge::signature::compute_signature;
+use baton::ingest::signature::compute_signature;
 use baton::store::backfill::{self as runs, NewRun, Run, RunKind};
 use baton::twilio::TwilioClient;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};

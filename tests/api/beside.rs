@@ -73,7 +73,7 @@ impl Flex {
     pub(crate) async fn deliver_to(&self, path: &str, params: &[(String, String)]) {
         let url = format!("{}{path}", self.app.address);
         let signature =
-            baton::edge::signature::compute_signature(self.twilio.auth_token(), &url, params);
+            baton::ingest::signature::compute_signature(self.twilio.auth_token(), &url, params);
         let response = self.app.post_form(path, params, Some(&signature)).await;
         assert!(response.status().is_success(), "{}", response.status());
     }

@@ -4,7 +4,7 @@ use baton::app::configuration::{LogFormat, Settings};
 use baton::app::processor::ProcessorConfig;
 use baton::app::startup::{Application, BuildOptions, Stopper};
 use baton::domain::sid::Sid;
-use baton::edge::signature::{body_sha256_hex, compute_signature};
+use baton::ingest::signature::{body_sha256_hex, compute_signature};
 use baton::tools::loadgen::form_body;
 use secrecy::SecretString;
 use sqlx::{Connection, Executor, PgConnection, PgPool};

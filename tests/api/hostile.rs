@@ -4,7 +4,7 @@
 //! keeps serving.
 
 use crate::helpers::*;
-use baton::edge::signature::compute_signature;
+use baton::ingest::signature::compute_signature;
 use baton::tools::loadgen::form_body;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -287,7 +287,7 @@ async fn invalid_utf8_is_refused() {
     let body = b"[{\"id\":\"CE\xFF\"}]".to_vec();
     let path = format!(
         "/webhooks/events?bodySHA256={}",
-        baton::edge::signature::body_sha256_hex(&body)
+        baton::ingest::signature::body_sha256_hex(&body)
     );
     let signature = compute_signature(AUTH_TOKEN, &format!("{PUBLIC_BASE}{path}"), &[]);
     let res = app

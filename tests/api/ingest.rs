@@ -1,7 +1,7 @@
 //! Webhook ingest: signatures, body checks, and exactly one stored row per real event.
 
 use crate::helpers::*;
-use baton::edge::signature::compute_signature;
+use baton::ingest::signature::compute_signature;
 use serde_json::Value;
 
 #[derive(sqlx::FromRow)]
@@ -186,7 +186,7 @@ async fn bad_signatures_get_403_and_store_nothing() {
     let body = r#"[{"id":"CE1","type":"com.twilio.taskrouter.task.created","data":{}}]"#;
     let path = format!(
         "/webhooks/events?bodySHA256={}",
-        baton::edge::signature::body_sha256_hex(body.as_bytes())
+        baton::ingest::signature::body_sha256_hex(body.as_bytes())
     );
     let sig = compute_signature(AUTH_TOKEN, &format!("{PUBLIC_BASE}{path}"), &[]);
     let res = app

@@ -4,8 +4,8 @@
 use crate::helpers::*;
 use baton::app::processor::{Processor, ProcessorConfig};
 use baton::domain::facts::{ReservationFact, TaskFact, WorkerFact};
-use baton::edge::parse::taskrouter_callback;
-use baton::edge::webhooks::inbox_row;
+use baton::ingest::inbox_row;
+use baton::ingest::parse::taskrouter_callback;
 use baton::store::{self, inbox::NewInboxEvent};
 use sqlx::PgPool;
 use std::sync::Arc;

@@ -95,7 +95,7 @@ async fn sigterm_leaves_no_inbox_row_leased() {
     // 3,000 events waiting, so the processor is claiming batch after batch.
     let rows: Vec<_> = (0..3_000)
         .map(|n| {
-            baton::edge::webhooks::inbox_row(&baton::edge::parse::taskrouter_callback(
+            baton::ingest::inbox_row(&baton::ingest::parse::taskrouter_callback(
                 &task_created(n),
                 None,
             ))

@@ -3,7 +3,7 @@
 //! its time and answer; and transfers played by the stand-in whose callbacks the test delivers
 //! itself, so baton has outbound calls to make while the faults hit.
 
-use baton::edge::signature::compute_signature;
+use baton::ingest::signature::compute_signature;
 use baton::tools::loadgen::{form_body, sample_callback};
 use serde_json::json;
 use sqlx::PgPool;
