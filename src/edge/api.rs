@@ -8,7 +8,7 @@ use super::webhooks::{read_body, require_content_type};
 use super::AppState;
 use crate::domain::sid::{Sid, SidKind};
 use crate::services::parks::{ParkRequest, ParkService, ResumeRequest};
-use crate::services::transfers::{Initiator, TransferError, TransferRequest, TransferService};
+use crate::services::transfers::{Initiator, TransferRequest, TransferService};
 use crate::store;
 use crate::store::chains::ChainView;
 use crate::store::conversations::ConversationView;
@@ -258,9 +258,12 @@ pub async fn task_chain(
 ) -> Result<HttpResponse, EdgeError> {
     authorize_history(&req, &state, "transfer history").await?;
     let task_sid = task_sid(&path)?;
-    match store::chains::fetch_chain(&state.pool, &task_sid).await? {
+    match store::chains::fetch_chain(&state.pool, &task_sid)
+        .await
+        .map_err(EdgeError::not_read)?
+    {
         Some(chain) => Ok(HttpResponse::Ok().json(chain)),
-        None => Err(EdgeError::NoSuch(format!(
+        None => Err(EdgeError::NotFound(format!(
             "baton has seen no event of task {task_sid}"
         ))),
     }
@@ -295,15 +298,20 @@ pub async fn get_conversation(
     let sid = Sid::parse_kind(&path, SidKind::Conversation)
         .map_err(|e| EdgeError::Invalid(format!("{:?} is not a conversation SID: {e}", &*path)))?
         .to_string();
-    match store::conversations::fetch_view(&state.pool, &sid).await? {
+    match store::conversations::fetch_view(&state.pool, &sid)
+        .await
+        .map_err(EdgeError::not_read)?
+    {
         Some(conversation) => {
-            let parks = store::parks::of_conversation(&state.pool, &sid).await?;
+            let parks = store::parks::of_conversation(&state.pool, &sid)
+                .await
+                .map_err(EdgeError::not_read)?;
             Ok(HttpResponse::Ok().json(ConversationBody {
                 conversation,
                 parks,
             }))
         }
-        None => Err(EdgeError::NoSuch(format!(
+        None => Err(EdgeError::NotFound(format!(
             "baton has seen no task of conversation {sid}"
         ))),
     }
@@ -364,7 +372,7 @@ pub async fn create_transfer(
                     created: requested.created,
                 }))
         }
-        Err(e) => Err(edge_error(e)),
+        Err(e) => Err(EdgeError::from(e)),
     }
 }
 
@@ -415,7 +423,7 @@ pub async fn create_park(
         .parks
         .park(request, &caller.initiator().label)
         .await
-        .map_err(edge_error)?;
+        .map_err(EdgeError::from)?;
     let mut response = if parked.created {
         HttpResponse::Created()
     } else {
@@ -468,7 +476,7 @@ pub async fn resume_park(
         .parks
         .resume(&path, request.route.as_deref())
         .await
-        .map_err(edge_error)?;
+        .map_err(EdgeError::from)?;
     Ok(HttpResponse::Ok().json(ParkBody { park }))
 }
 
@@ -489,9 +497,12 @@ pub async fn get_park(
 ) -> Result<HttpResponse, EdgeError> {
     let api = api(&state)?;
     authenticate(&req, api, None).await?;
-    match store::parks::get(&state.pool, &path).await? {
+    match store::parks::get(&state.pool, &path)
+        .await
+        .map_err(EdgeError::not_read)?
+    {
         Some(park) => Ok(HttpResponse::Ok().json(ParkBody { park })),
-        None => Err(EdgeError::NoSuch(format!("no park {}", path.as_str()))),
+        None => Err(EdgeError::NotFound(format!("no park {}", path.as_str()))),
     }
 }
 
@@ -543,43 +554,9 @@ pub async fn list_parks(
         query.worker_sid.as_deref(),
         limit,
     )
-    .await?;
+    .await
+    .map_err(EdgeError::not_read)?;
     Ok(HttpResponse::Ok().json(ParkList { parks }))
-}
-
-/// How a transfer or park request's failure is answered.
-fn edge_error(e: TransferError) -> EdgeError {
-    match e {
-        TransferError::Invalid(m) => EdgeError::Invalid(m),
-        TransferError::TaskNotFound(_) | TransferError::NotFound(_) => {
-            EdgeError::NoSuch(e.to_string())
-        }
-        TransferError::TaskNotLive { .. } => EdgeError::Conflict {
-            code: "task_not_live",
-            message: e.to_string(),
-            detail: None,
-        },
-        TransferError::InFlight { ref existing, .. } => EdgeError::Conflict {
-            code: "transfer_in_flight",
-            message: e.to_string(),
-            detail: serde_json::to_value(existing).ok(),
-        },
-        TransferError::Conflict {
-            code,
-            message,
-            detail,
-        } => EdgeError::Conflict {
-            code,
-            message,
-            detail,
-        },
-        TransferError::NotConfigured(m) => EdgeError::NotConfigured(m),
-        TransferError::Twilio(m) => {
-            tracing::warn!(error = %m, "request check against Twilio failed");
-            EdgeError::Upstream(format!("Twilio could not be reached: {m}"))
-        }
-        TransferError::Store(e) => EdgeError::from(e),
-    }
 }
 
 /// A transfer and its state.
@@ -599,8 +576,16 @@ pub async fn get_transfer(
 ) -> Result<HttpResponse, EdgeError> {
     let api = api(&state)?;
     authenticate(&req, api, None).await?;
-    match api.transfers.find(&path).await? {
+    match api
+        .transfers
+        .find(&path)
+        .await
+        .map_err(EdgeError::not_read)?
+    {
         Some(transfer) => Ok(HttpResponse::Ok().json(TransferBody { transfer })),
-        None => Err(EdgeError::NoSuch(format!("no transfer {}", path.as_str()))),
+        None => Err(EdgeError::NotFound(format!(
+            "no transfer {}",
+            path.as_str()
+        ))),
     }
 }

@@ -1,6 +1,8 @@
 //! Every error the HTTP edge returns, mapped to its status in one place, with a JSON body:
 //! `{"error": {"code": "...", "message": "..."}}`. Messages never echo secrets or signatures.
 
+use crate::services::ServiceError;
+use crate::store::StoreError;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 
@@ -18,18 +20,21 @@ pub enum EdgeError {
     UnsupportedMediaType { got: String, expected: &'static str },
     #[error("malformed body: {0}")]
     Malformed(String),
-    #[error("the event store is unavailable; retry later")]
+    /// A write to the database failed: nothing was stored (a callback is not acknowledged).
+    #[error("the database is unavailable; nothing was stored; retry later")]
     StoreUnavailable,
-    #[error("no route for this method and path")]
-    NotFound,
+    /// A read of the database failed.
+    #[error("the database could not be read; retry later")]
+    ReadUnavailable,
+    /// No route, or no such resource.
+    #[error("{0}")]
+    NotFound(String),
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
     Invalid(String),
-    #[error("{0}")]
-    NoSuch(String),
     #[error("{message}")]
     Conflict {
         code: &'static str,
@@ -55,11 +60,11 @@ impl EdgeError {
             EdgeError::UnsupportedMediaType { .. } => "unsupported_media_type",
             EdgeError::Malformed(_) => "malformed_body",
             EdgeError::StoreUnavailable => "store_unavailable",
-            EdgeError::NotFound => "not_found",
+            EdgeError::ReadUnavailable => "store_read_unavailable",
+            EdgeError::NotFound(_) => "not_found",
             EdgeError::Unauthorized(_) => "unauthorized",
             EdgeError::Forbidden(_) => "forbidden",
             EdgeError::Invalid(_) => "invalid_request",
-            EdgeError::NoSuch(_) => "not_found",
             EdgeError::Conflict { code, .. } => code,
             EdgeError::NotConfigured(_) => "not_configured",
             EdgeError::Upstream(_) => "twilio_unavailable",
@@ -76,8 +81,10 @@ impl ResponseError for EdgeError {
             EdgeError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             EdgeError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             EdgeError::Malformed(_) => StatusCode::BAD_REQUEST,
-            EdgeError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            EdgeError::NotFound | EdgeError::NoSuch(_) => StatusCode::NOT_FOUND,
+            EdgeError::StoreUnavailable | EdgeError::ReadUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            EdgeError::NotFound(_) => StatusCode::NOT_FOUND,
             EdgeError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             EdgeError::Forbidden(_) => StatusCode::FORBIDDEN,
             EdgeError::Invalid(_) => StatusCode::BAD_REQUEST,
@@ -91,7 +98,7 @@ impl ResponseError for EdgeError {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
         match self {
-            EdgeError::StoreUnavailable | EdgeError::Upstream(_) => {
+            EdgeError::StoreUnavailable | EdgeError::ReadUnavailable | EdgeError::Upstream(_) => {
                 response.insert_header((header::RETRY_AFTER, "5"));
             }
             EdgeError::Unauthorized(_) => {
@@ -135,10 +142,59 @@ pub struct ErrorObject {
     pub detail: Option<serde_json::Value>,
 }
 
-impl From<crate::store::StoreError> for EdgeError {
-    fn from(e: crate::store::StoreError) -> Self {
-        // Whatever went wrong, the event is not stored: never answer 2xx, and let Twilio retry.
-        tracing::error!(error = %e, "could not store event");
+impl EdgeError {
+    /// No route answers this method and path.
+    pub fn unrouted() -> EdgeError {
+        EdgeError::NotFound("no route for this method and path".into())
+    }
+
+    /// A write failed: whatever went wrong, nothing is stored, so never answer 2xx (Twilio
+    /// retries what is not acknowledged).
+    pub fn not_stored(e: StoreError) -> EdgeError {
+        tracing::error!(error = %e, "could not store");
         EdgeError::StoreUnavailable
+    }
+
+    /// A read failed.
+    pub fn not_read(e: StoreError) -> EdgeError {
+        tracing::error!(error = %e, "could not read the database");
+        EdgeError::ReadUnavailable
+    }
+}
+
+/// What the services refused or failed, as the API answers it.
+impl From<ServiceError> for EdgeError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Invalid(m) => EdgeError::Invalid(m),
+            ServiceError::TaskNotFound(_) | ServiceError::NotFound(_) => {
+                EdgeError::NotFound(e.to_string())
+            }
+            ServiceError::TaskNotLive { .. } => EdgeError::Conflict {
+                code: "task_not_live",
+                message: e.to_string(),
+                detail: None,
+            },
+            ServiceError::InFlight { ref existing, .. } => EdgeError::Conflict {
+                code: "transfer_in_flight",
+                message: e.to_string(),
+                detail: serde_json::to_value(existing).ok(),
+            },
+            ServiceError::Conflict {
+                code,
+                message,
+                detail,
+            } => EdgeError::Conflict {
+                code,
+                message,
+                detail,
+            },
+            ServiceError::NotConfigured(m) => EdgeError::NotConfigured(m),
+            ServiceError::Twilio(m) => {
+                tracing::warn!(error = %m, "request check against Twilio failed");
+                EdgeError::Upstream(format!("Twilio could not be reached: {m}"))
+            }
+            ServiceError::Store(e) => EdgeError::not_stored(e),
+        }
     }
 }

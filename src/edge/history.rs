@@ -58,7 +58,9 @@ pub async fn list_transfers(
     authorize_history(&req, &state, "transfer history").await?;
     let query = TransferQuery::from_pairs(&query_pairs(&req), chrono::Utc::now())
         .map_err(|e| EdgeError::Invalid(e.to_string()))?;
-    let page = store::history::list_transfers(&state.pool, &query).await?;
+    let page = store::history::list_transfers(&state.pool, &query)
+        .await
+        .map_err(EdgeError::not_read)?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -81,6 +83,8 @@ pub async fn transfer_stats(
     authorize_history(&req, &state, "transfer history").await?;
     let query = StatsQuery::from_pairs(&query_pairs(&req), chrono::Utc::now())
         .map_err(|e| EdgeError::Invalid(e.to_string()))?;
-    let stats = store::history::transfer_stats(&state.pool, &query).await?;
+    let stats = store::history::transfer_stats(&state.pool, &query)
+        .await
+        .map_err(EdgeError::not_read)?;
     Ok(HttpResponse::Ok().json(stats))
 }

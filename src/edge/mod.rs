@@ -168,7 +168,7 @@ pub(crate) fn limit_param(raw: Option<&str>, default: i64) -> Result<i64, error:
 
 /// JSON 404 for anything unrouted (including a wrong method on a known path).
 pub async fn not_found() -> Result<HttpResponse, error::EdgeError> {
-    Err(error::EdgeError::NotFound)
+    Err(error::EdgeError::unrouted())
 }
 
 /// Counts requests by route pattern and status, and times them.

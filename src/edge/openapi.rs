@@ -18,8 +18,9 @@ use utoipa::{Modify, OpenApi};
         title = "baton",
         description = "Durable transfer chains, parks and orphan cleanup for Twilio Flex. Every \
             error is JSON `{\"error\": {\"code\", \"message\"}}`; any route may also answer \
-            `503 store_unavailable` (database down, `Retry-After: 5`) and the `/api/v1` routes \
-            `422 not_configured` when baton has no Twilio credentials."
+            `503` with `Retry-After: 5` when the database is down — `store_unavailable` when \
+            nothing could be stored, `store_read_unavailable` when it could not be read — and \
+            the `/api/v1` routes `422 not_configured` when baton has no Twilio credentials."
     ),
     paths(
         webhooks::taskrouter,

@@ -99,9 +99,12 @@ fn call_id(raw: &str) -> Result<i64, EdgeError> {
 }
 
 async fn call_view(state: &AppState, id: i64) -> Result<CallView, EdgeError> {
-    match outbox::get(&state.pool, id).await? {
+    match outbox::get(&state.pool, id)
+        .await
+        .map_err(EdgeError::not_read)?
+    {
         Some(detail) => Ok(detail.call),
-        None => Err(EdgeError::NoSuch(format!("no outbox call {id}"))),
+        None => Err(EdgeError::NotFound(format!("no outbox call {id}"))),
     }
 }
 
@@ -119,7 +122,9 @@ pub async fn list_calls(
 ) -> Result<HttpResponse, EdgeError> {
     require_ops(&req, &state)?;
     let listing = parse_listing(req.query_string())?;
-    let calls = outbox::list(&state.pool, listing.state, listing.before, listing.limit).await?;
+    let calls = outbox::list(&state.pool, listing.state, listing.before, listing.limit)
+        .await
+        .map_err(EdgeError::not_read)?;
     // A full page may have more behind it; the cursor is the last id shown.
     let next = (calls.len() as i64 == listing.limit)
         .then(|| calls.last().map(|c| c.id.to_string()))
@@ -144,10 +149,15 @@ pub async fn get_call(
 ) -> Result<HttpResponse, EdgeError> {
     require_ops(&req, &state)?;
     let id = call_id(&path)?;
-    let Some(call) = outbox::get(&state.pool, id).await? else {
-        return Err(EdgeError::NoSuch(format!("no outbox call {id}")));
+    let Some(call) = outbox::get(&state.pool, id)
+        .await
+        .map_err(EdgeError::not_read)?
+    else {
+        return Err(EdgeError::NotFound(format!("no outbox call {id}")));
     };
-    let attempts = outbox::attempts(&state.pool, id).await?;
+    let attempts = outbox::attempts(&state.pool, id)
+        .await
+        .map_err(EdgeError::not_read)?;
     Ok(HttpResponse::Ok().json(CallWithAttempts { call, attempts }))
 }
 
@@ -169,7 +179,10 @@ pub async fn retry_call(
 ) -> Result<HttpResponse, EdgeError> {
     let api = require_ops(&req, &state)?;
     let id = call_id(&path)?;
-    if !outbox::retry_dead(&state.pool, id).await? {
+    if !outbox::retry_dead(&state.pool, id)
+        .await
+        .map_err(EdgeError::not_stored)?
+    {
         let call = call_view(&state, id).await?;
         return Err(EdgeError::Conflict {
             code: "not_dead",

@@ -261,7 +261,11 @@ async fn store(
     events: Vec<ParsedEvent>,
 ) -> Result<crate::store::inbox::InsertReport, EdgeError> {
     let rows: Vec<NewInboxEvent> = events.iter().map(inbox_row).collect();
-    let report = state.inbox.insert(rows).await?;
+    let report = state
+        .inbox
+        .insert(rows)
+        .await
+        .map_err(EdgeError::not_stored)?;
     for parsed in &events {
         if parsed.interpret_error.is_some() {
             metrics::counter!("baton_inbox_flagged_total", "source" => parsed.source.as_str())

@@ -2,7 +2,8 @@
 //! voice parks the processor observes. Every Twilio call goes through the outbox, in the same
 //! transaction as the park's state change, so a park or resume never half-happens.
 
-use super::transfers::{fetch_assigned_task, parse_sid, TransferError};
+use super::transfers::fetch_assigned_task;
+use super::{parse_sid, ServiceError};
 use crate::domain::park::{self, ParkEnd, ResumeRoute, ResumeState};
 use crate::domain::sid::SidKind;
 use crate::domain::transfer;
@@ -57,13 +58,13 @@ pub struct Parked {
 }
 
 impl ParkService {
-    pub async fn park(&self, body: ParkRequest, initiator: &str) -> Result<Parked, TransferError> {
+    pub async fn park(&self, body: ParkRequest, initiator: &str) -> Result<Parked, ServiceError> {
         let task_sid = parse_sid(&body.task_sid, "task_sid", &[SidKind::Task])?.to_string();
         if body
             .ttl_seconds
             .is_some_and(|t| t == 0 || t > MAX_TTL_SECONDS)
         {
-            return Err(TransferError::Invalid(format!(
+            return Err(ServiceError::Invalid(format!(
                 "ttl_seconds must be between 1 and {MAX_TTL_SECONDS}"
             )));
         }
@@ -72,7 +73,7 @@ impl ParkService {
             .map(|n| n.trim().to_owned())
             .filter(|n| !n.is_empty());
         if notes.as_ref().is_some_and(|n| n.len() > 4000) {
-            return Err(TransferError::Invalid(
+            return Err(ServiceError::Invalid(
                 "notes are longer than 4000 characters".into(),
             ));
         }
@@ -82,7 +83,7 @@ impl ParkService {
             .clone()
             .unwrap_or_else(|| park_id.clone());
         if idempotency_key.is_empty() || idempotency_key.len() > 200 {
-            return Err(TransferError::Invalid(
+            return Err(ServiceError::Invalid(
                 "idempotency_key must be 1 to 200 characters".into(),
             ));
         }
@@ -105,14 +106,14 @@ impl ParkService {
             keys.interaction_sid,
             keys.interaction_channel_sid,
         ) else {
-            return Err(TransferError::Invalid(format!(
+            return Err(ServiceError::Invalid(format!(
                 "task {task_sid} is not a Flex Conversations task (no conversationSid, \
                  flexInteractionSid, flexInteractionChannelSid); voice parks are observed from \
                  the task's attributes"
             )));
         };
         if let Some(existing) = store::parks::parked_in(&self.pool, &conversation_sid).await? {
-            return Err(TransferError::Conflict {
+            return Err(ServiceError::Conflict {
                 code: "already_parked",
                 message: format!(
                     "conversation {conversation_sid} is already parked ({})",
@@ -169,7 +170,7 @@ impl ParkService {
                     park,
                     created: false,
                 })
-                .ok_or_else(|| TransferError::Invalid("idempotency key conflict".into()));
+                .ok_or_else(|| ServiceError::Invalid("idempotency key conflict".into()));
         }
         // Webhook first in the outbox; the agent leaves in the same commit.
         for call in [
@@ -183,7 +184,7 @@ impl ParkService {
         metrics::counter!("baton_parks_total", "kind" => "messaging").increment(1);
         let park = store::parks::get(&self.pool, &park_id)
             .await?
-            .ok_or_else(|| TransferError::Invalid("park vanished".into()))?;
+            .ok_or_else(|| ServiceError::Invalid("park vanished".into()))?;
         Ok(Parked {
             park,
             created: true,
@@ -195,28 +196,28 @@ impl ParkService {
         &self,
         park_id: &str,
         route: Option<&str>,
-    ) -> Result<ParkView, TransferError> {
+    ) -> Result<ParkView, ServiceError> {
         let route = match route.map(str::trim) {
             None | Some("") => ResumeRoute::SameWorker,
-            Some(r) => r.parse::<ResumeRoute>().map_err(TransferError::Invalid)?,
+            Some(r) => r.parse::<ResumeRoute>().map_err(ServiceError::Invalid)?,
         };
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let Some(locked) = store::parks::lock_parked(&mut tx, park_id).await? else {
             drop(tx);
             return match store::parks::get(&self.pool, park_id).await? {
-                Some(park) => Err(TransferError::Conflict {
+                Some(park) => Err(ServiceError::Conflict {
                     code: "not_parked",
                     message: format!("park {park_id} is {}", park.state),
                     detail: serde_json::to_value(park).ok(),
                 }),
-                None => Err(TransferError::NotFound(format!("no park {park_id}"))),
+                None => Err(ServiceError::NotFound(format!("no park {park_id}"))),
             };
         };
         end_park(&mut tx, &locked, ParkEnd::Ops, route, &self.workspace_sid).await?;
         tx.commit().await.map_err(StoreError::from)?;
         store::parks::get(&self.pool, park_id)
             .await?
-            .ok_or_else(|| TransferError::NotFound(format!("no park {park_id}")))
+            .ok_or_else(|| ServiceError::NotFound(format!("no park {park_id}")))
     }
 }
 

@@ -4,12 +4,13 @@
 //! sends the call, and the chain machinery finishes the transferring side when the new task
 //! appears (`BATON_COMPLETE_ON`).
 
+use super::{parse_sid, ServiceError};
 use crate::domain::outbound::{create_invite, OperationKind, Procedure, Product, TwilioRequest};
-use crate::domain::sid::{Sid, SidKind};
+use crate::domain::sid::SidKind;
 use crate::domain::transfer::{Mode, TargetType};
 use crate::store::transfers::TransferView;
 use crate::store::{self, StoreError};
-use crate::twilio::{TransportError, TwilioClient};
+use crate::twilio::TwilioClient;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -29,42 +30,6 @@ pub struct TransferRequest {
     /// The Flex token, for plugins that send it in the body like the serverless functions did.
     #[serde(default, rename = "Token")]
     pub token: Option<String>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum TransferError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error("task {0} was not found in the workspace")]
-    TaskNotFound(String),
-    #[error("task {task_sid} is {status}; only an assigned task can be transferred")]
-    TaskNotLive { task_sid: String, status: String },
-    #[error("task {task_sid} already has a transfer in flight ({transfer_id})")]
-    InFlight {
-        task_sid: String,
-        transfer_id: String,
-        existing: Box<TransferView>,
-    },
-    #[error("{0}")]
-    NotConfigured(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{message}")]
-    Conflict {
-        code: &'static str,
-        message: String,
-        detail: Option<Value>,
-    },
-    #[error("Twilio could not be reached to check the request: {0}")]
-    Twilio(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<TransportError> for TransferError {
-    fn from(e: TransportError) -> Self {
-        TransferError::Twilio(e.0)
-    }
 }
 
 /// What `POST /api/v1/transfers` needs besides the request.
@@ -89,28 +54,12 @@ pub struct Requested {
     pub created: bool,
 }
 
-pub fn parse_sid(raw: &str, field: &str, kinds: &[SidKind]) -> Result<Sid, TransferError> {
-    let sid = Sid::parse(raw.trim())
-        .map_err(|e| TransferError::Invalid(format!("{field} {raw:?} is not a Twilio SID: {e}")))?;
-    if !sid.kind().is_some_and(|k| kinds.contains(&k)) {
-        return Err(TransferError::Invalid(format!(
-            "{field} {raw:?} must be a {}",
-            kinds
-                .iter()
-                .map(|k| k.prefix())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
-    Ok(sid)
-}
-
 impl TransferService {
     pub async fn request(
         &self,
         body: TransferRequest,
         initiator: &Initiator,
-    ) -> Result<Requested, TransferError> {
+    ) -> Result<Requested, ServiceError> {
         let task_sid = parse_sid(&body.task_sid, "task_sid", &[SidKind::Task])?.to_string();
         let target = parse_sid(
             &body.target_sid,
@@ -119,12 +68,12 @@ impl TransferService {
         )?
         .to_string();
         let target_type = TargetType::from_sid(&target)
-            .ok_or_else(|| TransferError::Invalid("target_sid has no target type".into()))?;
+            .ok_or_else(|| ServiceError::Invalid("target_sid has no target type".into()))?;
         let mode = match body.mode.as_deref().map(str::trim) {
             None | Some("") | Some("cold") => Mode::Cold,
             Some("warm") => Mode::Warm,
             Some(other) => {
-                return Err(TransferError::Invalid(format!(
+                return Err(ServiceError::Invalid(format!(
                     "mode {other:?} must be \"cold\" or \"warm\""
                 )))
             }
@@ -134,13 +83,13 @@ impl TransferService {
             .map(|n| n.trim().to_owned())
             .filter(|n| !n.is_empty());
         if notes.as_ref().is_some_and(|n| n.len() > 4000) {
-            return Err(TransferError::Invalid(
+            return Err(ServiceError::Invalid(
                 "notes are longer than 4000 characters".into(),
             ));
         }
         if let Some(key) = &body.idempotency_key {
             if key.is_empty() || key.len() > 200 {
-                return Err(TransferError::Invalid(
+                return Err(ServiceError::Invalid(
                     "idempotency_key must be 1 to 200 characters".into(),
                 ));
             }
@@ -152,7 +101,7 @@ impl TransferService {
             }
         }
         if let Some(existing) = self.in_flight(&task_sid).await? {
-            return Err(TransferError::InFlight {
+            return Err(ServiceError::InFlight {
                 task_sid,
                 transfer_id: existing.transfer_id.clone(),
                 existing: Box::new(existing),
@@ -177,12 +126,12 @@ impl TransferService {
                 TargetType::Queue => "task queue",
                 TargetType::Workflow => "workflow",
             };
-            return Err(TransferError::Invalid(format!(
+            return Err(ServiceError::Invalid(format!(
                 "target_sid {target}: no such {what} in the workspace"
             )));
         }
         if !(200..300).contains(&found.status) {
-            return Err(TransferError::Twilio(format!(
+            return Err(ServiceError::Twilio(format!(
                 "fetching the target answered HTTP {}",
                 found.status
             )));
@@ -260,7 +209,7 @@ impl TransferService {
                         }
                     }
                     (None, None) => {
-                        return Err(TransferError::NotConfigured(
+                        return Err(ServiceError::NotConfigured(
                             "the task has no workflow; set BATON_TRANSFER_WORKFLOW_SID".into(),
                         ))
                     }
@@ -270,7 +219,7 @@ impl TransferService {
             }
             None => {
                 let Some(workflow) = &workflow_sid else {
-                    return Err(TransferError::NotConfigured(
+                    return Err(ServiceError::NotConfigured(
                         "transfers of legacy tasks to a worker or queue need BATON_TRANSFER_WORKFLOW_SID".into(),
                     ));
                 };
@@ -323,7 +272,7 @@ impl TransferService {
                     transfer,
                     created: false,
                 })
-                .ok_or_else(|| TransferError::Invalid("idempotency key conflict".into()));
+                .ok_or_else(|| ServiceError::Invalid("idempotency key conflict".into()));
         }
         store::outbox::enqueue(
             &mut tx,
@@ -348,7 +297,7 @@ impl TransferService {
         let transfer = self
             .find(&transfer_id)
             .await?
-            .ok_or_else(|| TransferError::Invalid("transfer vanished".into()))?;
+            .ok_or_else(|| ServiceError::Invalid("transfer vanished".into()))?;
         Ok(Requested {
             transfer,
             created: true,
@@ -376,7 +325,7 @@ pub async fn fetch_assigned_task(
     client: &TwilioClient,
     workspace_sid: &str,
     task_sid: &str,
-) -> Result<Value, TransferError> {
+) -> Result<Value, ServiceError> {
     let task = client
         .send(&TwilioRequest::get(
             Product::TaskRouter,
@@ -384,19 +333,19 @@ pub async fn fetch_assigned_task(
         ))
         .await?;
     if task.status == 404 {
-        return Err(TransferError::TaskNotFound(task_sid.to_owned()));
+        return Err(ServiceError::TaskNotFound(task_sid.to_owned()));
     }
     if !(200..300).contains(&task.status) {
-        return Err(TransferError::Twilio(format!(
+        return Err(ServiceError::Twilio(format!(
             "fetching the task answered HTTP {}",
             task.status
         )));
     }
     let task: Value = serde_json::from_str(&task.body)
-        .map_err(|e| TransferError::Twilio(format!("unreadable task: {e}")))?;
+        .map_err(|e| ServiceError::Twilio(format!("unreadable task: {e}")))?;
     let status = task["assignment_status"].as_str().unwrap_or("unknown");
     if status != "assigned" {
-        return Err(TransferError::TaskNotLive {
+        return Err(ServiceError::TaskNotLive {
             task_sid: task_sid.to_owned(),
             status: status.to_owned(),
         });

@@ -392,6 +392,28 @@ async fn database_down_gives_503_never_2xx() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
+    // A read that fails is said to be one: never "could not store".
+    for path in [
+        "/api/v1/transfers",
+        "/api/v1/outbox?state=dead",
+        &format!("/api/v1/tasks/{}/chain", sid("WT", 5)),
+    ] {
+        let res = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .bearer_auth("ops-token-0123456789abcdef")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 503, "{path}");
+        assert_eq!(res.headers()["retry-after"], "5", "{path}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "store_read_unavailable", "{path}");
+        assert_eq!(
+            body["error"]["message"], "the database could not be read; retry later",
+            "{path}"
+        );
+    }
 }
 
 #[tokio::test]
