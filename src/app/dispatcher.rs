@@ -10,6 +10,7 @@ use crate::domain::outbound::{
     agent_participant, stamp_attributes, Procedure, Product, TwilioRequest,
 };
 use crate::domain::park::unparked_attributes;
+use crate::domain::paths;
 use crate::domain::retry::{Decision, Outcome, RetryPolicy};
 use crate::store::outbox::{self, AttemptRecord, ClaimedCall, Next, Prerequisite};
 use crate::store::StoreError;
@@ -260,9 +261,7 @@ impl Dispatcher {
                 channel_sid,
                 task_sid,
             }) => {
-                let base = format!(
-                    "/v1/Interactions/{interaction_sid}/Channels/{channel_sid}/Participants"
-                );
+                let base = paths::interaction_channel_participants(interaction_sid, channel_sid);
                 let list = self
                     .client
                     .send(&TwilioRequest::get(Product::Flex, base.as_str()))
@@ -278,7 +277,11 @@ impl Dispatcher {
                 };
                 let close = TwilioRequest::post(
                     Product::Flex,
-                    format!("{base}/{participant}"),
+                    paths::interaction_channel_participant(
+                        interaction_sid,
+                        channel_sid,
+                        &participant,
+                    ),
                     vec![("Status".into(), "closed".into())],
                 );
                 Ok(Executed::Answered(
@@ -308,13 +311,13 @@ impl Dispatcher {
                     .client
                     .send(&TwilioRequest::get(
                         Product::TaskRouter,
-                        format!("/v1/Workspaces/{workspace_sid}"),
+                        paths::workspace(workspace_sid),
                     ))
                     .await?;
                 if !(200..300).contains(&workspace.status) {
                     return Ok(Executed::Answered(workspace, Note::None));
                 }
-                let worker_path = format!("/v1/Workspaces/{workspace_sid}/Workers/{worker_sid}");
+                let worker_path = paths::worker(workspace_sid, worker_sid);
                 let worker = self
                     .client
                     .send(&TwilioRequest::get(
@@ -391,7 +394,7 @@ impl Dispatcher {
                         method: "DELETE".into(),
                         ..TwilioRequest::get(
                             Product::Conversations,
-                            format!("/v1/Conversations/{conversation_sid}/Webhooks/{sid}"),
+                            paths::conversation_webhook(conversation_sid, &sid),
                         )
                     };
                     last = self.client.send(&delete).await?;
@@ -419,7 +422,7 @@ impl Dispatcher {
                 };
                 let write = TwilioRequest::post(
                     Product::Conversations,
-                    format!("/v1/Conversations/{conversation_sid}"),
+                    paths::conversation(conversation_sid),
                     vec![("Attributes".into(), cleared.to_string())],
                 );
                 Ok(Executed::Answered(

@@ -8,6 +8,7 @@ use crate::domain::guard::{Guard, Verdict};
 use crate::domain::invites;
 use crate::domain::orphan::{self, CloseReason, ConversationRef, Keep};
 use crate::domain::outbound::{Product, TwilioRequest};
+use crate::domain::paths;
 use crate::store::{self, conversations, StoreError};
 use crate::twilio::TwilioClient;
 use serde::Serialize;
@@ -324,7 +325,7 @@ impl OrphanWorker {
             };
             let read = TwilioRequest::get(
                 Product::Conversations,
-                format!("/v1/Conversations/{}", e.conversation_sid),
+                paths::conversation(&e.conversation_sid),
             );
             let listed = match self.client.send(&read).await {
                 Ok(r) if (200..300).contains(&r.status) => {

@@ -6,6 +6,7 @@
 
 use super::invites;
 use super::outbound::{Product, TwilioRequest};
+use crate::domain::paths;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -74,17 +75,14 @@ pub enum Verdict {
 
 /// `GET /v1/Workspaces/{WS}/Tasks/{WT}`.
 pub fn task_read(workspace_sid: &str, task_sid: &str) -> TwilioRequest {
-    TwilioRequest::get(
-        Product::TaskRouter,
-        format!("/v1/Workspaces/{workspace_sid}/Tasks/{task_sid}"),
-    )
+    TwilioRequest::get(Product::TaskRouter, paths::task(workspace_sid, task_sid))
 }
 
 /// `GET /v1/Workspaces/{WS}/Tasks/{WT}/Reservations`.
 pub fn reservations_read(workspace_sid: &str, task_sid: &str) -> TwilioRequest {
     let mut read = TwilioRequest::get(
         Product::TaskRouter,
-        format!("/v1/Workspaces/{workspace_sid}/Tasks/{task_sid}/Reservations"),
+        paths::task_reservations(workspace_sid, task_sid),
     );
     read.form = vec![("PageSize".into(), "50".into())];
     read
@@ -110,10 +108,7 @@ pub fn live_tasks_read(
     conversation_sid: &str,
     interaction: Option<&(String, String)>,
 ) -> TwilioRequest {
-    let mut read = TwilioRequest::get(
-        Product::TaskRouter,
-        format!("/v1/Workspaces/{workspace_sid}/Tasks"),
-    );
+    let mut read = TwilioRequest::get(Product::TaskRouter, paths::tasks(workspace_sid));
     read.form = vec![(
         "EvaluateTaskAttributes".into(),
         conversation_tasks_expression(conversation_sid, interaction),
@@ -141,7 +136,7 @@ pub fn conversation_reads(
     conversation_sid: &str,
     interaction: Option<&(String, String)>,
 ) -> ConversationReads {
-    let conversation = format!("/v1/Conversations/{conversation_sid}");
+    let conversation = paths::conversation(conversation_sid);
     let page = |path: String| {
         let mut read = TwilioRequest::get(Product::Conversations, path);
         read.form = vec![("PageSize".into(), "50".into())];
@@ -149,17 +144,14 @@ pub fn conversation_reads(
     };
     let (resource, own, invites) = match interaction {
         Some((kd, uo)) => (
-            TwilioRequest::get(
-                Product::Flex,
-                format!("/v1/Interactions/{kd}/Channels/{uo}"),
-            ),
+            TwilioRequest::get(Product::Flex, paths::interaction_channel(kd, uo)),
             Some(TwilioRequest::get(
                 Product::Conversations,
                 conversation.clone(),
             )),
             Some(TwilioRequest::get(
                 Product::Flex,
-                format!("/v1/Interactions/{kd}/Channels/{uo}/Invites"),
+                paths::interaction_channel_invites(kd, uo),
             )),
         ),
         None => (
@@ -170,11 +162,14 @@ pub fn conversation_reads(
     };
     ConversationReads {
         resource,
-        participants: page(format!("{conversation}/Participants")),
+        participants: page(paths::conversation_participants(conversation_sid)),
         conversation: own,
         // A conversation has at most five scoped webhooks: one page (Twilio's largest page
         // for this list is five).
-        webhooks: TwilioRequest::get(Product::Conversations, format!("{conversation}/Webhooks")),
+        webhooks: TwilioRequest::get(
+            Product::Conversations,
+            paths::conversation_webhooks(conversation_sid),
+        ),
         invites,
     }
 }

@@ -8,6 +8,7 @@
 
 use super::outbound::PlannedCall;
 use super::outbound::{OperationKind, Procedure, Product, TwilioRequest};
+use crate::domain::paths;
 use serde_json::{Map, Value};
 
 /// The task SIDs a conversation's attributes list as pending invites: each `invites` key and
@@ -76,7 +77,7 @@ pub fn clear_call(conversation_sid: &str, ended: &[String]) -> PlannedCall {
         kind: OperationKind::UpdateConversationAttributes,
         request: TwilioRequest::get(
             Product::Conversations,
-            format!("/v1/Conversations/{conversation_sid}"),
+            paths::conversation(conversation_sid),
         ),
         procedure: Some(Procedure::ClearStaleInvites {
             conversation_sid: conversation_sid.to_owned(),

@@ -12,6 +12,7 @@ pub mod orphan;
 pub mod outbound;
 pub mod paging;
 pub mod park;
+pub mod paths;
 pub mod retry;
 pub mod sid;
 pub mod transfer;

@@ -9,6 +9,7 @@ use super::guard::Guard;
 use super::outbound::PlannedCall;
 use super::outbound::{create_invite, OperationKind, Procedure, Product, TwilioRequest};
 use super::transfer;
+use crate::domain::paths;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -172,7 +173,7 @@ pub fn close_call(
             OperationKind::CloseInteractionChannel,
             TwilioRequest::post(
                 Product::Flex,
-                format!("/v1/Interactions/{kd}/Channels/{uo}"),
+                paths::interaction_channel(kd, uo),
                 vec![("Status".into(), "closed".into())],
             ),
         ),
@@ -180,7 +181,7 @@ pub fn close_call(
             OperationKind::CloseConversation,
             TwilioRequest::post(
                 Product::Conversations,
-                format!("/v1/Conversations/{ch}"),
+                paths::conversation(ch),
                 vec![("State".into(), "closed".into())],
             ),
         ),

@@ -3,6 +3,7 @@
 
 use super::guard::Guard;
 use super::sid::{Sid, SidKind};
+use crate::domain::paths;
 use serde::{Deserialize, Serialize};
 
 /// The Twilio product an operation talks to (each has its own host unless overridden).
@@ -101,7 +102,7 @@ pub fn create_invite(
     channel_sid: &str,
     properties: serde_json::Value,
 ) -> (TwilioRequest, TwilioRequest) {
-    let invites = format!("/v1/Interactions/{interaction_sid}/Channels/{channel_sid}/Invites");
+    let invites = paths::interaction_channel_invites(interaction_sid, channel_sid);
     let routing = serde_json::json!({ "properties": properties }).to_string();
     (
         TwilioRequest::post(

@@ -9,6 +9,7 @@
 use super::guard::Guard;
 use super::outbound::PlannedCall;
 use super::outbound::{create_invite, OperationKind, Procedure, Product, TwilioRequest};
+use crate::domain::paths;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
@@ -129,7 +130,7 @@ pub fn default_messaging_ttl(channel_type: Option<&str>) -> Option<Duration> {
 /// The conversation-scoped webhook that tells baton when the parked customer writes. The park
 /// id rides in the URL's query, so the signed callback names its park.
 pub fn park_webhook(park_id: &str, conversation_sid: &str, webhooks_url: &str) -> PlannedCall {
-    let path = format!("/v1/Conversations/{conversation_sid}/Webhooks");
+    let path = paths::conversation_webhooks(conversation_sid);
     let url = format!("{webhooks_url}?park={park_id}");
     PlannedCall {
         idempotency_key: format!("park:{park_id}:webhook"),
@@ -167,10 +168,7 @@ pub fn agent_leaves(
         kind: OperationKind::CloseInteractionParticipant,
         request: TwilioRequest::get(
             Product::Flex,
-            format!(
-                "/v1/Interactions/{}/Channels/{}/Participants",
-                state.interaction_sid, state.channel_sid
-            ),
+            paths::interaction_channel_participants(&state.interaction_sid, &state.channel_sid),
         ),
         procedure: Some(Procedure::CloseAgentParticipant {
             interaction_sid: state.interaction_sid.clone(),
@@ -327,7 +325,7 @@ pub fn remove_park_webhook(park_id: &str, conversation_sid: &str) -> PlannedCall
         kind: OperationKind::DeleteConversationWebhook,
         request: TwilioRequest::get(
             Product::Conversations,
-            format!("/v1/Conversations/{conversation_sid}/Webhooks"),
+            paths::conversation_webhooks(conversation_sid),
         ),
         procedure: Some(Procedure::RemoveWebhooks {
             conversation_sid: conversation_sid.to_owned(),
@@ -345,10 +343,7 @@ pub fn voice_unpark(park_id: &str, task_sid: &str, workspace_sid: &str) -> Plann
     PlannedCall {
         idempotency_key: format!("unpark:{park_id}:task"),
         kind: OperationKind::UpdateTaskAttributes,
-        request: TwilioRequest::get(
-            Product::TaskRouter,
-            format!("/v1/Workspaces/{workspace_sid}/Tasks/{task_sid}"),
-        ),
+        request: TwilioRequest::get(Product::TaskRouter, paths::task(workspace_sid, task_sid)),
         procedure: Some(Procedure::UnparkTask {
             workspace_sid: workspace_sid.to_owned(),
             task_sid: task_sid.to_owned(),
@@ -372,9 +367,7 @@ pub fn finish_left_behind(
         kind: OperationKind::CompleteReservation,
         request: TwilioRequest::post(
             Product::TaskRouter,
-            format!(
-                "/v1/Workspaces/{workspace_sid}/Tasks/{task_sid}/Reservations/{reservation_sid}"
-            ),
+            paths::task_reservation(workspace_sid, task_sid, reservation_sid),
             vec![("ReservationStatus".into(), "completed".into())],
         ),
         procedure: None,
@@ -400,7 +393,7 @@ pub fn restore_activity(
         kind: OperationKind::UpdateWorkerActivity,
         request: TwilioRequest::get(
             Product::TaskRouter,
-            format!("/v1/Workspaces/{workspace_sid}/Workers/{worker_sid}"),
+            paths::worker(workspace_sid, worker_sid),
         ),
         procedure: Some(Procedure::RestoreWorkerActivity {
             workspace_sid: workspace_sid.to_owned(),

@@ -6,6 +6,7 @@
 
 use super::{parse_sid, ServiceError};
 use crate::domain::outbound::{create_invite, OperationKind, Procedure, Product, TwilioRequest};
+use crate::domain::paths;
 use crate::domain::sid::SidKind;
 use crate::domain::transfer::{Mode, TargetType};
 use crate::store::transfers::TransferView;
@@ -112,9 +113,9 @@ impl TransferService {
         let ws = &self.workspace_sid;
         let task = fetch_assigned_task(&self.client, ws, &task_sid).await?;
         let target_path = match target_type {
-            TargetType::Worker => format!("/v1/Workspaces/{ws}/Workers/{target}"),
-            TargetType::Queue => format!("/v1/Workspaces/{ws}/TaskQueues/{target}"),
-            TargetType::Workflow => format!("/v1/Workspaces/{ws}/Workflows/{target}"),
+            TargetType::Worker => paths::worker(ws, &target),
+            TargetType::Queue => paths::task_queue(ws, &target),
+            TargetType::Workflow => paths::workflow(ws, &target),
         };
         let found = self
             .client
@@ -234,11 +235,7 @@ impl TransferService {
                 (
                     "task",
                     OperationKind::CreateTask,
-                    TwilioRequest::post(
-                        Product::TaskRouter,
-                        format!("/v1/Workspaces/{ws}/Tasks"),
-                        form,
-                    ),
+                    TwilioRequest::post(Product::TaskRouter, paths::tasks(ws), form),
                     None,
                 )
             }
@@ -329,7 +326,7 @@ pub async fn fetch_assigned_task(
     let task = client
         .send(&TwilioRequest::get(
             Product::TaskRouter,
-            format!("/v1/Workspaces/{workspace_sid}/Tasks/{task_sid}"),
+            paths::task(workspace_sid, task_sid),
         ))
         .await?;
     if task.status == 404 {

@@ -3,6 +3,7 @@
 //! days of events; the list is newest first and `PageToken` is a cursor.
 
 use crate::domain::outbound::{Product, TwilioRequest};
+use crate::domain::paths;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
@@ -11,7 +12,7 @@ pub const MAX_PAGE_SIZE: u32 = 1000;
 
 /// The path of a workspace's Events list.
 pub fn events_path(workspace_sid: &str) -> String {
-    format!("/v1/Workspaces/{workspace_sid}/Events")
+    paths::events(workspace_sid)
 }
 
 /// Twilio's date-time format for `StartDate`/`EndDate`: whole seconds, UTC.

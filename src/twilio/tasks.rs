@@ -5,6 +5,7 @@
 
 use super::{Response, TransportError, TwilioClient};
 use crate::domain::outbound::{Product, TwilioRequest};
+use crate::domain::paths;
 use crate::domain::retry::{Decision, Outcome, RetryPolicy};
 use rand::Rng;
 use serde_json::Value;
@@ -78,7 +79,7 @@ pub async fn merge_task_attributes<R: Requester>(
     task_sid: &str,
     change: impl Fn(&TaskView) -> Option<Value>,
 ) -> Result<Merged, TransportError> {
-    let path = format!("/v1/Workspaces/{workspace_sid}/Tasks/{task_sid}");
+    let path = paths::task(workspace_sid, task_sid);
     let mut last_read = None;
     for _ in 0..3 {
         let read = twilio

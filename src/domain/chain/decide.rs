@@ -7,6 +7,7 @@ use crate::domain::guard::Guard;
 use crate::domain::outbound::{
     create_invite, OperationKind, PlannedCall, Procedure, Product, TwilioRequest,
 };
+use crate::domain::paths;
 use crate::domain::transfer::{self, Mode, TargetType, Vocabulary};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -118,7 +119,7 @@ fn complete_task(
         OperationKind::CompleteTask,
         TwilioRequest::post(
             Product::TaskRouter,
-            format!("/v1/Workspaces/{workspace_sid}/Tasks/{task_sid}"),
+            paths::task(workspace_sid, task_sid),
             vec![
                 ("AssignmentStatus".into(), "completed".into()),
                 ("Reason".into(), reason),
@@ -134,10 +135,7 @@ impl Action {
         let (kind, request, procedure) = match self {
             Action::StampInsights { task_sid, chain_id } => (
                 OperationKind::StampInsights,
-                TwilioRequest::get(
-                    Product::TaskRouter,
-                    format!("/v1/Workspaces/{workspace_sid}/Tasks/{task_sid}"),
-                ),
+                TwilioRequest::get(Product::TaskRouter, paths::task(workspace_sid, task_sid)),
                 Some(Procedure::StampInsights {
                     workspace_sid: workspace_sid.to_owned(),
                     task_sid: task_sid.clone(),
@@ -155,7 +153,7 @@ impl Action {
                     OperationKind::CloseInteractionParticipant,
                     TwilioRequest::get(
                         Product::Flex,
-                        format!("/v1/Interactions/{interaction_sid}/Channels/{channel_sid}/Participants"),
+                        paths::interaction_channel_participants(interaction_sid, channel_sid),
                     ),
                     Some(Procedure::CloseAgentParticipant {
                         interaction_sid: interaction_sid.clone(),
@@ -253,7 +251,7 @@ impl Action {
                             OperationKind::CreateTask,
                             TwilioRequest::post(
                                 Product::TaskRouter,
-                                format!("/v1/Workspaces/{workspace_sid}/Tasks"),
+                                paths::tasks(workspace_sid),
                                 form,
                             ),
                             Some(Procedure::CreateOnce {
