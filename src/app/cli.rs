@@ -60,16 +60,10 @@ pub enum Command {
 pub struct SweepArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
-    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
-    pub twilio_account_sid: Option<String>,
-    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
-    pub twilio_auth_token: Option<String>,
-    #[arg(long, env = "TWILIO_API_BASE_URL")]
-    pub twilio_api_base_url: Option<String>,
-    /// The TaskRouter workspace (WS…) whose task list confirms that nothing serves a
+    /// The account, and the workspace whose task list confirms that nothing serves a
     /// conversation before it is closed.
-    #[arg(long, env = "TWILIO_WORKSPACE_SID")]
-    pub twilio_workspace_sid: Option<String>,
+    #[command(flatten)]
+    pub twilio: configuration::TwilioAccountArgs,
     /// List what would be closed; change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -232,59 +226,21 @@ impl From<ConfigError> for SweepFailure {
 async fn sweep(args: SweepArgs) -> Result<ExitCode, SweepFailure> {
     use crate::app::dispatcher::{Dispatcher, DispatcherConfig};
     use crate::app::orphans::{OrphanConfig, OrphanWorker};
-    use crate::domain::sid::{Sid, SidKind};
-    use crate::twilio::TwilioClient;
     use anyhow::Context;
     use std::sync::Arc;
 
     let url = configuration::database_url(&args.database)?;
     let older_than = configuration::duration(&args.older_than, "--older-than")?;
     let wait = configuration::duration(&args.wait, "--wait")?;
-    let missing = |name| ConfigError::Missing { name };
-    let account = args
-        .twilio_account_sid
-        .as_deref()
-        .ok_or_else(|| missing("TWILIO_ACCOUNT_SID"))?;
-    let account =
-        Sid::parse_kind(account.trim(), SidKind::Account).map_err(|e| ConfigError::Invalid {
-            name: "TWILIO_ACCOUNT_SID",
-            reason: e.to_string(),
-        })?;
-    let workspace = args
-        .twilio_workspace_sid
-        .as_deref()
-        .ok_or_else(|| missing("TWILIO_WORKSPACE_SID"))?;
-    let workspace = Sid::parse_kind(workspace.trim(), SidKind::Workspace).map_err(|e| {
-        ConfigError::Invalid {
-            name: "TWILIO_WORKSPACE_SID",
-            reason: e.to_string(),
-        }
-    })?;
-    let token = args
-        .twilio_auth_token
-        .as_deref()
-        .and_then(|t| t.split(',').map(str::trim).find(|t| !t.is_empty()))
-        .ok_or_else(|| missing("TWILIO_AUTH_TOKEN"))?;
-    let base = match args.twilio_api_base_url.as_deref().map(str::trim) {
-        Some(raw) if !raw.is_empty() => {
-            Some(url::Url::parse(raw).map_err(|e| ConfigError::Invalid {
-                name: "TWILIO_API_BASE_URL",
-                reason: format!("is not a valid URL ({e})"),
-            })?)
-        }
-        _ => None,
-    };
+    let account = configuration::TwilioAccount::from_args(&args.twilio)?;
+    let workspace = account.workspace_sid.clone();
     let run = async {
         let pool = store::connect_lazy(url.expose_secret(), &PoolSettings::default())
             .context("DATABASE_URL is not a usable Postgres URL")?;
         store::migrate(&pool).await.context("migrations failed")?;
-        let client = TwilioClient::new(
-            account.as_str(),
-            secrecy::SecretString::from(token.to_owned()),
-            base,
-            std::time::Duration::from_secs(15),
-        )
-        .context("could not build the Twilio HTTP client")?;
+        let client = account
+            .client(std::time::Duration::from_secs(15))
+            .context("could not build the Twilio HTTP client")?;
         let wake = Arc::new(tokio::sync::Notify::new());
         let worker = OrphanWorker::new(
             pool.clone(),

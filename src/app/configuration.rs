@@ -40,19 +40,8 @@ pub struct ServeArgs {
     /// against it plus the request's raw path and query, never against the Host header.
     #[arg(long, env = "BATON_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Twilio account SID (AC…).
-    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
-    pub twilio_account_sid: Option<String>,
-    /// Twilio auth token; a comma-separated list is accepted so a rotated token and its successor
-    /// both validate.
-    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
-    pub twilio_auth_token: Option<String>,
-    /// TaskRouter workspace SID (WS…).
-    #[arg(long, env = "TWILIO_WORKSPACE_SID")]
-    pub twilio_workspace_sid: Option<String>,
-    /// Send every outbound Twilio REST call to this base instead of Twilio's hosts (tests, load runs).
-    #[arg(long, env = "TWILIO_API_BASE_URL")]
-    pub twilio_api_base_url: Option<String>,
+    #[command(flatten)]
+    pub twilio: TwilioAccountArgs,
     /// Bearer token for the /api/ routes.
     #[arg(long, env = "BATON_OPS_TOKEN", hide_env_values = true)]
     pub ops_token: Option<String>,
@@ -142,15 +131,35 @@ pub struct TwilioAccountArgs {
     /// Twilio account SID (AC…).
     #[arg(long, env = "TWILIO_ACCOUNT_SID")]
     pub twilio_account_sid: Option<String>,
-    /// Twilio auth token (the first of a comma-separated list is used).
+    /// Twilio auth token; a comma-separated list is accepted so a rotated token and its
+    /// successor both validate callbacks (calls to Twilio use the first).
     #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
     pub twilio_auth_token: Option<String>,
     /// TaskRouter workspace SID (WS…).
     #[arg(long, env = "TWILIO_WORKSPACE_SID")]
     pub twilio_workspace_sid: Option<String>,
-    /// Send the Twilio REST calls to this base instead of Twilio's hosts (tests).
+    /// Send every outbound Twilio REST call to this base instead of Twilio's hosts (tests, load
+    /// runs).
     #[arg(long, env = "TWILIO_API_BASE_URL")]
     pub twilio_api_base_url: Option<String>,
+}
+
+impl TwilioAccountArgs {
+    /// Every auth token of the comma-separated list (at least one).
+    pub fn auth_tokens(&self) -> Result<Vec<SecretString>, ConfigError> {
+        let tokens: Vec<SecretString> = required(&self.twilio_auth_token, "TWILIO_AUTH_TOKEN")?
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(SecretString::from)
+            .collect();
+        if tokens.is_empty() {
+            return Err(ConfigError::Missing {
+                name: "TWILIO_AUTH_TOKEN",
+            });
+        }
+        Ok(tokens)
+    }
 }
 
 /// Validated [`TwilioAccountArgs`].
@@ -169,11 +178,10 @@ impl TwilioAccount {
             "TWILIO_ACCOUNT_SID",
             SidKind::Account,
         )?;
-        let auth_token = required(&args.twilio_auth_token, "TWILIO_AUTH_TOKEN")?
-            .split(',')
-            .map(str::trim)
-            .find(|t| !t.is_empty())
-            .map(|t| SecretString::from(t.to_owned()))
+        let auth_token = args
+            .auth_tokens()?
+            .into_iter()
+            .next()
             .ok_or(ConfigError::Missing {
                 name: "TWILIO_AUTH_TOKEN",
             })?;
@@ -480,30 +488,13 @@ impl Settings {
             &required(&args.public_url, "BATON_PUBLIC_URL")?,
             "BATON_PUBLIC_URL",
         )?;
-        let account_sid = sid(
-            &args.twilio_account_sid,
-            "TWILIO_ACCOUNT_SID",
-            SidKind::Account,
-        )?;
-        let auth_tokens: Vec<SecretString> =
-            required(&args.twilio_auth_token, "TWILIO_AUTH_TOKEN")?
-                .split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(SecretString::from)
-                .collect();
-        if auth_tokens.is_empty() {
-            return Err(ConfigError::Missing {
-                name: "TWILIO_AUTH_TOKEN",
-            });
-        }
-        let workspace_sid = sid(
-            &args.twilio_workspace_sid,
-            "TWILIO_WORKSPACE_SID",
-            SidKind::Workspace,
-        )?;
-        let twilio_api_base_url =
-            optional_http_url(&args.twilio_api_base_url, "TWILIO_API_BASE_URL")?;
+        let TwilioAccount {
+            account_sid,
+            workspace_sid,
+            twilio_api_base_url,
+            ..
+        } = TwilioAccount::from_args(&args.twilio)?;
+        let auth_tokens = args.twilio.auth_tokens()?;
         let ops_token = required(&args.ops_token, "BATON_OPS_TOKEN")?;
         if ops_token.len() < 16 {
             return Err(ConfigError::Invalid {
