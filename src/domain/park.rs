@@ -46,6 +46,56 @@ impl std::str::FromStr for ResumeRoute {
     }
 }
 
+/// Where a park is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ParkState {
+    /// The customer waits.
+    Parked,
+    /// Picked up, or invited back.
+    Resumed,
+    /// Its TTL ran out (resumed to the queue).
+    Expired,
+    /// The call or conversation ended while parked.
+    Ended,
+}
+
+impl ParkState {
+    pub const ALL: [ParkState; 4] = [
+        ParkState::Parked,
+        ParkState::Resumed,
+        ParkState::Expired,
+        ParkState::Ended,
+    ];
+
+    /// Its database and JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParkState::Parked => "parked",
+            ParkState::Resumed => "resumed",
+            ParkState::Expired => "expired",
+            ParkState::Ended => "ended",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ParkState> {
+        ParkState::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+impl TryFrom<String> for ParkState {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        ParkState::parse(&s).ok_or_else(|| format!("unknown park state {s:?}"))
+    }
+}
+
+impl std::fmt::Display for ParkState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What ended a park.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -90,12 +140,12 @@ impl ParkEnd {
         }
     }
 
-    /// The park's state once it ends so: `resumed`, `expired` or `ended`.
-    pub fn state(self) -> &'static str {
+    /// The park's state once it ends so.
+    pub fn state(self) -> ParkState {
         match self {
-            ParkEnd::CustomerMessage | ParkEnd::Ops | ParkEnd::Pickup => "resumed",
-            ParkEnd::Ttl => "expired",
-            ParkEnd::Hangup | ParkEnd::ConversationClosed => "ended",
+            ParkEnd::CustomerMessage | ParkEnd::Ops | ParkEnd::Pickup => ParkState::Resumed,
+            ParkEnd::Ttl => ParkState::Expired,
+            ParkEnd::Hangup | ParkEnd::ConversationClosed => ParkState::Ended,
         }
     }
 }
@@ -750,8 +800,11 @@ mod tests {
             default_messaging_ttl(Some("whatsapp")),
             Some(Duration::from_secs(86400))
         );
-        assert_eq!(ParkEnd::Ttl.state(), "expired");
-        assert_eq!(ParkEnd::CustomerMessage.state(), "resumed");
-        assert_eq!(ParkEnd::Hangup.state(), "ended");
+        assert_eq!(ParkEnd::Ttl.state(), ParkState::Expired);
+        assert_eq!(ParkEnd::CustomerMessage.state(), ParkState::Resumed);
+        assert_eq!(ParkEnd::Hangup.state(), ParkState::Ended);
+        for state in ParkState::ALL {
+            assert_eq!(ParkState::parse(state.as_str()), Some(state));
+        }
     }
 }

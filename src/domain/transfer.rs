@@ -95,6 +95,66 @@ impl Mode {
     }
 }
 
+/// Where a transfer asked of baton (`POST /api/v1/transfers`) is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestedTransferState {
+    /// Its call is not made yet.
+    Requested,
+    /// The new task exists.
+    Offered,
+    /// The hop's outcomes.
+    Completed,
+    Failed,
+    Canceled,
+    Returned,
+    /// Twilio refused the call (see the outbox).
+    Dead,
+}
+
+impl RequestedTransferState {
+    pub const ALL: [RequestedTransferState; 7] = [
+        RequestedTransferState::Requested,
+        RequestedTransferState::Offered,
+        RequestedTransferState::Completed,
+        RequestedTransferState::Failed,
+        RequestedTransferState::Canceled,
+        RequestedTransferState::Returned,
+        RequestedTransferState::Dead,
+    ];
+
+    /// Its database and JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestedTransferState::Requested => "requested",
+            RequestedTransferState::Offered => "offered",
+            RequestedTransferState::Completed => "completed",
+            RequestedTransferState::Failed => "failed",
+            RequestedTransferState::Canceled => "canceled",
+            RequestedTransferState::Returned => "returned",
+            RequestedTransferState::Dead => "dead",
+        }
+    }
+
+    /// Still under way: no outcome yet, and not dead.
+    pub fn in_flight(self) -> bool {
+        matches!(
+            self,
+            RequestedTransferState::Requested | RequestedTransferState::Offered
+        )
+    }
+}
+
+impl TryFrom<String> for RequestedTransferState {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        RequestedTransferState::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| format!("unknown transfer state {s:?}"))
+    }
+}
+
 /// Where a native transfer is (TaskRouter's transfer statuses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

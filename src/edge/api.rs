@@ -6,6 +6,7 @@
 use super::error::{EdgeError, ErrorBody};
 use super::webhooks::{read_body, require_content_type};
 use super::AppState;
+use crate::domain::park::ParkState;
 use crate::domain::sid::{Sid, SidKind};
 use crate::services::parks::{ParkRequest, ParkService, ResumeRequest};
 use crate::services::transfers::{Initiator, TransferRequest, TransferService};
@@ -536,26 +537,22 @@ pub async fn list_parks(
     authenticate(&req, api, None).await?;
     let query = web::Query::<ParkQuery>::from_query(req.query_string())
         .map_err(|e| EdgeError::Invalid(format!("bad query: {e}")))?;
-    if let Some(s) = query.state.as_deref() {
-        if !matches!(s, "parked" | "resumed" | "expired" | "ended") {
-            return Err(EdgeError::Invalid(format!(
+    let park_state = match query.state.as_deref() {
+        None => None,
+        Some(s) => Some(ParkState::parse(s).ok_or_else(|| {
+            EdgeError::Invalid(format!(
                 "state {s:?} must be parked, resumed, expired or ended"
-            )));
-        }
-    }
+            ))
+        })?),
+    };
     if let Some(w) = query.worker_sid.as_deref() {
         Sid::parse_kind(w, SidKind::Worker)
             .map_err(|e| EdgeError::Invalid(format!("worker_sid {w:?}: {e}")))?;
     }
     let limit = super::limit_param(query.limit.as_deref(), 100)?;
-    let parks = store::parks::list(
-        &state.pool,
-        query.state.as_deref(),
-        query.worker_sid.as_deref(),
-        limit,
-    )
-    .await
-    .map_err(EdgeError::not_read)?;
+    let parks = store::parks::list(&state.pool, park_state, query.worker_sid.as_deref(), limit)
+        .await
+        .map_err(EdgeError::not_read)?;
     Ok(HttpResponse::Ok().json(ParkList { parks }))
 }
 

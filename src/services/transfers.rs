@@ -313,7 +313,7 @@ impl TransferService {
     async fn in_flight(&self, task_sid: &str) -> Result<Option<TransferView>, StoreError> {
         Ok(store::transfers::latest_of_task(&self.pool, task_sid)
             .await?
-            .filter(|t| matches!(t.state.as_str(), "requested" | "offered")))
+            .filter(|t| t.state.in_flight()))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Parks (see `domain::park`).
 
 use super::StoreError;
-use crate::domain::park::{ParkEnd, ParkedReservation, ResumeRoute, ResumeState};
+use crate::domain::park::{ParkEnd, ParkState, ParkedReservation, ResumeRoute, ResumeState};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
@@ -11,7 +11,8 @@ use sqlx::{PgConnection, PgPool};
 pub struct ParkView {
     pub park_id: String,
     pub kind: String,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: ParkState,
     pub task_sid: String,
     pub worker_sid: Option<String>,
     pub conversation_sid: Option<String>,
@@ -319,7 +320,7 @@ pub async fn finish(
          WHERE park_id = $1",
     )
     .bind(park_id)
-    .bind(end.state())
+    .bind(end.state().as_str())
     .bind(end.as_str())
     .bind(route.map(ResumeRoute::as_str))
     .execute(&mut *conn)
@@ -379,7 +380,7 @@ pub async fn parked_in(
 /// Parks, newest first, filtered by state and worker.
 pub async fn list(
     pool: &PgPool,
-    state: Option<&str>,
+    state: Option<ParkState>,
     worker_sid: Option<&str>,
     limit: i64,
 ) -> Result<Vec<ParkView>, StoreError> {
@@ -388,7 +389,7 @@ pub async fn list(
          WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR worker_sid = $2)
          ORDER BY parked_at DESC, park_id DESC LIMIT $3"
     ))
-    .bind(state)
+    .bind(state.map(ParkState::as_str))
     .bind(worker_sid)
     .bind(limit)
     .fetch_all(pool)

@@ -2,7 +2,7 @@
 //! outbox call and the chain's hop tell it.
 
 use super::StoreError;
-use crate::domain::transfer::{Mode, TargetType};
+use crate::domain::transfer::{Mode, RequestedTransferState, TargetType};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
@@ -22,7 +22,8 @@ pub struct TransferView {
     /// `requested` (call not yet made), `offered` (the new task exists), then the hop's
     /// outcome (`completed`, `failed`, `canceled`, `returned`), or `dead` (Twilio refused the
     /// call; see the outbox).
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: RequestedTransferState,
     /// The task the transfer created, once baton has seen it.
     pub new_task_sid: Option<String>,
     pub chain_id: Option<String>,
