@@ -594,7 +594,13 @@ impl Dispatcher {
                 Some(Procedure::CloseOrphan {
                     conversation_sid, ..
                 }),
-            ) => conversations::record_close_result(&self.pool, conversation_sid, result).await,
+            ) => {
+                let found = match result.as_str() {
+                    "closed" => orphan::CloseResult::Closed,
+                    other => orphan::CloseResult::withdrawn(other),
+                };
+                conversations::record_close_result(&self.pool, conversation_sid, &found).await
+            }
             (
                 Some(result),
                 Some(Procedure::ClearStaleInvites {

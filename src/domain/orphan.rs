@@ -206,6 +206,41 @@ pub fn close_call(
     }
 }
 
+/// What a close call found when it was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseResult {
+    /// Twilio closed it.
+    Closed,
+    /// It was closed (or gone) already.
+    AlreadyClosed,
+    /// Something still held it (baton's state or Twilio's): kept open, and why.
+    Kept(String),
+}
+
+impl CloseResult {
+    /// What a close withdrawn at send time found (`already_closed`, or `kept: …`).
+    pub fn withdrawn(why: &str) -> CloseResult {
+        match why {
+            "already_closed" => CloseResult::AlreadyClosed,
+            other => CloseResult::Kept(other.strip_prefix("kept: ").unwrap_or(other).to_owned()),
+        }
+    }
+
+    /// Whether the conversation is closed now.
+    pub fn closes(&self) -> bool {
+        matches!(self, CloseResult::Closed | CloseResult::AlreadyClosed)
+    }
+
+    /// Its database and JSON spelling: `closed`, `already_closed`, `kept: …`.
+    pub fn spelled(&self) -> String {
+        match self {
+            CloseResult::Closed => "closed".into(),
+            CloseResult::AlreadyClosed => "already_closed".into(),
+            CloseResult::Kept(why) => format!("kept: {why}"),
+        }
+    }
+}
+
 /// The method a close uses, as recorded.
 pub fn close_method(conversation: &ConversationRef) -> &'static str {
     if conversation.interaction.is_some() {
@@ -449,6 +484,18 @@ mod tests {
                 own_park: None,
             })
         );
+    }
+
+    #[test]
+    fn close_results_are_spelled_as_recorded() {
+        assert_eq!(
+            CloseResult::withdrawn("already_closed"),
+            CloseResult::AlreadyClosed
+        );
+        let kept = CloseResult::withdrawn("kept: live task WT1");
+        assert_eq!(kept, CloseResult::Kept("live task WT1".into()));
+        assert_eq!(kept.spelled(), "kept: live task WT1");
+        assert!(!kept.closes() && CloseResult::Closed.closes());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Conversations, orphan checks and close records (see `domain::orphan` for the rules).
 
 use super::StoreError;
-use crate::domain::orphan::{CloseReason, ConversationRef, Occupancy};
+use crate::domain::orphan::{CloseReason, CloseResult, ConversationRef, Occupancy};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
@@ -370,21 +370,21 @@ pub async fn record_close(
     Ok(())
 }
 
-/// What the close call found. `closed` / `already_closed` make baton's view closed too.
+/// What the close call found. A close (or one found done) makes baton's view closed too.
 pub async fn record_close_result(
     pool: &PgPool,
     conversation_sid: &str,
-    result: &str,
+    result: &CloseResult,
 ) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     sqlx::query(
         "UPDATE conversation_closes SET result = $2, result_at = now() WHERE conversation_sid = $1",
     )
     .bind(conversation_sid)
-    .bind(result)
+    .bind(result.spelled())
     .execute(&mut *tx)
     .await?;
-    if matches!(result, "closed" | "already_closed") {
+    if result.closes() {
         sqlx::query(
             "UPDATE conversations SET state = 'closed', state_reason = 'baton', updated_at = now()
              WHERE conversation_sid = $1",
