@@ -6,8 +6,8 @@
 //! closes the conversation when its agent leaves. baton removes such entries; these are the
 //! rules, pure. `store::conversations` finds the ended invite tasks, `app::orphans` runs them.
 
-use super::outbound::PlannedCall;
 use super::outbound::{OperationKind, Procedure, Product, TwilioRequest};
+use super::planned::PlannedCall;
 use crate::domain::paths;
 use serde_json::{Map, Value};
 

@@ -13,6 +13,7 @@ pub mod outbound;
 pub mod paging;
 pub mod park;
 pub mod paths;
+pub mod planned;
 pub mod retry;
 pub mod sid;
 pub mod transfer;

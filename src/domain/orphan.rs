@@ -6,8 +6,8 @@
 
 use super::event::TaskRouterEventType;
 use super::guard::Guard;
-use super::outbound::PlannedCall;
 use super::outbound::{create_invite, OperationKind, Procedure, Product, TwilioRequest};
+use super::planned::PlannedCall;
 use super::transfer;
 use crate::domain::paths;
 use serde::{Deserialize, Serialize};

@@ -1,7 +1,6 @@
 //! Outbound Twilio operations baton decides on, and which Twilio errors mean "already done" for
 //! each (so a retried or duplicated call converges instead of dead-lettering).
 
-use super::guard::Guard;
 use super::sid::{Sid, SidKind};
 use crate::domain::paths;
 use serde::{Deserialize, Serialize};
@@ -65,33 +64,6 @@ impl TwilioRequest {
         self.path
             .split(['/', '?'])
             .find(|segment| Sid::parse_kind(segment, kind).is_ok())
-    }
-}
-
-/// An action as an outbound Twilio call (see `store::outbox`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedCall {
-    pub idempotency_key: String,
-    pub kind: OperationKind,
-    pub request: TwilioRequest,
-    pub procedure: Option<Procedure>,
-    /// The conversation the call is about (an invite keeps it open until its task is seen).
-    pub conversation_sid: Option<String>,
-    /// What Twilio must confirm when the call is about to be sent (else it is withdrawn).
-    pub guard: Option<Guard>,
-    /// The idempotency key of a call that must have succeeded first (an ordered step).
-    pub after: Option<String>,
-}
-
-impl PlannedCall {
-    pub fn guarded(mut self, guard: Guard) -> PlannedCall {
-        self.guard = Some(guard);
-        self
-    }
-
-    pub fn after(mut self, key: &str) -> PlannedCall {
-        self.after = Some(key.to_owned());
-        self
     }
 }
 

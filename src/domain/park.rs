@@ -7,8 +7,8 @@
 //! a task whose attributes say it was parked (the transfer-park plugins' vocabularies).
 
 use super::guard::Guard;
-use super::outbound::PlannedCall;
 use super::outbound::{create_invite, OperationKind, Procedure, Product, TwilioRequest};
+use super::planned::PlannedCall;
 use crate::domain::paths;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};

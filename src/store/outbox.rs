@@ -4,8 +4,8 @@
 
 use super::StoreError;
 use crate::domain::guard::Guard;
-use crate::domain::outbound::PlannedCall;
 use crate::domain::outbound::{OperationKind, Procedure, Product, TwilioRequest};
+use crate::domain::planned::PlannedCall;
 use crate::domain::sid::SidKind;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;

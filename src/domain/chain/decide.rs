@@ -4,10 +4,9 @@
 
 use super::model::{Chain, Hop, HopOutcome, TaskNode};
 use crate::domain::guard::Guard;
-use crate::domain::outbound::{
-    create_invite, OperationKind, PlannedCall, Procedure, Product, TwilioRequest,
-};
+use crate::domain::outbound::{create_invite, OperationKind, Procedure, Product, TwilioRequest};
 use crate::domain::paths;
+use crate::domain::planned::PlannedCall;
 use crate::domain::transfer::{self, Mode, TargetType, Vocabulary};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
