@@ -64,6 +64,14 @@ impl Sid {
     }
 }
 
+/// A SID reads as the text it is, wherever text is wanted.
+impl std::ops::Deref for Sid {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for Sid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

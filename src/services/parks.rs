@@ -59,7 +59,7 @@ pub struct Parked {
 
 impl ParkService {
     pub async fn park(&self, body: ParkRequest, initiator: &str) -> Result<Parked, ServiceError> {
-        let task_sid = parse_sid(&body.task_sid, "task_sid", &[SidKind::Task])?.to_string();
+        let task_sid = parse_sid(&body.task_sid, "task_sid", &[SidKind::Task])?;
         if body
             .ttl_seconds
             .is_some_and(|t| t == 0 || t > MAX_TTL_SECONDS)
@@ -133,7 +133,7 @@ impl ParkService {
             Some(id) => id,
             None => keys
                 .insights_conversation_id
-                .unwrap_or_else(|| task_sid.clone()),
+                .unwrap_or_else(|| task_sid.to_string()),
         };
         let state = ResumeState {
             interaction_sid,

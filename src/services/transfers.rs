@@ -61,13 +61,12 @@ impl TransferService {
         body: TransferRequest,
         initiator: &Initiator,
     ) -> Result<Requested, ServiceError> {
-        let task_sid = parse_sid(&body.task_sid, "task_sid", &[SidKind::Task])?.to_string();
+        let task_sid = parse_sid(&body.task_sid, "task_sid", &[SidKind::Task])?;
         let target = parse_sid(
             &body.target_sid,
             "target_sid",
             &[SidKind::Worker, SidKind::TaskQueue, SidKind::Workflow],
-        )?
-        .to_string();
+        )?;
         let target_type = TargetType::from_sid(&target)
             .ok_or_else(|| ServiceError::Invalid("target_sid has no target type".into()))?;
         let mode = match body.mode.as_deref().map(str::trim) {
@@ -103,7 +102,7 @@ impl TransferService {
         }
         if let Some(existing) = self.in_flight(&task_sid).await? {
             return Err(ServiceError::InFlight {
-                task_sid,
+                task_sid: task_sid.to_string(),
                 transfer_id: existing.transfer_id.clone(),
                 existing: Box::new(existing),
             });
@@ -142,7 +141,7 @@ impl TransferService {
             .and_then(|v| v["friendly_name"].as_str().map(str::to_owned));
 
         let workflow_sid = match target_type {
-            TargetType::Workflow => Some(target.clone()),
+            TargetType::Workflow => Some(target.to_string()),
             _ => self.transfer_workflow_sid.clone(),
         };
         let attributes: Value = task["attributes"]
@@ -157,7 +156,7 @@ impl TransferService {
                     .as_str()
                     .map(str::to_owned)
             })
-            .unwrap_or_else(|| task_sid.clone());
+            .unwrap_or_else(|| task_sid.to_string());
         let worker_sid = initiator.worker_sid.clone();
         let new_attributes = transfer_attributes(
             &attributes,
