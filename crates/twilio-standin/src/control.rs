@@ -101,7 +101,7 @@ fn invalid(message: String) -> HttpResponse {
 }
 
 fn is_sid(value: &str, prefix: &str) -> bool {
-    crate::routes::is_sid(value, prefix)
+    crate::route_spec::is_sid(value, prefix)
 }
 
 async fn setup(standin: web::Data<StandIn>, body: web::Json<Setup>) -> HttpResponse {

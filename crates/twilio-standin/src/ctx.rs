@@ -1,7 +1,7 @@
 //! What a handler gets (validated parameters, path values, state) and what it returns.
 
 use crate::error::ApiError;
-use crate::routes::{Body, ParamKind, ParamSpec, RouteSpec};
+use crate::route_spec::{is_sid, Body, ParamKind, ParamSpec, RouteSpec};
 use crate::state::State;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
@@ -273,7 +273,7 @@ fn check(spec: &ParamSpec, value: &str) -> Result<(), ApiError> {
             }
         }
         ParamKind::Sid(prefix) => {
-            if crate::routes::is_sid(value, prefix) {
+            if is_sid(value, prefix) {
                 Ok(())
             } else {
                 Err(bad(format!("a SID matching ^{prefix}[0-9a-fA-F]{{32}}$")))

@@ -7,6 +7,7 @@
 
 use crate::ctx::{Ctx, Params};
 use crate::error::ApiError;
+use crate::route_spec::is_sid;
 use crate::routes::{self, Match};
 use crate::server;
 use crate::state::State;
@@ -70,10 +71,10 @@ impl<'s> Rest<'s> {
             Match::MethodNotAllowed => return Err(ApiError::method_not_allowed(method)),
             Match::NotFound => return Err(ApiError::not_found(path)),
         };
-        let sids_ok = route.path_sids.iter().all(|(name, prefix)| {
+        let sids_ok = route.spec.path_sids.iter().all(|(name, prefix)| {
             path_params
                 .iter()
-                .any(|(n, v)| n == name && routes::is_sid(v, prefix))
+                .any(|(n, v)| n == name && is_sid(v, prefix))
         });
         if !sids_ok {
             return Err(ApiError::not_found(path));
@@ -82,10 +83,10 @@ impl<'s> Rest<'s> {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        let params = Params::validate(route, &pairs)?;
+        let params = Params::validate(&route.spec, &pairs)?;
         let mut ctx = Ctx {
             state: self.state,
-            route,
+            route: &route.spec,
             path,
             path_params: &path_params,
             params: &params,
@@ -93,7 +94,7 @@ impl<'s> Rest<'s> {
             base: self.base,
             now: self.now,
         };
-        let reply = server::handle(&mut ctx)?;
+        let reply = server::handle(route.handler, &mut ctx)?;
         Ok(reply.body.unwrap_or(Value::Null))
     }
 }

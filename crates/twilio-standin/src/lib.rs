@@ -423,6 +423,7 @@ mod model;
 mod paging;
 mod park_plugin;
 mod play;
+mod route_spec;
 mod routes;
 mod seed;
 mod server;
@@ -448,7 +449,8 @@ pub use faults::{FaultKind, Faults};
 pub use log::{LoggedRequest, LOGGED_HEADERS};
 pub use model::*;
 pub use play::{TASK_TTL_EXCEEDED, WORKFLOW_SKIPPED, WORKFLOW_TIMEOUT};
-pub use routes::{routes, Api, Body, ParamKind, ParamSpec, RouteSpec, META_FIELDS};
+pub use route_spec::{Api, Body, ParamKind, ParamSpec, RouteSpec};
+pub use routes::{routes, META_FIELDS};
 pub use seed::*;
 pub use state::RecloseChannel;
 
@@ -559,7 +561,7 @@ impl StandInConfig {
             (&self.flex_instance_sid, "GO", "flex_instance_sid"),
             (&self.messaging_service_sid, "MG", "messaging_service_sid"),
         ] {
-            if !routes::is_sid(value, prefix) {
+            if !route_spec::is_sid(value, prefix) {
                 return Err(format!("{what} {value:?} is not a {prefix} SID"));
             }
         }

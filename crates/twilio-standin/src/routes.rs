@@ -6,116 +6,16 @@
 
 use crate::ctx::{Ctx, Reply};
 use crate::error::ApiError;
+use crate::route_spec::{Api, Body, ParamKind, ParamSpec, RouteSpec};
 use crate::{conversations, flex, iam, task_list, taskrouter};
-
-/// Which Twilio API (and which OpenAPI file) a route belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Api {
-    TaskRouter,
-    Conversations,
-    Flex,
-    /// `iam.twilio.com` Flex token validation: not in the twilio-oai specs.
-    Iam,
-}
-
-impl Api {
-    /// The twilio-oai file describing this API (`None` for [`Api::Iam`]).
-    pub fn spec_file(self) -> Option<&'static str> {
-        match self {
-            Api::TaskRouter => Some("twilio_taskrouter_v1.json"),
-            Api::Conversations => Some("twilio_conversations_v1.json"),
-            Api::Flex => Some("twilio_flex_v1.json"),
-            Api::Iam => None,
-        }
-    }
-}
-
-/// How a request parameter is validated (and what the spec must say about it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParamKind {
-    /// Any string (spec: `type: string` without enum/pattern, or untyped).
-    Str,
-    /// A JSON object sent as a string (spec: `string` or untyped, e.g. `Attributes`, `Routing`).
-    JsonObject,
-    /// Any JSON value sent as a string.
-    Json,
-    /// An integer within bounds (spec: `type: integer`).
-    Int { min: i64, max: i64 },
-    /// `true` / `false` (spec: `type: boolean`).
-    Bool,
-    /// ISO 8601 date-time (spec: `format: date-time`).
-    DateTime,
-    /// One of these values, exact case (spec: the same `enum`).
-    Enum(&'static [&'static str]),
-    /// One of these values, any case (Twilio accepts `POST` where the spec says `post`).
-    EnumIgnoreCase(&'static [&'static str]),
-    /// A SID with this prefix (spec: `pattern: ^XX[0-9a-fA-F]{32}$`).
-    Sid(&'static str),
-    /// Repeated keys, each a string (spec: `type: array` of strings).
-    Array,
-}
-
-/// A parameter a route reads: a form field (POST), a query parameter (GET/DELETE) or a top-level
-/// JSON field ([`Body::Json`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ParamSpec {
-    pub name: &'static str,
-    pub kind: ParamKind,
-    pub required: bool,
-}
-
-/// How the request body is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Body {
-    /// No body; parameters come from the query string.
-    None,
-    /// `application/x-www-form-urlencoded`.
-    Form,
-    /// `application/json` (only the IAM token validation).
-    Json,
-}
+use std::sync::OnceLock;
 
 pub(crate) type Handler = fn(&mut Ctx<'_>) -> Result<Reply, ApiError>;
 
-/// One route.
-#[derive(Clone, Copy)]
-pub struct RouteSpec {
-    pub api: Api,
-    pub method: &'static str,
-    /// The spec's path template, e.g. `/v1/Workspaces/{WorkspaceSid}/Tasks/{Sid}`.
-    pub path: &'static str,
-    pub operation_id: &'static str,
-    pub body: Body,
-    pub params: &'static [ParamSpec],
-    /// Request headers read (spec: header parameters).
-    pub headers: &'static [&'static str],
-    /// Path parameters that must be SIDs with a prefix (anything else: 404).
-    pub path_sids: &'static [(&'static str, &'static str)],
-    /// The success status.
-    pub status: u16,
-    /// For list operations, the array's key; the answer is `{<key>: [...], "meta": {...}}`.
-    pub list_key: Option<&'static str>,
-    /// The top-level fields of the returned resource (of each item, for lists). Exactly these
-    /// are returned.
-    pub fields: &'static [&'static str],
-    pub(crate) handler: Handler,
-}
-
-impl std::fmt::Debug for RouteSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RouteSpec")
-            .field("method", &self.method)
-            .field("path", &self.path)
-            .field("operation_id", &self.operation_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl RouteSpec {
-    /// The declared parameter `name`.
-    pub fn param(&self, name: &str) -> Option<&'static ParamSpec> {
-        self.params.iter().find(|p| p.name == name)
-    }
+/// One entry of the table: what the route declares, and the handler that answers it.
+pub(crate) struct Route {
+    pub spec: RouteSpec,
+    pub handler: Handler,
 }
 
 /// The `meta` object of every list answer.
@@ -403,24 +303,26 @@ macro_rules! route {
     ($api:ident $method:literal $path:literal $op:literal, body: $body:ident, params: $params:expr,
      headers: $headers:expr, sids: $sids:expr, status: $status:literal, list: $list:expr,
      fields: $fields:expr, handler: $handler:path) => {
-        RouteSpec {
-            api: Api::$api,
-            method: $method,
-            path: $path,
-            operation_id: $op,
-            body: Body::$body,
-            params: $params,
-            headers: $headers,
-            path_sids: $sids,
-            status: $status,
-            list_key: $list,
-            fields: $fields,
+        Route {
+            spec: RouteSpec {
+                api: Api::$api,
+                method: $method,
+                path: $path,
+                operation_id: $op,
+                body: Body::$body,
+                params: $params,
+                headers: $headers,
+                path_sids: $sids,
+                status: $status,
+                list_key: $list,
+                fields: $fields,
+            },
             handler: $handler,
         }
     };
 }
 
-static ROUTES: &[RouteSpec] = &[
+static ROUTES: &[Route] = &[
     // ---- TaskRouter: the Workspace ----
     route!(TaskRouter "GET" "/v1/Workspaces/{Sid}" "FetchWorkspace",
         body: None, params: &[], headers: &[], sids: &[("Sid", "WS")], status: 200,
@@ -692,12 +594,13 @@ static ROUTES: &[RouteSpec] = &[
 
 /// The full route table.
 pub fn routes() -> &'static [RouteSpec] {
-    ROUTES
+    static SPECS: OnceLock<Vec<RouteSpec>> = OnceLock::new();
+    SPECS.get_or_init(|| ROUTES.iter().map(|route| route.spec).collect())
 }
 
 /// The result of matching a request against the table.
 pub(crate) enum Match {
-    Found(&'static RouteSpec, Vec<(&'static str, String)>),
+    Found(&'static Route, Vec<(&'static str, String)>),
     /// The path exists, but not for this method.
     MethodNotAllowed,
     NotFound,
@@ -708,9 +611,9 @@ pub(crate) fn find(method: &str, path: &str) -> Match {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     let mut path_matched = false;
     for route in ROUTES {
-        if let Some(params) = match_template(route.path, &segments) {
+        if let Some(params) = match_template(route.spec.path, &segments) {
             path_matched = true;
-            if route.method.eq_ignore_ascii_case(method) {
+            if route.spec.method.eq_ignore_ascii_case(method) {
                 return Match::Found(route, params);
             }
         }
@@ -747,13 +650,6 @@ fn match_template(
     Some(params)
 }
 
-/// Whether `value` is a SID with `prefix`: the prefix and 32 hex digits.
-pub(crate) fn is_sid(value: &str, prefix: &str) -> bool {
-    value.len() == 34
-        && value.starts_with(prefix)
-        && value[2..].bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -764,7 +660,7 @@ mod tests {
         let wt = "WT00000000000000000000000000000002";
         match find("POST", &format!("/v1/Workspaces/{ws}/Tasks/{wt}")) {
             Match::Found(route, params) => {
-                assert_eq!(route.operation_id, "UpdateTask");
+                assert_eq!(route.spec.operation_id, "UpdateTask");
                 assert_eq!(
                     params,
                     vec![("WorkspaceSid", ws.into()), ("Sid", wt.into())]
@@ -784,17 +680,9 @@ mod tests {
         for route in routes() {
             let concrete = route.path.replace('{', "x").replace('}', "");
             match find(route.method, &concrete) {
-                Match::Found(found, _) => assert_eq!(found.operation_id, route.operation_id),
+                Match::Found(found, _) => assert_eq!(found.spec.operation_id, route.operation_id),
                 _ => panic!("{} {} unreachable", route.method, route.path),
             }
         }
-    }
-
-    #[test]
-    fn sid_check() {
-        assert!(is_sid("WT0123456789abcdefABCDEF0123456789", "WT"));
-        assert!(!is_sid("WT0123", "WT"));
-        assert!(!is_sid("WK0123456789abcdefABCDEF0123456789", "WT"));
-        assert!(!is_sid("WT0123456789abcdefABCDEF012345678z", "WT"));
     }
 }

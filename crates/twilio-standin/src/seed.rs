@@ -5,7 +5,8 @@
 //! [`Effect`]: crate::Effect
 
 use crate::model::*;
-use crate::routes::{is_sid, EVENT_FIELDS};
+use crate::route_spec::is_sid;
+use crate::routes::EVENT_FIELDS;
 use crate::state::fmt_date;
 use crate::StandIn;
 use chrono::{DateTime, Duration, Utc};

@@ -6,7 +6,8 @@ use crate::ctx::{Ctx, Params, Reply};
 use crate::error::{ApiError, CODE_INTERNAL, CODE_TOO_MANY_REQUESTS, CODE_UNAVAILABLE};
 use crate::faults::FaultKind;
 use crate::log::{redact, redact_json, redact_pairs, LoggedRequest, LOGGED_HEADERS};
-use crate::routes::{self, Body, Match, RouteSpec, META_FIELDS};
+use crate::route_spec::{is_sid, Body, RouteSpec};
+use crate::routes::{self, Handler, Match, Route, META_FIELDS};
 use crate::state::State;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -294,7 +295,7 @@ async fn process(shared: &Shared, incoming: &Incoming, id: u64) -> Outcome {
         }
         Match::NotFound => return Outcome::error(ApiError::not_found(&incoming.path), None),
     };
-    let operation = Some(route.operation_id);
+    let operation = Some(route.spec.operation_id);
     if !authorized(incoming.authorization.as_deref(), shared) {
         let mut outcome = Outcome::error(ApiError::unauthenticated(), operation);
         if let Answer::Http { headers, .. } = &mut outcome.answer {
@@ -302,10 +303,10 @@ async fn process(shared: &Shared, incoming: &Incoming, id: u64) -> Outcome {
         }
         return outcome;
     }
-    let path_ok = route.path_sids.iter().all(|(name, prefix)| {
+    let path_ok = route.spec.path_sids.iter().all(|(name, prefix)| {
         path_params
             .iter()
-            .any(|(n, v)| n == name && routes::is_sid(v, prefix))
+            .any(|(n, v)| n == name && is_sid(v, prefix))
     }) && path_params.iter().all(|(name, value)| match *name {
         "WorkspaceSid" => *value == shared.workspace_sid,
         "AccountSid" => *value == shared.account_sid,
@@ -392,20 +393,20 @@ async fn process(shared: &Shared, incoming: &Incoming, id: u64) -> Outcome {
 
 fn run(
     shared: &Shared,
-    route: &'static RouteSpec,
+    route: &'static Route,
     incoming: &Incoming,
     path_params: &[(&'static str, String)],
 ) -> Result<Reply, ApiError> {
-    let pairs = match route.body {
+    let pairs = match route.spec.body {
         Body::None => incoming.query.clone(),
         Body::Form => incoming.form.clone(),
         Body::Json => Params::pairs_from_json(incoming.json.as_ref())?,
     };
-    let params = Params::validate(route, &pairs)?;
+    let params = Params::validate(&route.spec, &pairs)?;
     let mut state = shared.lock();
     let mut ctx = Ctx {
         state: &mut state,
-        route,
+        route: &route.spec,
         path: &incoming.path,
         path_params,
         params: &params,
@@ -413,13 +414,13 @@ fn run(
         base: &incoming.base,
         now: Utc::now(),
     };
-    handle(&mut ctx)
+    handle(route.handler, &mut ctx)
 }
 
 /// Runs the route's handler and checks its answer's fields: what every request that reached
 /// its handler goes through, the stand-in's own calls ([`crate::internal`]) included.
-pub(crate) fn handle(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
-    let reply = (ctx.route.handler)(ctx)?;
+pub(crate) fn handle(handler: Handler, ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
+    let reply = handler(ctx)?;
     check_fields(ctx.route, &reply)?;
     Ok(reply)
 }
