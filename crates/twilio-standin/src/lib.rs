@@ -406,6 +406,7 @@
 //! ([`StandIn::offer`]), an automatic offer made them when the task was created
 //! ([`StandInConfig::auto_offer`]), or a seed did ([`StandIn::seed_reservation`]).
 
+mod callback_queue;
 mod callbacks;
 pub mod control;
 mod conversations;
@@ -434,10 +435,10 @@ mod template;
 mod voice_transfer;
 mod webhooks;
 
-pub use callbacks::{
+pub use callback_queue::{
     AttemptOutcome, Callback, CallbackKind, CallbackRetry, DeliveredCallback, Release,
-    CALLBACK_USER_AGENT, SETTLE_TIMEOUT,
 };
+pub use callbacks::{CALLBACK_USER_AGENT, SETTLE_TIMEOUT};
 pub use effects::Effect;
 pub use error::{
     ApiError, CODE_AUTHENTICATE, CODE_INTERACTION_NOT_OPEN, CODE_INTERNAL, CODE_INVALID,
@@ -456,7 +457,7 @@ pub use state::RecloseChannel;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
-use callbacks::CallbackQueue;
+use callback_queue::CallbackQueue;
 use faults::FaultEngine;
 use server::Shared;
 use state::{Settings, State};
@@ -572,7 +573,7 @@ impl StandInConfig {
             .into_iter()
             .flatten()
         {
-            callbacks::check_url(url)?;
+            callback_queue::check_url(url)?;
         }
         self.faults.validate()
     }

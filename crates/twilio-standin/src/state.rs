@@ -1,7 +1,7 @@
 //! The stand-in's in-memory Twilio: resources, effects, request log, fault engine, and the
 //! state transitions shared by several endpoints.
 
-use crate::callbacks::CallbackQueue;
+use crate::callback_queue::CallbackQueue;
 use crate::effects::Effect;
 use crate::error::ApiError;
 use crate::faults::FaultEngine;

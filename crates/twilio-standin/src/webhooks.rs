@@ -4,7 +4,7 @@
 //! conversation changes state or is removed, or a participant is removed. They go through the same queue as the TaskRouter
 //! callbacks (`crate::callbacks`), each to its own URL, signed the same way.
 
-use crate::callbacks::check_url;
+use crate::callback_queue::check_url;
 use crate::effects::Effect;
 use crate::model::*;
 use crate::state::{Fields, State};
