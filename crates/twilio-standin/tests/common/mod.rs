@@ -1,6 +1,7 @@
 //! A minimal Twilio REST client for the tests: Basic auth, form bodies with repeated keys.
 #![allow(dead_code)]
 
+pub mod callbacks;
 pub mod receiver;
 
 use reqwest::header::HeaderMap;
