@@ -355,7 +355,7 @@ pub(crate) fn create_invite(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         task_sid: task_sid.clone(),
         invite_sid: Some(invite_sid.clone()),
     });
-    let offer = crate::play::task_created(ctx.state, &task_sid, now);
+    let offer = crate::task_routing::task_created(ctx.state, &task_sid, now);
 
     let epoch = now.timestamp();
     let routing_out = json!({

@@ -6,7 +6,7 @@
 //! task carries them.
 
 use crate::internal::{object_in, text, Rest};
-use crate::play::{holder, transfer_call};
+use crate::task_routing::{holder, transfer_call};
 use crate::StandIn;
 use serde_json::{json, Value};
 

@@ -35,7 +35,8 @@ pub(crate) struct Settings {
     pub chat_service_sid: String,
     pub flex_instance_sid: String,
     pub generate_events: bool,
-    /// Offer new tasks to a worker at once (see `play::route_new_task`); can be changed later.
+    /// Offer new tasks to a worker at once (see `task_routing::task_created`); can be changed
+    /// later.
     pub auto_offer: bool,
     pub reclose_channel: RecloseChannel,
     pub log_limit: usize,

@@ -340,7 +340,7 @@ pub(crate) fn create_task(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         task_sid: sid.clone(),
         invite_sid: None,
     });
-    let offer = crate::play::task_created(ctx.state, &sid, now);
+    let offer = crate::task_routing::task_created(ctx.state, &sid, now);
     let task = ctx
         .state
         .tasks

@@ -7,8 +7,8 @@
 
 use crate::effects::Effect;
 use crate::model::*;
-use crate::play::{add_reservation, holder};
 use crate::state::State;
+use crate::task_routing::{add_reservation, holder};
 use crate::StandIn;
 use chrono::{DateTime, Utc};
 
