@@ -3,6 +3,7 @@
 //! latency percentiles. Only for loopback or your own test hosts.
 
 use super::http1;
+use crate::edge::form::form_body;
 use crate::edge::signature::{
     compute_signature, finish_signature, keyed_mac, signed_message, HmacSha1,
 };
@@ -308,13 +309,6 @@ impl Latency {
             max_ms: histogram.max() as f64 / 1000.0,
         }
     }
-}
-
-/// Encodes form pairs as an `application/x-www-form-urlencoded` body.
-pub fn form_body(pairs: &[(String, String)]) -> String {
-    url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .finish()
 }
 
 async fn round(

@@ -4,8 +4,8 @@
 //! keeps serving.
 
 use crate::helpers::*;
+use baton::edge::form::form_body;
 use baton::edge::signature::compute_signature;
-use baton::tools::loadgen::form_body;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
