@@ -3,9 +3,10 @@
 //! chain and park, and finishes what transfers leave behind through Twilio's REST APIs.
 //!
 //! Layers, each importing only those below it: [`app`] (configuration, startup, workers, CLI)
-//! → [`edge`] (HTTP: routes, signatures, parsing, errors to statuses) → [`services`] (the rules
-//! of each API action) → [`store`] (all SQL) / [`twilio`] (the REST client) / [`domain`] (pure
-//! state machines and decisions). [`tools`] holds the load and benchmark tools.
+//! → [`edge`] (HTTP: routes, authentication, errors to statuses) → [`ingest`] (signatures,
+//! parsing, inbox rows) and [`services`] (the rules of each API action) → [`store`] (all SQL) /
+//! [`twilio`] (the REST client) / [`domain`] (pure state machines and decisions). The load and
+//! benchmark tools are the `baton-load` crate (`crates/baton-load`).
 
 pub mod app;
 pub mod domain;
@@ -13,5 +14,4 @@ pub mod edge;
 pub mod ingest;
 pub mod services;
 pub mod store;
-pub mod tools;
 pub mod twilio;

@@ -10,9 +10,6 @@ use super::startup::{self, Application, BuildOptions};
 use super::telemetry;
 use super::workflow_command;
 use crate::store::{self, PoolSettings};
-use crate::tools::e2e::{self, E2eArgs};
-use crate::tools::history_bench::{self, HistoryBenchArgs};
-use crate::tools::loadgen::{self, LoadgenArgs};
 use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
 use std::process::ExitCode;
@@ -34,13 +31,6 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate(DatabaseArgs),
-    /// Send signed TaskRouter callbacks to a running baton and report throughput and latency.
-    Loadgen(LoadgenArgs),
-    /// Play Flex conversations (transfers, parks, cancels) at a rate against running batons and
-    /// the Twilio stand-in, and check every expected Twilio call was made exactly once.
-    LoadgenE2e(Box<E2eArgs>),
-    /// Load a year of hops into a fresh database and time every transfer-history query on it.
-    BenchHistory(HistoryBenchArgs),
     /// Run one orphan sweep: find idle open conversations, confirm with Twilio, close them.
     Sweep(SweepArgs),
     /// Fetch events baton may have missed from Twilio and store them like callbacks.
@@ -154,19 +144,6 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Err(e) => failure(anyhow::Error::new(e).context("migrations failed")),
             }
         }
-        Command::BenchHistory(args) => match history_bench::run(args).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => failure(e),
-        },
-        Command::Loadgen(args) => match loadgen::run(args).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => failure(e),
-        },
-        Command::LoadgenE2e(args) => match e2e::run(*args).await {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::FAILURE,
-            Err(e) => failure(e),
-        },
         Command::Sweep(args) => {
             telemetry::init_tracing(configuration::LogFormat::Text);
             match sweep(args).await {

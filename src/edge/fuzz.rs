@@ -2,11 +2,10 @@
 //! with untrusted bytes, plus the properties that must hold for any input. They live here so
 //! that a unit test runs them over the committed seed corpus and the fuzz crate cannot rot.
 
-use crate::ingest::form::{parse_form, query_values};
+use crate::ingest::form::{form_body, parse_form, query_values};
 use crate::ingest::inbox_row;
 use crate::ingest::parse::{self, ParsedEvent};
 use crate::ingest::signature::{body_sha256_hex, compute_signature, RequestValidator};
-use crate::tools::loadgen::form_body;
 use secrecy::SecretString;
 
 /// Form parameters the webhooks accept (`MAX_FORM_PARAMS`).

@@ -1,4 +1,5 @@
-//! The `baton` binary: configuration errors are one clear line, and never print secrets.
+//! The `baton` binary: configuration errors are one clear line, never print secrets, and its
+//! help lists only the commands an operator runs.
 
 use std::process::Command;
 
@@ -114,4 +115,49 @@ fn backfill_settings_errors_are_one_line_too() {
         &String::from_utf8_lossy(&out.stderr),
         "TWILIO_WORKSPACE_SID is not set",
     );
+}
+
+/// The subcommands `baton --help` lists, in its order.
+fn listed_commands() -> Vec<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .arg("--help")
+        .env_clear()
+        .output()
+        .expect("run baton");
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    let section = help
+        .split_once("\nCommands:\n")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("no Commands section in:\n{help}"));
+    section
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        // A command's line starts two spaces in; longer indents continue a description.
+        .filter(|line| line.starts_with("  ") && !line.starts_with("   "))
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn help_lists_only_the_operator_commands() {
+    assert_eq!(
+        listed_commands(),
+        ["serve", "migrate", "sweep", "backfill", "history", "workflow", "help"]
+    );
+    // The load and benchmark tools are `baton-load`'s, not baton's.
+    for tool in ["loadgen", "loadgen-e2e", "bench-history"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_baton"))
+            .args([tool, "--help"])
+            .env_clear()
+            .output()
+            .expect("run baton");
+        assert_eq!(out.status.code(), Some(2), "baton {tool}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("unrecognized subcommand"),
+            "baton {tool}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -4,8 +4,8 @@
 //! keeps serving.
 
 use crate::helpers::*;
+use baton::ingest::form::form_body;
 use baton::ingest::signature::compute_signature;
-use baton::tools::loadgen::form_body;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 

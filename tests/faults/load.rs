@@ -1,10 +1,11 @@
-//! The load the fault tests run under: signed TaskRouter callbacks (loadgen's sample events and
-//! signing) sent over several connections to one or more batons, every attempt recorded with
-//! its time and answer; and transfers played by the stand-in whose callbacks the test delivers
+//! The load the fault tests run under: signed TaskRouter callbacks (realistic `task.updated`
+//! events, the shape `baton-load loadgen` sends) sent over several connections to one or more
+//! batons, every attempt recorded with its time and answer; and transfers played by the stand-in whose callbacks the test delivers
 //! itself, so baton has outbound calls to make while the faults hit.
 
+use baton::ingest::form::form_body;
 use baton::ingest::signature::compute_signature;
-use baton::tools::loadgen::{form_body, sample_callback};
+use rand::Rng;
 use serde_json::json;
 use sqlx::PgPool;
 use std::collections::VecDeque;
@@ -19,6 +20,52 @@ pub type Params = Vec<(String, String)>;
 /// `n` distinct `task.updated` events over `tasks` tasks (about 1 KB each, unique event SIDs).
 pub fn sample_events(n: u64, tasks: u64) -> Vec<Params> {
     (0..n).map(|i| sample_callback(i, tasks)).collect()
+}
+
+/// A `task.updated` callback of task `seq % tasks` as TaskRouter sends it for a Flex SMS
+/// conversation (about 1 KB), with a fresh event SID and the current time.
+fn sample_callback(seq: u64, tasks: u64) -> Params {
+    let n = seq % tasks.max(1);
+    let task_sid = format!("WT{n:032x}");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let attributes = json!({
+        "from": "+14155550100",
+        "channelType": "sms",
+        "conversationSid": format!("CH{n:032x}"),
+        "flexInteractionSid": format!("KD{n:032x}"),
+        "flexInteractionChannelSid": format!("UO{n:032x}"),
+        "customers": {"name": "Load Test", "phone": "+14155550100"},
+        "conversations": {"conversation_id": task_sid, "communication_channel": "sms", "direction": "inbound"},
+        "direction": "inbound",
+    });
+    [
+        ("AccountSid", format!("AC{:032x}", 1)),
+        ("EventDescription", format!("Task {task_sid} updated")),
+        ("EventType", "task.updated".to_owned()),
+        ("ResourceSid", task_sid.clone()),
+        ("ResourceType", "task".to_owned()),
+        (
+            "Sid",
+            format!("EV{:032x}", rand::thread_rng().gen::<u128>()),
+        ),
+        ("TaskAge", "12".to_owned()),
+        ("TaskAssignmentStatus", "assigned".to_owned()),
+        ("TaskAttributes", attributes.to_string()),
+        ("TaskChannelUniqueName", "chat".to_owned()),
+        ("TaskPriority", "0".to_owned()),
+        ("TaskQueueSid", format!("WQ{:032x}", 1)),
+        ("TaskSid", task_sid),
+        ("Timestamp", (now_ms / 1000).to_string()),
+        ("TimestampMs", now_ms.to_string()),
+        ("WorkflowSid", format!("WW{:032x}", 1)),
+        ("WorkspaceName", "Flex Task Assignment".to_owned()),
+        ("WorkspaceSid", format!("WS{:032x}", 1)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
 }
 
 /// The inbox key of a callback with an event SID.

@@ -13,11 +13,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use url::Url;
 
-/// Why a request got no answer.
+/// Why a request got no answer (the load tools count them by kind; the error itself is not
+/// kept).
 #[derive(Debug)]
 pub enum Failure {
     Timeout,
-    Connection(io::Error),
+    /// No connection, or it failed before a whole answer (refused, reset, unreadable answer).
+    Connection,
 }
 
 /// One keep-alive connection to one server, reconnected when the server closes it.
@@ -66,9 +68,9 @@ impl Connection {
     ) -> Result<u16, Failure> {
         match tokio::time::timeout(timeout, self.exchange(path, headers, body)).await {
             Ok(Ok(status)) => Ok(status),
-            Ok(Err(e)) => {
+            Ok(Err(_)) => {
                 self.stream = None;
-                Err(Failure::Connection(e))
+                Err(Failure::Connection)
             }
             Err(_) => {
                 self.stream = None;
@@ -195,14 +197,14 @@ impl Pool {
         let mut connection = match reused {
             Some(c) => c,
             None => Url::parse(base)
-                .map_err(|e| e.to_string())
-                .and_then(|url| Connection::new(&url).map_err(|e| format!("{e:#}")))
-                .map_err(|e| Failure::Connection(io::Error::new(io::ErrorKind::InvalidInput, e)))?,
+                .ok()
+                .and_then(|url| Connection::new(&url).ok())
+                .ok_or(Failure::Connection)?,
         };
         let mut outcome = connection.post(path, headers, body, timeout).await;
         // An idle connection the server has closed (its keep-alive timeout) fails at once:
         // once more on a new one (the connection reconnects by itself).
-        if is_reused && matches!(outcome, Err(Failure::Connection(_))) {
+        if is_reused && matches!(outcome, Err(Failure::Connection)) {
             outcome = connection.post(path, headers, body, timeout).await;
         }
         if outcome.is_ok() {

@@ -1,17 +1,17 @@
-//! `baton bench-history`: loads a year of hops (1,000,000 by default) into a fresh database,
+//! `baton-load bench-history`: loads a year of hops (1,000,000 by default) into a fresh database,
 //! runs every query shape of the transfer history many times through the same store functions
 //! the API and `baton history` use, reports p50/p99 per shape, and checks with EXPLAIN that no
 //! shape scans `hops` sequentially. The database is created for the run and dropped after it.
 
-use crate::app::table::{Align, Table};
-use crate::domain::history::{
+use anyhow::{bail, Context};
+use baton::app::table::{Align, Table};
+use baton::domain::history::{
     Cursor, GroupBy, OutcomeFilter, StatsQuery, TransferFilter, TransferQuery, DEFAULT_LIMIT,
 };
-use crate::domain::sid::Sid;
-use crate::domain::transfer::TargetType;
-use crate::store::history::{self, HistoryQuery};
-use crate::store::{self, PoolSettings};
-use anyhow::{bail, Context};
+use baton::domain::sid::Sid;
+use baton::domain::transfer::TargetType;
+use baton::store::history::{self, HistoryQuery};
+use baton::store::{self, PoolSettings};
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::Args;
 use hdrhistogram::Histogram;

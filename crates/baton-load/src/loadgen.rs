@@ -1,14 +1,14 @@
-//! `baton loadgen`: sends signed TaskRouter callbacks at a fixed concurrency and reports how many
+//! `baton-load loadgen`: sends signed TaskRouter callbacks at a fixed concurrency and reports how many
 //! were acknowledged per second (each acknowledgement means the event is durably stored) with
 //! latency percentiles. Only for loopback or your own test hosts.
 
-use super::http1;
-use crate::ingest::signature::{
-    compute_signature, finish_signature, keyed_mac, signed_message, HmacSha1,
-};
+use crate::http1;
+use crate::latency::{latency_histogram, Latency};
+use crate::signing::signing_token;
 use anyhow::{bail, Context};
+use baton::ingest::form::form_body;
+use baton::ingest::signature::{finish_signature, keyed_mac, signed_message, HmacSha1};
 use clap::Args;
-use hdrhistogram::Histogram;
 use hmac::Mac;
 use rand::Rng;
 use std::collections::BTreeMap;
@@ -119,26 +119,14 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A realistic TaskRouter callback (about 1 KB), unique per call.
-pub fn sample_callback(seq: u64, tasks: u64) -> Vec<(String, String)> {
-    let event_sid = format!("EV{:032x}", rand::thread_rng().gen::<u128>());
-    let now_ms = epoch_ms();
-    callback_at(
-        seq,
-        tasks,
-        event_sid,
-        (now_ms / 1000).to_string(),
-        now_ms.to_string(),
-    )
-}
-
 fn epoch_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// [`sample_callback`] with its event SID and timestamps given.
+/// A realistic TaskRouter callback (about 1 KB): a `task.updated` of task `seq % tasks` with
+/// this event SID and these timestamps.
 fn callback_at(
     seq: u64,
     tasks: u64,
@@ -180,7 +168,7 @@ fn callback_at(
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
-/// The [`sample_callback`]s of each task, prepared so that a callback costs the load tool a few
+/// The callbacks ([`callback_at`]) of each task, prepared so that a callback costs the load tool a few
 /// microseconds: what differs between two callbacks of a task is the event SID and the
 /// timestamps (none needing percent-encoding), so the body is pieces around them, and the
 /// signature an HMAC already fed the message up to the SID. Otherwise building, encoding and
@@ -228,7 +216,7 @@ impl CallbackTemplates {
         Ok(CallbackTemplates { tasks })
     }
 
-    /// The signature and body of callback `seq` ([`sample_callback`]'s task choice) with this
+    /// The signature and body of callback `seq` ([`callback_at`]'s task choice) with this
     /// event SID and time.
     pub fn signed(&self, seq: u64, event_sid: &str, now_ms: u64) -> (String, String) {
         let t = &self.tasks[(seq % self.tasks.len() as u64) as usize];
@@ -264,57 +252,6 @@ fn split_at_marks(bytes: &[u8], marks: [&[u8]; 3]) -> anyhow::Result<[Vec<u8>; 4
     pieces
         .try_into()
         .map_err(|_| anyhow::anyhow!("four pieces"))
-}
-
-/// The token to sign with: the first of a comma-separated list (`TWILIO_AUTH_TOKEN`).
-pub fn signing_token(list: &str) -> anyhow::Result<String> {
-    let token = list.split(',').next().unwrap_or("").trim().to_owned();
-    if token.is_empty() {
-        bail!("--auth-token (TWILIO_AUTH_TOKEN) is empty");
-    }
-    Ok(token)
-}
-
-/// A signed form callback: its `X-Twilio-Signature` (over `signed_url`, the URL Twilio would
-/// call) and its body.
-pub fn signed_form(token: &str, signed_url: &str, pairs: &[(String, String)]) -> (String, String) {
-    (
-        compute_signature(token, signed_url, pairs),
-        form_body(pairs),
-    )
-}
-
-/// A latency histogram in microseconds, 1 µs to 60 s.
-pub fn latency_histogram() -> Histogram<u64> {
-    Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
-}
-
-/// Percentiles of a [`latency_histogram`], in milliseconds.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-pub struct Latency {
-    pub p50_ms: f64,
-    pub p90_ms: f64,
-    pub p99_ms: f64,
-    pub max_ms: f64,
-}
-
-impl Latency {
-    pub fn of(histogram: &Histogram<u64>) -> Latency {
-        let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
-        Latency {
-            p50_ms: ms(0.5),
-            p90_ms: ms(0.9),
-            p99_ms: ms(0.99),
-            max_ms: histogram.max() as f64 / 1000.0,
-        }
-    }
-}
-
-/// Encodes form pairs as an `application/x-www-form-urlencoded` body.
-pub fn form_body(pairs: &[(String, String)]) -> String {
-    url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .finish()
 }
 
 async fn round(
@@ -376,7 +313,7 @@ async fn round_on_this_thread(
                         status.to_string()
                     }
                     Err(http1::Failure::Timeout) => "timeout".to_owned(),
-                    Err(http1::Failure::Connection(_)) => "connection error".to_owned(),
+                    Err(http1::Failure::Connection) => "connection error".to_owned(),
                 };
                 *statuses.entry(label).or_default() += 1;
             }
@@ -413,15 +350,16 @@ async fn round_on_this_thread(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::form::parse_form;
-    use crate::ingest::signature::RequestValidator;
+    use crate::signing::signed_form;
+    use baton::ingest::form::parse_form;
+    use baton::ingest::signature::RequestValidator;
     use secrecy::SecretString;
 
     const URL: &str = "https://baton.example.com/webhooks/taskrouter";
     const TOKEN: &str = "12345678901234567890123456789012";
 
     #[test]
-    fn a_templated_callback_is_the_sample_callback_signed() {
+    fn a_templated_callback_is_the_callback_signed() {
         let templates = CallbackTemplates::new(TOKEN, URL, 7).expect("templates");
         let validator = RequestValidator::new(vec![SecretString::from(TOKEN.to_owned())]);
         for seq in [0, 3, 6, 7, 1_000_003] {
