@@ -3,7 +3,7 @@
 //! `dead` (shown to ops) — never silently dropped.
 
 use super::confirm::{confirm, Confirmed};
-use crate::domain::guard::{Guard, Verdict};
+use crate::domain::guard::{self, Guard, Verdict};
 use crate::domain::invites;
 use crate::domain::orphan;
 use crate::domain::outbound::{
@@ -416,7 +416,7 @@ impl Dispatcher {
                 }
                 let conversation: serde_json::Value =
                     serde_json::from_str(&read.body).unwrap_or(serde_json::Value::Null);
-                let attributes = invites::conversation_attributes(&conversation);
+                let attributes = guard::conversation_attributes(&conversation);
                 let Some(cleared) = invites::without_stale_invites(&attributes, task_sids) else {
                     return Ok(Executed::Withdrawn("already_gone".into()));
                 };

@@ -4,7 +4,7 @@
 //! it is sent.
 
 use super::confirm::{confirm, Confirmed};
-use crate::domain::guard::{Guard, Verdict};
+use crate::domain::guard::{self, Guard, Verdict};
 use crate::domain::invites;
 use crate::domain::orphan::{self, CloseReason, ConversationRef, Keep};
 use crate::domain::outbound::{Product, TwilioRequest};
@@ -330,7 +330,7 @@ impl OrphanWorker {
             let listed = match self.client.send(&read).await {
                 Ok(r) if (200..300).contains(&r.status) => {
                     let body: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
-                    invites::pending_invite_tasks(&invites::conversation_attributes(&body))
+                    invites::pending_invite_tasks(&guard::conversation_attributes(&body))
                 }
                 Ok(r) => {
                     item.action = "unconfirmed".into();

@@ -4,7 +4,6 @@
 //! conversation), so a decision is only a proposal until Twilio agrees. Pure: the reads to make
 //! and the judgement of their answers; the dispatcher makes the reads.
 
-use super::invites;
 use super::outbound::{Product, TwilioRequest};
 use crate::domain::paths;
 use serde::{Deserialize, Serialize};
@@ -263,6 +262,16 @@ fn waiting_webhook(webhook: &Value, own_park: Option<&str>) -> Option<String> {
     }
 }
 
+/// Conversation attributes as Twilio returns them: a JSON document inside a string (an object
+/// when a stand-in or proxy decoded it already). Anything else reads as empty.
+pub fn conversation_attributes(conversation: &Value) -> Value {
+    match conversation.get("attributes") {
+        Some(Value::String(raw)) => serde_json::from_str(raw).unwrap_or(Value::Null),
+        Some(v @ Value::Object(_)) => v.clone(),
+        _ => Value::Null,
+    }
+}
+
 /// Judges whether nothing could still serve the customer.
 pub fn judge_unattended(
     answers: &ConversationAnswers,
@@ -305,7 +314,7 @@ pub fn judge_unattended(
     }
     // Invite entries whose task is not live are stale (the sweep clears them); a live one was
     // found above.
-    let attributes = invites::conversation_attributes(&answers.conversation);
+    let attributes = conversation_attributes(&answers.conversation);
     if attributes
         .get("webhookSid")
         .and_then(Value::as_str)
@@ -384,6 +393,20 @@ mod tests {
             live_tasks: json!({"tasks": []}),
             live_invite_tasks: Vec::new(),
         }
+    }
+
+    #[test]
+    fn reads_attributes_as_a_string_or_an_object() {
+        let raw = json!({"attributes": "{\"invites\":{}}"});
+        assert_eq!(conversation_attributes(&raw), json!({"invites": {}}));
+        assert_eq!(
+            conversation_attributes(&json!({"attributes": {"a": 1}})),
+            json!({"a": 1})
+        );
+        assert_eq!(
+            conversation_attributes(&json!({"attributes": "not json"})),
+            Value::Null
+        );
     }
 
     #[test]

@@ -55,16 +55,6 @@ pub fn without_stale_invites(attributes: &Value, ended: &[String]) -> Option<Val
     Some(Value::Object(merged))
 }
 
-/// Conversation attributes as Twilio returns them: a JSON document inside a string (an object
-/// when a stand-in or proxy decoded it already). Anything else reads as empty.
-pub fn conversation_attributes(conversation: &Value) -> Value {
-    match conversation.get("attributes") {
-        Some(Value::String(raw)) => serde_json::from_str(raw).unwrap_or(Value::Null),
-        Some(v @ Value::Object(_)) => v.clone(),
-        _ => Value::Null,
-    }
-}
-
 /// The call that removes the entries of `ended` invite tasks: GET the conversation, drop the
 /// stale entries, POST the rest (see [`Procedure::ClearStaleInvites`]). Keyed by the conversation
 /// and the tasks, so deciding it again is a no-op.
@@ -120,20 +110,6 @@ mod tests {
         assert_eq!(
             without_stale_invites(&json!({"a": 1}), &["WTa".into()]),
             None
-        );
-    }
-
-    #[test]
-    fn reads_attributes_as_a_string_or_an_object() {
-        let raw = json!({"attributes": "{\"invites\":{}}"});
-        assert_eq!(conversation_attributes(&raw), json!({"invites": {}}));
-        assert_eq!(
-            conversation_attributes(&json!({"attributes": {"a": 1}})),
-            json!({"a": 1})
-        );
-        assert_eq!(
-            conversation_attributes(&json!({"attributes": "not json"})),
-            Value::Null
         );
     }
 

@@ -5,9 +5,9 @@
 //! stand-in's request log is checked: every call baton should make was made exactly once.
 //!
 //! Per conversation (SMS, Flex Conversations), over `--conversation-secs`:
-//! - **transfer** (the rest): task A created and accepted by one agent; a transfer to a second
-//!   agent the way flex-project-template's conversation transfer makes it (task B, its
-//!   `transferTargetSid`, `workerSidsInConversation`, no Insights `conversation_id`), accepted;
+//! - **transfer** (the rest): task A created and accepted by one agent; Flex's native cold
+//!   transfer to a second agent (task B, its `transfer_sid`, `previous_task_sid`,
+//!   `transferTargetSid`, no Insights `conversation_id`), accepted, A's agent left in;
 //!   the agent ends the chat (Flex closes the interaction channel, then B wraps up and
 //!   completes). baton closes A's agent participant once and stamps B's Insights linkage once,
 //!   and closes nothing else.

@@ -1,5 +1,5 @@
 //! The conversations of a run: their kinds spread evenly, their agents, tasks and attributes
-//! as Flex and flex-project-template make them, seeded into the stand-in so that baton's calls
+//! as Flex makes them, seeded into the stand-in so that baton's calls
 //! find the matching state there.
 
 use super::{random_sid, Conversation, E2eArgs, Kind, Setup, TaskPlan, Worker};
@@ -151,10 +151,15 @@ fn customer_attributes(index: u64, customer: &str) -> Value {
     })
 }
 
-/// flex-project-template's conversation transfer to an agent: the original attributes, its
-/// target fields, and (its known gap) no Insights `conversation_id`.
+/// Flex's native (cold) messaging transfer to an agent: the original attributes, Flex's
+/// `transfer_sid` and `previous_task_sid`, the target fields existing workflows route on, and no
+/// Insights `conversation_id`. A cold transfer whose agent is still in the conversation once the
+/// target accepted is left undone: baton finishes it (a template transfer, warm or cold as it
+/// may be, is left to the template).
 fn transfer_attributes(index: u64, customer: &str, from: &Worker, to: &Worker) -> Value {
     let mut attributes = customer_attributes(index, customer);
+    attributes["transfer_sid"] = json!(format!("UX{index:032x}"));
+    attributes["previous_task_sid"] = json!(task_sid(index, 'a'));
     attributes["transferTargetSid"] = json!(to.sid);
     attributes["transferTargetType"] = json!("worker");
     attributes["workerSidsInConversation"] = json!([from.sid]);
