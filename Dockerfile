@@ -12,12 +12,14 @@ WORKDIR /src
 ENV SQLX_OFFLINE=true
 
 # 1) Dependencies only: build against a placeholder src/ so this (slow) layer is
-#    reused until Cargo.toml or Cargo.lock change.
+#    reused until the manifests change. The workspace's other members (the Twilio
+#    stand-in and the load tools) must be present for cargo to read the workspace.
 COPY Cargo.toml Cargo.lock ./
+COPY crates ./crates
 RUN mkdir -p src \
  && echo 'fn main() {}' > src/main.rs \
  && : > src/lib.rs \
- && cargo build --release --locked --bin baton \
+ && cargo build --release --locked -p baton --bin baton \
  && rm -rf src
 
 # 2) The real crate. migrations/ has to be present before this build:
@@ -27,7 +29,7 @@ COPY src ./src
 # COPY keeps the files' original mtimes, which can be older than the placeholder
 # build; touch them so cargo really rebuilds the crate.
 RUN touch src/main.rs src/lib.rs \
- && cargo build --release --locked --bin baton \
+ && cargo build --release --locked -p baton --bin baton \
  && install -D -m 0755 target/release/baton /out/baton
 
 # ---- runtime stage -------------------------------------------------------------
