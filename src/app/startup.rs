@@ -130,6 +130,7 @@ impl Application {
         let api = Arc::new(
             ApiState::new(
                 settings.ops_token.clone(),
+                client.clone(),
                 TransferService {
                     pool: pool.clone(),
                     client: client.clone(),

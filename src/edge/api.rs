@@ -15,7 +15,7 @@ use crate::store::chains::ChainView;
 use crate::store::conversations::ConversationView;
 use crate::store::parks::ParkView;
 use crate::store::transfers::TransferView;
-use crate::twilio::FlexUser;
+use crate::twilio::{FlexUser, TwilioClient};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::{ExposeSecret, SecretString};
@@ -39,6 +39,8 @@ type TokenCache = HashMap<[u8; 32], (Instant, Result<FlexUser, String>)>;
 /// What the API routes share.
 pub struct ApiState {
     pub ops_token: SecretString,
+    /// Validates Flex users' tokens with Twilio.
+    flex_tokens: TwilioClient,
     pub transfers: TransferService,
     pub parks: ParkService,
     /// Wakes the local outbox dispatcher (a re-driven call is due at once).
@@ -50,11 +52,13 @@ pub struct ApiState {
 impl ApiState {
     pub fn new(
         ops_token: SecretString,
+        flex_tokens: TwilioClient,
         transfers: TransferService,
         parks: ParkService,
     ) -> ApiState {
         ApiState {
             ops_token,
+            flex_tokens,
             transfers,
             parks,
             outbox_wake: Arc::new(Notify::new()),
@@ -84,8 +88,7 @@ impl ApiState {
             Some(result) => result,
             None => {
                 let result = self
-                    .transfers
-                    .client
+                    .flex_tokens
                     .validate_flex_token(token)
                     .await
                     .map_err(|e| {
