@@ -278,7 +278,7 @@ async fn a_permanent_error_dead_letters_at_once_with_twilio_s_message() {
     );
 }
 
-/// Twilio degraded (issue 7): 30 % of requests rate-limited (429, `Retry-After: 1`), failing
+/// Twilio degraded: 30 % of requests rate-limited (429, `Retry-After: 1`), failing
 /// (500, 503), timing out, reset, or failing after applying the change, answers 20–50 ms late;
 /// the dispatcher runs as in `baton serve` with three calls in flight at most
 /// (`BATON_TWILIO_CONCURRENCY=3`).

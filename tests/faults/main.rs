@@ -1,4 +1,4 @@
-//! Fault tests (issue 7): the faults a production deployment meets, injected deterministically
+//! Fault tests: the faults a production deployment meets, injected deterministically
 //! — `kill -9` of the real `baton serve` binary mid-load, Postgres cut under load (a TCP proxy
 //! that resets its connections), a degraded Twilio (the stand-in's fault injection), and several
 //! processes on one database with one killed. Each test asserts the invariants: every event
