@@ -23,7 +23,7 @@ pub enum Guard {
     /// Nothing could still serve the customer: the channel (or conversation) is open, only the
     /// customer is in it, Twilio has no pending, reserved, assigned or wrapping task for it
     /// (besides `except_tasks`), no invite of it is pending, and no other party's conversation
-    /// webhook (a park, a bot) waits for the customer.
+    /// webhook (a park) waits for the customer.
     Unattended {
         workspace_sid: String,
         conversation_sid: String,
@@ -235,8 +235,9 @@ pub fn invite_tasks(answer: &Value) -> Vec<String> {
 }
 
 /// A conversation-scoped webhook that waits for the customer on someone else's behalf: a
-/// Studio flow (a bot), or a webhook on new messages (a park: flex-project-template's
-/// park-interaction, or baton's own).
+/// webhook on new messages (a park: flex-project-template's park-interaction, or baton's own).
+/// A Studio webhook does not count: Flex's inbound flow keeps one on every conversation it
+/// sent to Flex, and the flow's part is over once an agent's task existed.
 fn waiting_webhook(webhook: &Value, own_park: Option<&str>) -> Option<String> {
     let sid = text(webhook, "sid").unwrap_or("a webhook");
     let url = webhook
@@ -254,7 +255,6 @@ fn waiting_webhook(webhook: &Value, own_park: Option<&str>) -> Option<String> {
         .map(|f| f.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     match target {
-        "studio" => Some(format!("Studio webhook {sid} serves the customer")),
         "webhook" if filters.contains(&"onMessageAdded") => Some(format!(
             "conversation webhook {sid} waits for the customer's next message (a park)"
         )),
@@ -464,13 +464,12 @@ mod tests {
         assert!(
             matches!(judge_unattended(&parked, &[], None), Verdict::Keep(w) if w.contains("WH1"))
         );
-        let bot = ConversationAnswers {
+        // Flex's inbound Studio flow keeps its webhook after Send to Flex: not a holder.
+        let studio = ConversationAnswers {
             webhooks: json!({"webhooks": [{"sid": "WH2", "target": "studio", "configuration": {}}]}),
             ..open()
         };
-        assert!(
-            matches!(judge_unattended(&bot, &[], None), Verdict::Keep(w) if w.contains("Studio"))
-        );
+        assert_eq!(judge_unattended(&studio, &[], None), Verdict::Proceed);
         let other = ConversationAnswers {
             webhooks: json!({"webhooks": [{"sid": "WH3", "target": "webhook",
                 "configuration": {"filters": ["onConversationUpdated"]}}]}),
