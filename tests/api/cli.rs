@@ -1,6 +1,8 @@
-//! The `baton` binary: configuration errors are one clear line, never print secrets, and its
-//! help lists only the commands an operator runs.
+//! The `baton` binary: configuration errors are one clear line, never print secrets, its help
+//! lists only the commands an operator runs, and `docs/configuration.md` lists exactly the
+//! settings `baton serve` takes.
 
+use std::collections::BTreeSet;
 use std::process::Command;
 
 fn baton(env: &[(&str, &str)]) -> (Option<i32>, String) {
@@ -160,4 +162,103 @@ fn help_lists_only_the_operator_commands() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// What `baton serve --help` prints: every `--flag` of its option lines and every variable of
+/// its `[env: NAME=…]` (or `[env: NAME]` for a hidden value) annotations.
+fn serve_help_settings() -> (BTreeSet<String>, BTreeSet<String>) {
+    let out = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["serve", "--help"])
+        .env_clear()
+        .output()
+        .expect("run baton");
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    let flags = help
+        .lines()
+        .map(str::trim_start)
+        .filter(|line| line.starts_with('-'))
+        .flat_map(|line| {
+            // The option's own names come before its value name and description.
+            line.split_whitespace()
+                .take_while(|word| word.starts_with('-'))
+                .map(|word| word.trim_end_matches(',').to_owned())
+                .collect::<Vec<_>>()
+        })
+        .filter(|flag| flag.starts_with("--"))
+        .collect();
+    let variables = help
+        .split("[env: ")
+        .skip(1)
+        .map(|rest| {
+            rest.chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect::<String>()
+        })
+        .collect();
+    (flags, variables)
+}
+
+/// The variables (first column) and flags (second column) of the settings table of
+/// `docs/configuration.md`: the section headed "## Settings of `baton serve`".
+fn documented_serve_settings() -> (BTreeSet<String>, BTreeSet<String>) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md");
+    let doc = std::fs::read_to_string(path).expect("read docs/configuration.md");
+    let section = doc
+        .split_once("\n## Settings of `baton serve`")
+        .map(|(_, rest)| rest)
+        .expect("docs/configuration.md has a section \"## Settings of `baton serve`\"");
+    let section = section.split("\n## ").next().unwrap_or(section);
+    let backticked = |cell: &str| -> Vec<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    let (mut flags, mut variables) = (BTreeSet::new(), BTreeSet::new());
+    for row in section.lines().filter(|line| line.starts_with('|')) {
+        let cells: Vec<&str> = row.split('|').collect();
+        if cells.len() < 4 {
+            continue;
+        }
+        variables.extend(backticked(cells[1]));
+        flags.extend(
+            backticked(cells[2])
+                .into_iter()
+                .filter(|f| f.starts_with('-')),
+        );
+    }
+    (flags, variables)
+}
+
+#[test]
+fn every_serve_setting_is_documented_and_every_documented_one_exists() {
+    let (help_flags, help_variables) = serve_help_settings();
+    assert!(
+        help_flags.contains("--database-url") && help_variables.contains("DATABASE_URL"),
+        "--help was not read: {help_flags:?} {help_variables:?}"
+    );
+    let (doc_flags, doc_variables) = documented_serve_settings();
+    let clap_own = ["--help", "-h", "--version", "-V"];
+    let undocumented: Vec<&String> = help_flags
+        .iter()
+        .filter(|f| !clap_own.contains(&f.as_str()))
+        .filter(|f| !doc_flags.contains(*f))
+        .chain(help_variables.difference(&doc_variables))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "`baton serve --help` prints settings docs/configuration.md does not list: {undocumented:?}"
+    );
+    let stale: Vec<&String> = doc_flags
+        .iter()
+        .filter(|f| !clap_own.contains(&f.as_str()))
+        .filter(|f| !help_flags.contains(*f))
+        .chain(doc_variables.difference(&help_variables))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "docs/configuration.md lists settings `baton serve --help` no longer prints: {stale:?}"
+    );
 }
