@@ -87,3 +87,45 @@ async fn the_served_document_is_the_generated_one_and_describes_what_routes() {
         }
     }
 }
+
+/// `docs/api.md`'s routes table and the OpenAPI document list the same operations: every
+/// documented operation has its row, and every `/api` or `/webhooks` row is documented.
+#[test]
+fn the_api_reference_lists_exactly_the_documented_operations() {
+    // `{transfer_id}` and `{id}` are the same segment to a reader.
+    let shape = |path: &str| -> String {
+        path.split('?')
+            .next()
+            .unwrap_or(path)
+            .split('/')
+            .map(|s| if s.starts_with('{') { "{}" } else { s })
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let documented: BTreeSet<(String, String)> = operations(&ApiDoc::openapi())
+        .into_iter()
+        .map(|(method, path)| (method, shape(&path)))
+        .collect();
+    let reference = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/api.md"))
+        .expect("docs/api.md");
+    let rows: BTreeSet<(String, String)> = reference
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let method = cells.get(1)?.trim_matches('`');
+            let path = cells.get(2)?.trim_matches('`');
+            (["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method) && path.starts_with('/'))
+                .then(|| (method.to_owned(), shape(path)))
+        })
+        .collect();
+    let missing: Vec<_> = documented.difference(&rows).collect();
+    assert!(missing.is_empty(), "not in docs/api.md: {missing:?}");
+    let undocumented: Vec<_> = rows
+        .difference(&documented)
+        .filter(|(_, path)| path.starts_with("/api/") || path.starts_with("/webhooks/"))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "in docs/api.md but not in the OpenAPI document: {undocumented:?}"
+    );
+}
