@@ -64,3 +64,24 @@ pub fn parse_sid(raw: &str, field: &str, kinds: &[SidKind]) -> Result<Sid, Servi
     }
     Ok(sid)
 }
+
+/// A request's notes: trimmed, none when blank, at most 4,000 characters.
+pub fn notes(raw: Option<String>) -> Result<Option<String>, ServiceError> {
+    let notes = raw.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+    if notes.as_ref().is_some_and(|n| n.len() > 4000) {
+        return Err(ServiceError::Invalid(
+            "notes are longer than 4000 characters".into(),
+        ));
+    }
+    Ok(notes)
+}
+
+/// A request's idempotency key: 1 to 200 characters.
+pub fn check_idempotency_key(key: &str) -> Result<(), ServiceError> {
+    if key.is_empty() || key.len() > 200 {
+        return Err(ServiceError::Invalid(
+            "idempotency_key must be 1 to 200 characters".into(),
+        ));
+    }
+    Ok(())
+}

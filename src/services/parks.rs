@@ -3,7 +3,7 @@
 //! transaction as the park's state change, so a park or resume never half-happens.
 
 use super::transfers::fetch_assigned_task;
-use super::{parse_sid, ServiceError};
+use super::{check_idempotency_key, notes, parse_sid, ServiceError};
 use crate::domain::park::{self, ParkEnd, ResumeRoute, ResumeState};
 use crate::domain::sid::SidKind;
 use crate::domain::transfer;
@@ -68,25 +68,13 @@ impl ParkService {
                 "ttl_seconds must be between 1 and {MAX_TTL_SECONDS}"
             )));
         }
-        let notes = body
-            .notes
-            .map(|n| n.trim().to_owned())
-            .filter(|n| !n.is_empty());
-        if notes.as_ref().is_some_and(|n| n.len() > 4000) {
-            return Err(ServiceError::Invalid(
-                "notes are longer than 4000 characters".into(),
-            ));
-        }
+        let notes = notes(body.notes)?;
         let park_id = format!("PA{}", uuid::Uuid::new_v4().simple());
         let idempotency_key = body
             .idempotency_key
             .clone()
             .unwrap_or_else(|| park_id.clone());
-        if idempotency_key.is_empty() || idempotency_key.len() > 200 {
-            return Err(ServiceError::Invalid(
-                "idempotency_key must be 1 to 200 characters".into(),
-            ));
-        }
+        check_idempotency_key(&idempotency_key)?;
         if let Some(existing) =
             store::parks::by_idempotency_key(&self.pool, &idempotency_key).await?
         {

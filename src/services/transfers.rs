@@ -4,7 +4,7 @@
 //! sends the call, and the chain machinery finishes the transferring side when the new task
 //! appears (`BATON_COMPLETE_ON`).
 
-use super::{parse_sid, ServiceError};
+use super::{check_idempotency_key, notes, parse_sid, ServiceError};
 use crate::domain::outbound::{create_invite, OperationKind, Procedure, Product, TwilioRequest};
 use crate::domain::paths;
 use crate::domain::sid::SidKind;
@@ -78,21 +78,9 @@ impl TransferService {
                 )))
             }
         };
-        let notes = body
-            .notes
-            .map(|n| n.trim().to_owned())
-            .filter(|n| !n.is_empty());
-        if notes.as_ref().is_some_and(|n| n.len() > 4000) {
-            return Err(ServiceError::Invalid(
-                "notes are longer than 4000 characters".into(),
-            ));
-        }
+        let notes = notes(body.notes)?;
         if let Some(key) = &body.idempotency_key {
-            if key.is_empty() || key.len() > 200 {
-                return Err(ServiceError::Invalid(
-                    "idempotency_key must be 1 to 200 characters".into(),
-                ));
-            }
+            check_idempotency_key(key)?;
             if let Some(existing) = self.by_idempotency_key(key).await? {
                 return Ok(Requested {
                     transfer: existing,

@@ -35,6 +35,15 @@ pub(crate) fn destructive(flex: &Flex) -> Vec<LoggedRequest> {
         .collect()
 }
 
+/// baton's requests that ended something (closes, completions, removals): every destructive
+/// one but invites.
+fn ends(flex: &Flex) -> Vec<LoggedRequest> {
+    destructive(flex)
+        .into_iter()
+        .filter(|r| !r.path.ends_with("/Invites"))
+        .collect()
+}
+
 pub(crate) fn describe(requests: &[LoggedRequest]) -> Vec<String> {
     requests
         .iter()
@@ -180,10 +189,7 @@ async fn a_template_park_is_never_closed_as_an_orphan() {
 
     // The orphan check ran and decided to close; Twilio showed the template's webhook waiting
     // for the customer, so the close was withdrawn.
-    let closes: Vec<LoggedRequest> = destructive(&flex)
-        .into_iter()
-        .filter(|r| !r.path.ends_with("/Invites"))
-        .collect();
+    let closes = ends(&flex);
     assert!(closes.is_empty(), "{:?}", describe(&closes));
     let view = flex.conversation_view(&ch).await;
     assert_eq!(view["state"], "active");
@@ -270,10 +276,7 @@ async fn lost_callbacks_of_a_waiting_transfer_do_not_close_its_conversation() {
         TaskStatus::Pending,
         "the customer waits in Sales"
     );
-    let closes: Vec<LoggedRequest> = destructive(&flex)
-        .into_iter()
-        .filter(|r| !r.path.ends_with("/Invites"))
-        .collect();
+    let closes = ends(&flex);
     assert!(closes.is_empty(), "{:?}", describe(&closes));
     let view = flex.conversation_view(&ch).await;
     let result = view["close"]["result"].as_str().unwrap_or_default();
@@ -329,10 +332,7 @@ async fn a_failed_template_cold_transfer_routes_the_customer_back() {
     );
     assert_eq!(attributes["conversations"]["conversation_id"], a.as_str());
     assert_eq!(attributes["baton"]["returning_from"], b.as_str());
-    let closes: Vec<LoggedRequest> = destructive(&flex)
-        .into_iter()
-        .filter(|r| !r.path.ends_with("/Invites"))
-        .collect();
+    let closes = ends(&flex);
     assert!(closes.is_empty(), "never closed: {:?}", describe(&closes));
     // Alice takes the customer back.
     let c = flex
@@ -634,10 +634,7 @@ async fn a_task_its_workflow_skips_ends_and_its_orphaned_conversation_is_closed(
     assert_eq!(view["tasks"][0]["assignment_status"], "canceled", "{view}");
     assert_eq!(view["close"]["event_type"], "workflow.skipped", "{view}");
     assert_eq!(view["close"]["result"], "closed", "{view}");
-    let closes: Vec<LoggedRequest> = destructive(&flex)
-        .into_iter()
-        .filter(|r| !r.path.ends_with("/Invites"))
-        .collect();
+    let closes = ends(&flex);
     assert_eq!(
         describe(&closes),
         vec![format!(
