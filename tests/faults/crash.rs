@@ -63,7 +63,7 @@ async fn kill_9_mid_load_loses_no_acknowledged_event_and_repeats_no_effect() {
     // asked first, showed their task completed, so nothing was sent twice.
     let resent = each_transfer_finished_once(&pool, &twilio, &transfers).await;
     assert!(resent >= 1, "the call in flight at the crash was retried");
-    // The crashed attempt left no record in outbox_attempts; the re-send is attempt 2.
+    // The crashed attempt left no record in outbox_attempts; the one that took over is attempt 2.
     let unrecorded: Vec<(String, i32, Vec<i32>)> = sqlx::query_as(
         "SELECT o.idempotency_key, o.attempts, array_agg(a.attempt ORDER BY a.attempt)
          FROM outbox o JOIN outbox_attempts a ON a.outbox_id = o.id
@@ -76,7 +76,9 @@ async fn kill_9_mid_load_loses_no_acknowledged_event_and_repeats_no_effect() {
     for (key, attempts, recorded) in &unrecorded {
         let from = key.split(':').nth(1).unwrap();
         assert_eq!(recorded.last(), Some(attempts), "{key}");
-        // Taken over: sent again, or Twilio asked first showed it done.
+        // Taken over: sent (again, or for the first time when the crash came while Twilio was
+        // being asked to confirm), or Twilio, asked first, showed it done. Once at Twilio either
+        // way (each_transfer_finished_once above).
         let withdrawn: Option<String> =
             sqlx::query_scalar("SELECT withdrawn FROM outbox WHERE idempotency_key = $1")
                 .bind(key)
@@ -84,7 +86,7 @@ async fn kill_9_mid_load_loses_no_acknowledged_event_and_repeats_no_effect() {
                 .await
                 .unwrap();
         assert!(
-            completions_sent(&twilio, from).len() >= 2 || withdrawn.is_some(),
+            !completions_sent(&twilio, from).is_empty() || withdrawn.is_some(),
             "{key}"
         );
     }
