@@ -20,11 +20,6 @@ pub struct PlannedCall {
 }
 
 impl PlannedCall {
-    pub fn guarded(mut self, guard: Guard) -> PlannedCall {
-        self.guard = Some(guard);
-        self
-    }
-
     pub fn after(mut self, key: &str) -> PlannedCall {
         self.after = Some(key.to_owned());
         self
