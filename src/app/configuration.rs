@@ -107,6 +107,9 @@ pub struct ServeArgs {
     /// days, and a backfill must still find what baton has), or `off` to keep them for ever.
     #[arg(long, env = "BATON_INBOX_RETENTION", default_value = "45d")]
     pub inbox_retention: String,
+    /// How long a console sign-in lasts (the session cookie's lifetime). E.g. `8h`.
+    #[arg(long, env = "BATON_CONSOLE_SESSION", default_value = "8h")]
+    pub console_session: String,
     /// How long a new connection has to send its first request's headers (slow clients are cut
     /// with 408). E.g. `5s`.
     #[arg(long, env = "BATON_HEADER_TIMEOUT", default_value = "5s")]
@@ -372,6 +375,8 @@ pub struct Settings {
     pub reconcile_interval: Option<Duration>,
     /// `BATON_INBOX_RETENTION`; `None`: processed events are kept for ever.
     pub inbox_retention: Option<Duration>,
+    /// `BATON_CONSOLE_SESSION`: how long a console sign-in lasts.
+    pub console_session: Duration,
 }
 
 /// A duration such as `30s`, `5m`, `1h 30m`.
@@ -581,6 +586,7 @@ impl Settings {
                     .into(),
             });
         }
+        let console_session = positive_duration(&args.console_session, "BATON_CONSOLE_SESSION")?;
         Ok(Settings {
             database_url,
             db_pool_size: args.database.db_pool_size.max(2),
@@ -612,6 +618,7 @@ impl Settings {
             body_timeout,
             reconcile_interval,
             inbox_retention,
+            console_session,
         })
     }
 

@@ -3,7 +3,8 @@
 //! `store::history`'s and `store::chains`', the same the API serves.
 
 use super::configuration::{self, ConfigError, DatabaseArgs};
-use super::table::{self, local_time, local_time_or_dash, Align, Table};
+use super::table::{local_time, local_time_or_dash, Align, Table};
+use crate::domain::csv::{csv_of, to_values, HOP_COLUMNS};
 use crate::domain::history::{
     parse_limit, Cursor, GroupBy, Param, StatsQuery, TransferFilter, TransferQuery, DEFAULT_LIMIT,
 };
@@ -243,31 +244,6 @@ fn pretty(value: &impl serde::Serialize) -> String {
     out
 }
 
-/// CSV of serialized records: each column is the field of that name (null: empty).
-fn csv_of(columns: &[&str], records: &[Value]) -> String {
-    let rows: Vec<Vec<String>> = records
-        .iter()
-        .map(|r| {
-            columns
-                .iter()
-                .map(|c| match &r[*c] {
-                    Value::Null => String::new(),
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .collect()
-        })
-        .collect();
-    table::csv(columns, &rows)
-}
-
-fn to_values<T: serde::Serialize>(items: &[T]) -> Vec<Value> {
-    items
-        .iter()
-        .map(|i| serde_json::to_value(i).unwrap_or(Value::Null))
-        .collect()
-}
-
 /// `12.5s`, `4m 48s`, `2h 05m`; `-` when unknown.
 fn duration(seconds: Option<f64>) -> String {
     match seconds {
@@ -303,42 +279,12 @@ fn outcome(hop: &HopView) -> String {
     hop.outcome.clone().unwrap_or_else(|| "in flight".into())
 }
 
-const HOP_CSV: [&str; 27] = [
-    "chain_id",
-    "seq",
-    "initiated_at",
-    "offered_at",
-    "accepted_at",
-    "ended_at",
-    "finished_at",
-    "seconds_to_offer",
-    "seconds_to_accept",
-    "seconds_in_hop",
-    "outcome",
-    "from_task_sid",
-    "to_task_sid",
-    "from_reservation_sid",
-    "to_reservation_sid",
-    "from_worker_sid",
-    "from_worker_name",
-    "to_worker_sid",
-    "to_worker_name",
-    "from_queue_sid",
-    "to_queue_sid",
-    "target_type",
-    "target_sid",
-    "target_name",
-    "mode",
-    "transfer_id",
-    "notes",
-];
-
 fn render_transfers(page: &TransferPage, output: &OutputArgs) -> String {
     if output.json {
         return pretty(page);
     }
     if output.csv {
-        return csv_of(&HOP_CSV, &to_values(&page.transfers));
+        return csv_of(&HOP_COLUMNS, &to_values(&page.transfers));
     }
     let mut t = Table::new(&[
         ("INITIATED", Align::Left),
@@ -392,7 +338,7 @@ fn render_chain(chain: &ChainView, output: &OutputArgs) -> String {
         for h in &mut hops {
             h["chain_id"] = Value::String(chain.chain_id.clone());
         }
-        return csv_of(&HOP_CSV, &hops);
+        return csv_of(&HOP_COLUMNS, &hops);
     }
     let mut out = format!(
         "chain {}  root {}  started {}\n\n",

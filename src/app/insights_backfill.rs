@@ -391,7 +391,7 @@ pub fn report_csv(rows: &[TaskRow]) -> String {
             ]
         })
         .collect();
-    super::table::csv(
+    crate::domain::csv::csv(
         &[
             "task_sid",
             "chain_id",

@@ -150,7 +150,8 @@ impl Application {
                     ),
                 },
             )
-            .with_outbox_wake(outbox_wake.clone()),
+            .with_outbox_wake(outbox_wake.clone())
+            .with_session_ttl(settings.console_session),
         );
         let state = web::Data::new(AppState {
             pool: pool.clone(),

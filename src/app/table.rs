@@ -88,28 +88,6 @@ impl Table {
     }
 }
 
-/// RFC 4180 CSV: a header line, then the rows; fields with a comma, quote or line break are
-/// quoted. Lines end in `\n`.
-pub fn csv(header: &[&str], rows: &[Vec<String>]) -> String {
-    fn field(s: &str) -> String {
-        if s.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_owned()
-        }
-    }
-    let mut out = String::new();
-    let header: Vec<String> = header.iter().map(|h| field(h)).collect();
-    out.push_str(&header.join(","));
-    out.push('\n');
-    for row in rows {
-        let cells: Vec<String> = row.iter().map(|c| field(c)).collect();
-        out.push_str(&cells.join(","));
-        out.push('\n');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,20 +104,6 @@ mod tests {
         assert_eq!(
             t.render(),
             "NAME      N  NOTE\nalice     7\nbo     1234  ok\n"
-        );
-    }
-
-    #[test]
-    fn csv_quotes_only_what_needs_it() {
-        assert_eq!(
-            csv(
-                &["a", "b"],
-                &[
-                    vec!["x,y".into(), "say \"hi\"".into()],
-                    vec!["1".into(), String::new()]
-                ]
-            ),
-            "a,b\n\"x,y\",\"say \"\"hi\"\"\"\n1,\n"
         );
     }
 }

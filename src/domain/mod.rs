@@ -2,6 +2,7 @@
 //! no sqlx, so every rule is unit- and property-testable.
 
 pub mod chain;
+pub mod csv;
 pub mod event;
 pub mod facts;
 pub mod guard;

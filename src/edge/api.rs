@@ -3,6 +3,7 @@
 //! <token>`, `X-Flex-Token`, or `Token` in a JSON body, as the transfer plugins' functions took
 //! it), validated with Twilio and cached briefly.
 
+use super::console::session::{self, Refused, Session, SessionKey, Who};
 use super::error::{EdgeError, ErrorBody};
 use super::webhooks::{read_body, require_content_type};
 use super::AppState;
@@ -39,6 +40,10 @@ type TokenCache = HashMap<[u8; 32], (Instant, Result<FlexUser, String>)>;
 /// What the API routes share.
 pub struct ApiState {
     pub ops_token: SecretString,
+    /// Signs and checks console sessions (derived from the ops token).
+    pub sessions: SessionKey,
+    /// How long a console sign-in lasts (`BATON_CONSOLE_SESSION`).
+    pub session_ttl: Duration,
     /// Validates Flex users' tokens with Twilio.
     flex_tokens: TwilioClient,
     pub transfers: TransferService,
@@ -57,6 +62,8 @@ impl ApiState {
         parks: ParkService,
     ) -> ApiState {
         ApiState {
+            sessions: SessionKey::new(&ops_token),
+            session_ttl: Duration::from_secs(8 * 3600),
             ops_token,
             flex_tokens,
             transfers,
@@ -64,6 +71,26 @@ impl ApiState {
             outbox_wake: Arc::new(Notify::new()),
             tokens: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// How long a console sign-in lasts.
+    pub fn with_session_ttl(mut self, ttl: Duration) -> ApiState {
+        self.session_ttl = ttl;
+        self
+    }
+
+    /// Who `token` is, as [`authenticate`] would take it from a header: the ops token, or a Flex
+    /// user's token validated with Twilio (console sign-in).
+    pub async fn who_is(&self, token: &str) -> Result<Who, EdgeError> {
+        if is_ops_token(self, token) {
+            return Ok(Who::Ops);
+        }
+        let user = self.flex_user(token).await?;
+        Ok(Who::Flex {
+            identity: user.identity,
+            worker_sid: user.worker_sid,
+            roles: user.roles,
+        })
     }
 
     /// Wakes this dispatcher when ops re-drive a call (without it, the dispatcher's poll finds it).
@@ -174,10 +201,71 @@ pub(super) fn require_ops<'a>(
     let api = api(state)?;
     match bearer(req) {
         Some(token) if is_ops_token(api, token) => Ok(api),
-        _ => Err(EdgeError::Unauthorized(
+        Some(_) => Err(EdgeError::Unauthorized(
             "send Authorization: Bearer with the ops token".into(),
         )),
+        None => match console_session(req, api)? {
+            Some(Session { who: Who::Ops, .. }) => Ok(api),
+            Some(_) => Err(EdgeError::Forbidden(
+                "the outbox is for operations staff: sign in with the ops token".into(),
+            )),
+            None => Err(EdgeError::Unauthorized(
+                "send Authorization: Bearer with the ops token".into(),
+            )),
+        },
     }
+}
+
+/// The value of the request's `name` cookie.
+pub(super) fn cookie<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'))
+}
+
+/// The console session the request's cookie carries, if it has one. A cookie that is forged or
+/// expired is refused (the console sends its user to sign in again); an action (anything but
+/// GET/HEAD) must also carry the session's CSRF token.
+pub(super) fn console_session(
+    req: &HttpRequest,
+    api: &ApiState,
+) -> Result<Option<Session>, EdgeError> {
+    let Some(cookie) = cookie(req, session::COOKIE) else {
+        return Ok(None);
+    };
+    let session = api
+        .sessions
+        .open(cookie, chrono::Utc::now().timestamp())
+        .map_err(|refused| {
+            EdgeError::Unauthorized(
+                match refused {
+                    Refused::Expired => "the console session has expired; sign in again",
+                    Refused::Forged => "the console session is not valid; sign in again",
+                }
+                .into(),
+            )
+        })?;
+    if !matches!(
+        *req.method(),
+        actix_web::http::Method::GET | actix_web::http::Method::HEAD
+    ) {
+        let token = req
+            .headers()
+            .get(session::CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !api.sessions.csrf_matches(&session, token) {
+            return Err(EdgeError::Forbidden(format!(
+                "a console action must carry the session's {} header",
+                session::CSRF_HEADER
+            )));
+        }
+    }
+    Ok(Some(session))
 }
 
 async fn authenticate(
@@ -201,9 +289,25 @@ async fn authenticate(
         .filter(|t| !t.is_empty());
     match flex {
         Some(token) => Ok(Caller::Flex(api.flex_user(token).await?)),
-        None => Err(EdgeError::Unauthorized(
-            "send Authorization: Bearer with the ops token or a Flex token".into(),
-        )),
+        None => match console_session(req, api)? {
+            Some(Session { who: Who::Ops, .. }) => Ok(Caller::Ops),
+            Some(Session {
+                who:
+                    Who::Flex {
+                        identity,
+                        worker_sid,
+                        roles,
+                    },
+                ..
+            }) => Ok(Caller::Flex(FlexUser {
+                identity,
+                worker_sid,
+                roles,
+            })),
+            None => Err(EdgeError::Unauthorized(
+                "send Authorization: Bearer with the ops token or a Flex token".into(),
+            )),
+        },
     }
 }
 

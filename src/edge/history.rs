@@ -5,9 +5,11 @@
 use super::api::authorize_history;
 use super::error::{EdgeError, ErrorBody};
 use super::AppState;
+use crate::domain::csv::{csv_of, to_values, HOP_COLUMNS};
 use crate::domain::history::{GroupBy, StatsQuery, TransferQuery};
 use crate::store;
 use crate::store::history::{TransferPage, TransferStats};
+use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 /// The filters both routes take (documentation: the query string is parsed by
@@ -31,6 +33,39 @@ pub struct TransferFilters {
     pub conversation_sid: Option<String>,
 }
 
+/// How a page of transfers is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// A [`TransferPage`].
+    Json,
+    /// The page's hops as CSV, the columns of `baton history transfers --csv`; the next page's
+    /// cursor in `X-Next-Cursor`.
+    Csv,
+}
+
+/// Takes the `format` parameter out of the query (the history filters don't know it).
+fn take_format(pairs: &mut Vec<(String, String)>) -> Result<Format, EdgeError> {
+    let mut format = None;
+    let mut refused = None;
+    pairs.retain(|(name, value)| {
+        if name != "format" {
+            return true;
+        }
+        match (format, value.as_str()) {
+            (None, "json") => format = Some(Format::Json),
+            (None, "csv") => format = Some(Format::Csv),
+            (Some(_), _) => refused = Some("format is repeated".to_owned()),
+            (None, other) => refused = Some(format!("format {other:?} must be json or csv")),
+        }
+        false
+    });
+    match refused {
+        Some(reason) => Err(EdgeError::Invalid(reason)),
+        None => Ok(format.unwrap_or(Format::Json)),
+    }
+}
+
 fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
     url::form_urlencoded::parse(req.query_string().as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -42,10 +77,14 @@ fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
 #[utoipa::path(get, path = "/api/v1/transfers", tag = "history",
     params(TransferFilters,
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Page size (default 50)"),
-        ("cursor" = Option<String>, Query, description = "The previous page's `next`")),
+        ("cursor" = Option<String>, Query, description = "The previous page's `next`"),
+        ("format" = Option<Format>, Query, description = "`json` (default) or `csv`")),
     security(("ops_token" = []), ("flex_token" = []), ("flex_token_header" = [])),
     responses(
-        (status = 200, description = "A page of hops", body = TransferPage),
+        (status = 200, description = "A page of hops", content(
+            (TransferPage = "application/json"),
+            (String = "text/csv", example = "chain_id,seq,initiated_at,...")),
+            headers(("X-Next-Cursor" = String, description = "CSV only: the next page's cursor, when there is one"))),
         (status = 400, description = "`invalid_request`: a parameter unknown, repeated or malformed, named", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 403, description = "`forbidden`: a Flex user who is not admin/supervisor", body = ErrorBody),
@@ -56,12 +95,30 @@ pub async fn list_transfers(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, EdgeError> {
     authorize_history(&req, &state, "transfer history").await?;
-    let query = TransferQuery::from_pairs(&query_pairs(&req), chrono::Utc::now())
+    let mut pairs = query_pairs(&req);
+    let format = take_format(&mut pairs)?;
+    let query = TransferQuery::from_pairs(&pairs, chrono::Utc::now())
         .map_err(|e| EdgeError::Invalid(e.to_string()))?;
     let page = store::history::list_transfers(&state.pool, &query)
         .await
         .map_err(EdgeError::not_read)?;
-    Ok(HttpResponse::Ok().json(page))
+    Ok(match format {
+        Format::Json => HttpResponse::Ok().json(page),
+        Format::Csv => {
+            let mut response = HttpResponse::Ok();
+            response
+                .insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8"))
+                .insert_header((
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"transfers.csv\"",
+                ))
+                .insert_header((header::CACHE_CONTROL, "no-store"));
+            if let Some(next) = &page.next {
+                response.insert_header(("X-Next-Cursor", next.as_str()));
+            }
+            response.body(csv_of(&HOP_COLUMNS, &to_values(&page.transfers)))
+        }
+    })
 }
 
 /// Per group: counts by outcome, median and p90 seconds to accept (the window defaults to the

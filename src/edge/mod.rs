@@ -2,12 +2,15 @@
 //! into typed events. Knows HTTP; knows no business rule.
 
 pub mod api;
+pub mod console;
 pub mod error;
 pub mod fuzz;
 pub mod health;
 pub mod history;
+pub mod lookup;
 pub mod openapi;
 pub mod outbox;
+pub mod overview;
 pub mod webhooks;
 
 use crate::ingest::signature::RequestValidator;
@@ -140,6 +143,8 @@ pub fn routes<R: Routes>(r: &mut R) {
             "/api/v1/transfers/{transfer_id}",
             api::get_transfer,
         )
+        .add(Method::GET, "/api/v1/overview", overview::overview)
+        .add(Method::GET, "/api/v1/sids/{sid}", lookup::find_sid)
         .add(Method::GET, "/api/v1/outbox", outbox::list_calls)
         .add(Method::GET, "/api/v1/outbox/{id}", outbox::get_call)
         .add(
@@ -153,9 +158,10 @@ pub fn routes<R: Routes>(r: &mut R) {
         .add(Method::GET, "/metrics", health::metrics);
 }
 
-/// Registers every route.
+/// Registers every route: the API's and the console's pages.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     routes(cfg);
+    console::configure(cfg);
 }
 
 /// A listing's `limit` query parameter ([`crate::domain::paging`]), `default` when absent.

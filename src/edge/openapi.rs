@@ -4,11 +4,13 @@
 //! other way round) fails the drift test below.
 
 use super::error::{EdgeError, ErrorBody, ErrorObject};
-use super::{api, health, history, outbox, webhooks};
+use super::{api, health, history, lookup, outbox, overview, webhooks};
 use actix_web::HttpResponse;
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::PathItem;
 use utoipa::{Modify, OpenApi};
 
@@ -36,6 +38,8 @@ use utoipa::{Modify, OpenApi};
         api::get_transfer,
         history::list_transfers,
         history::transfer_stats,
+        overview::overview,
+        lookup::find_sid,
         outbox::list_calls,
         outbox::get_call,
         outbox::retry_call,
@@ -87,6 +91,37 @@ impl Modify for SecuritySchemes {
                 "A Flex user's token",
             ))),
         );
+        components.add_security_scheme(
+            "console_session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                super::console::session::COOKIE,
+                "The ops console's signed session (`POST /console/sign-in`); an action \
+                 (anything but GET) must also send the session's `X-CSRF-Token`",
+            ))),
+        );
+        // Every API operation that takes a token also takes the console's session.
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/api/v1/") {
+                continue;
+            }
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if let Some(security) = operation.security.as_mut().filter(|s| !s.is_empty()) {
+                    security.push(SecurityRequirement::new(
+                        "console_session",
+                        Vec::<String>::new(),
+                    ));
+                }
+            }
+        }
         components.add_security_scheme(
             "twilio_signature",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(

@@ -495,6 +495,8 @@ pub struct ChainView {
     pub started_at: Option<chrono::DateTime<chrono::Utc>>,
     pub tasks: Vec<ChainTaskView>,
     pub hops: Vec<HopView>,
+    /// The Twilio calls baton decided about the chain's tasks, oldest first.
+    pub calls: Vec<super::outbox::CallView>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -508,6 +510,25 @@ pub struct ChainTaskView {
     pub linked_at: Option<chrono::DateTime<chrono::Utc>>,
     /// When baton wrote the chain id into it (absent when it never had to).
     pub stamped_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub task_queue_sid: Option<String>,
+    pub task_channel: Option<String>,
+    /// Its offers to workers, first to last.
+    #[sqlx(skip)]
+    pub reservations: Vec<ReservationView>,
+}
+
+/// A reservation (an offer of the task to a worker) as last seen.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct ReservationView {
+    pub reservation_sid: String,
+    pub worker_sid: Option<String>,
+    pub worker_name: Option<String>,
+    /// `pending`, `accepted`, `wrapping`, `completed`, `rejected`, `timeout`, `canceled`, `rescinded`.
+    pub status: Option<String>,
+    /// Its first event: when it was offered.
+    pub offered_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Its latest event: when it took `status`.
+    pub status_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -577,15 +598,31 @@ pub async fn fetch_chain(pool: &PgPool, task_sid: &str) -> Result<Option<ChainVi
     .await?;
     let Some((chain_id, root_task_sid, started_ms)) = head else {
         // Not in a stored chain: a chain of one, if baton knows the task.
-        let single: Option<(Option<String>, Option<i64>, Option<Value>)> = sqlx::query_as(
-            "SELECT t.assignment_status, t.first_event_ms, a.attributes
+        #[allow(clippy::type_complexity)]
+        let single: Option<(
+            Option<String>,
+            Option<i64>,
+            Option<Value>,
+            Option<String>,
+            Option<String>,
+        )> = sqlx::query_as(
+            "SELECT t.assignment_status, t.first_event_ms, a.attributes, t.task_queue_sid,
+                    t.task_channel
              FROM tasks t LEFT JOIN task_attributes a USING (task_sid)
              WHERE t.task_sid = $1",
         )
         .bind(task_sid)
         .fetch_optional(pool)
         .await?;
-        return Ok(single.map(|(status, first_ms, attributes)| {
+        let Some((status, first_ms, attributes, task_queue_sid, task_channel)) = single else {
+            return Ok(None);
+        };
+        let reservations = reservations_of(pool, &[task_sid.to_owned()])
+            .await?
+            .remove(task_sid)
+            .unwrap_or_default();
+        let calls = super::outbox::of_tasks(pool, &[task_sid.to_owned()]).await?;
+        return Ok(Some({
             let insights = attributes.as_ref().and_then(|a| {
                 crate::domain::transfer::conversation_keys(a).insights_conversation_id
             });
@@ -600,17 +637,22 @@ pub async fn fetch_chain(pool: &PgPool, task_sid: &str) -> Result<Option<ChainVi
                     insights_conversation_id: insights,
                     linked_at: None,
                     stamped_at: None,
+                    task_queue_sid,
+                    task_channel,
+                    reservations,
                 }],
                 hops: Vec::new(),
+                calls,
             }
         }));
     };
-    let tasks: Vec<ChainTaskView> = sqlx::query_as(
+    let mut tasks: Vec<ChainTaskView> = sqlx::query_as(
         "SELECT ct.task_sid, ct.position, t.assignment_status,
                 ct.linked_value AS insights_conversation_id, ct.linked_at,
                 (SELECT min(s.stamped_at) FROM insights_stamps s
                   WHERE s.task_sid = ct.task_sid AND s.chain_id = ct.chain_id
-                    AND NOT s.already_linked) AS stamped_at
+                    AND NOT s.already_linked) AS stamped_at,
+                t.task_queue_sid, t.task_channel
          FROM chain_tasks ct LEFT JOIN tasks t USING (task_sid)
          WHERE ct.chain_id = $1 ORDER BY ct.position",
     )
@@ -623,11 +665,52 @@ pub async fn fetch_chain(pool: &PgPool, task_sid: &str) -> Result<Option<ChainVi
     .bind(&chain_id)
     .fetch_all(pool)
     .await?;
+    let task_sids: Vec<String> = tasks.iter().map(|t| t.task_sid.clone()).collect();
+    let mut reservations = reservations_of(pool, &task_sids).await?;
+    for task in &mut tasks {
+        task.reservations = reservations.remove(&task.task_sid).unwrap_or_default();
+    }
+    let calls = super::outbox::of_tasks(pool, &task_sids).await?;
     Ok(Some(ChainView {
         chain_id,
         root_task_sid,
         started_at: ms_to_time(started_ms),
         tasks,
         hops,
+        calls,
     }))
+}
+
+/// The tasks' reservations, by task, each task's first to last.
+async fn reservations_of(
+    pool: &PgPool,
+    task_sids: &[String],
+) -> Result<std::collections::HashMap<String, Vec<ReservationView>>, StoreError> {
+    let rows: Vec<(String, ReservationView)> = sqlx::query_as::<_, TaskReservation>(
+        "SELECT r.task_sid, r.reservation_sid, r.worker_sid, w.friendly_name AS worker_name,
+                r.status, to_timestamp(r.first_event_ms / 1000.0) AS offered_at,
+                to_timestamp(r.last_event_ms / 1000.0) AS status_at
+         FROM reservations r LEFT JOIN workers w USING (worker_sid)
+         WHERE r.task_sid = ANY($1)
+         ORDER BY r.first_event_ms NULLS LAST, r.reservation_sid",
+    )
+    .bind(task_sids)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|r| (r.task_sid, r.reservation))
+    .collect();
+    let mut by_task: std::collections::HashMap<String, Vec<ReservationView>> =
+        std::collections::HashMap::new();
+    for (task_sid, reservation) in rows {
+        by_task.entry(task_sid).or_default().push(reservation);
+    }
+    Ok(by_task)
+}
+
+#[derive(sqlx::FromRow)]
+struct TaskReservation {
+    task_sid: String,
+    #[sqlx(flatten)]
+    reservation: ReservationView,
 }

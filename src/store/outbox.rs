@@ -543,6 +543,38 @@ pub async fn list(
         .collect()
 }
 
+/// The task a call is about, as the `outbox_task` index computes it: the task its path names,
+/// else the first task its idempotency key names.
+const TASK_OF_CALL: &str = "COALESCE(
+    substring(o.request->>'path' from '/Tasks/(WT[0-9a-fA-F]{32})'),
+    substring(o.idempotency_key from 'WT[0-9a-fA-F]{32}'))";
+
+/// The calls about these tasks, oldest first (at most 500).
+pub async fn of_tasks(pool: &PgPool, task_sids: &[String]) -> Result<Vec<CallView>, StoreError> {
+    let rows = sqlx::query_as::<_, CallRow>(&format!(
+        "SELECT {CALL_COLUMNS} FROM outbox o WHERE {TASK_OF_CALL} = ANY($1)
+         ORDER BY o.id LIMIT 500"
+    ))
+    .bind(task_sids)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|r| r.into_detail().map(|d| d.call))
+        .collect()
+}
+
+/// Calls by state, for the overview: `(pending, in_flight, dead)`.
+pub async fn health(pool: &PgPool) -> Result<(i64, i64, i64), StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE lease_expires_at IS NULL OR lease_expires_at < now()),
+                count(*) FILTER (WHERE lease_expires_at >= now()),
+                (SELECT count(*) FROM outbox WHERE state = 'dead')
+         FROM outbox WHERE state = 'pending'",
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
 /// One call.
 pub async fn get(pool: &PgPool, id: i64) -> Result<Option<CallDetail>, StoreError> {
     sqlx::query_as::<_, CallRow>(&format!(

@@ -396,6 +396,17 @@ pub async fn list(
     .await?)
 }
 
+/// Parks still parked, longest held first.
+pub async fn longest_parked(pool: &PgPool, limit: i64) -> Result<Vec<ParkView>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM parks WHERE state = 'parked'
+         ORDER BY parked_at, park_id LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
 /// The parks of a conversation (for its history).
 pub async fn of_conversation(
     pool: &PgPool,

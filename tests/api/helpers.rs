@@ -143,6 +143,7 @@ pub fn settings(database_url: &str, options: &AppOptions) -> Settings {
         body_timeout: options.body_timeout,
         reconcile_interval: options.reconcile.as_ref().map(|r| r.interval),
         inbox_retention: None,
+        console_session: Duration::from_secs(8 * 3600),
     }
 }
 
