@@ -3,6 +3,7 @@
 mod backfill;
 mod beside;
 mod cli;
+mod demo;
 mod flex;
 mod helpers;
 mod history;
