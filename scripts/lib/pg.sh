@@ -14,7 +14,7 @@
 #     (preferably one with pgbench) can be found.
 #   * DATABASE_URL unset: creates (first time) and starts a private cluster,
 #     installing Debian's `postgresql` package with apt-get if the server
-#     binaries are missing, creates database `baton` and exports
+#     binaries are missing, creates database `baton` ($BATON_PG_DATABASE) and exports
 #       DATABASE_URL=postgres://postgres@127.0.0.1:<port>/baton
 #       BATON_PG_BINDIR=<bin dir holding initdb, pg_ctl, psql, pgbench...>
 #
@@ -23,6 +23,7 @@
 #   BATON_PG_PORT    TCP port of the private cluster on 127.0.0.1 (default 54329)
 #   BATON_PG_DIR     where the private cluster lives (default <repo>/.baton/pg)
 #   BATON_PG_BINDIR  PostgreSQL bin dir to try before the auto-detected ones
+#   BATON_PG_DATABASE  the database created and put in DATABASE_URL (default baton)
 #
 # Private cluster layout:
 #   $BATON_PG_DIR/data   data directory (initdb --auth=trust -U postgres)
@@ -359,8 +360,18 @@ _baton_pg_start() {
     return 1
 }
 
+# The private cluster's database name: $BATON_PG_DATABASE, else baton.
+_baton_pg_database() {
+    local name=${BATON_PG_DATABASE:-baton}
+    if [[ ! $name =~ ^[a-z_][a-z0-9_]{0,62}$ ]]; then
+        _baton_pg_error "BATON_PG_DATABASE must be a lower-case identifier, got '$name'"
+        return 1
+    fi
+    printf '%s\n' "$name"
+}
+
 _baton_pg_create_db() {
-    local bindir=$1 port=$2 psql createdb exists out
+    local bindir=$1 port=$2 name=$3 psql createdb exists out
     local conninfo="host=127.0.0.1 hostaddr=127.0.0.1 port=$port user=postgres dbname=postgres sslmode=disable connect_timeout=10"
     if [[ -x $bindir/psql ]]; then
         psql=$bindir/psql
@@ -369,16 +380,16 @@ _baton_pg_create_db() {
     fi
     if [[ -n $psql ]]; then
         if ! exists=$("$psql" -X -w -Atq -d "$conninfo" \
-            -c "SELECT 1 FROM pg_database WHERE datname = 'baton'"); then
+            -c "SELECT 1 FROM pg_database WHERE datname = '$name'"); then
             _baton_pg_error "cannot connect to the private PostgreSQL on 127.0.0.1:$port"
             return 1
         fi
         [[ $exists == 1 ]] && return 0
-        _baton_pg_log "creating database 'baton'"
-        if ! out=$("$psql" -X -w -q -d "$conninfo" -c 'CREATE DATABASE baton' 2>&1) &&
+        _baton_pg_log "creating database '$name'"
+        if ! out=$("$psql" -X -w -q -d "$conninfo" -c "CREATE DATABASE $name" 2>&1) &&
             [[ $out != *"already exists"* ]]; then
             printf '%s\n' "$out" >&2
-            _baton_pg_error "could not create database 'baton'"
+            _baton_pg_error "could not create database '$name'"
             return 1
         fi
         return 0
@@ -389,10 +400,10 @@ _baton_pg_create_db() {
         _baton_pg_error "neither psql nor createdb found (looked in $bindir and PATH)"
         return 1
     fi
-    if ! out=$(PGCONNECT_TIMEOUT=10 "$createdb" -w -h 127.0.0.1 -p "$port" -U postgres baton 2>&1) &&
+    if ! out=$(PGCONNECT_TIMEOUT=10 "$createdb" -w -h 127.0.0.1 -p "$port" -U postgres "$name" 2>&1) &&
         [[ $out != *"already exists"* ]]; then
         printf '%s\n' "$out" >&2
-        _baton_pg_error "could not create database 'baton'"
+        _baton_pg_error "could not create database '$name'"
         return 1
     fi
 }
@@ -424,7 +435,7 @@ _baton_pg_free_port() {
 
 _baton_pg_ensure_locked() {
     local pgdir=$1 port=$2
-    local datadir="$pgdir/data" bindir user ver running_port
+    local datadir="$pgdir/data" bindir user ver running_port dbname
 
     if [[ -d $datadir && ! (-r $datadir && -x $datadir) ]]; then
         _baton_pg_error "$datadir exists but is not accessible to $(id -un); it belongs to another user."
@@ -477,13 +488,14 @@ _baton_pg_ensure_locked() {
         printf '%s\n' "$port" >"$pgdir/port" 2>/dev/null || true
     fi
 
-    _baton_pg_create_db "$bindir" "$port" || return 1
+    dbname=$(_baton_pg_database) || return 1
+    _baton_pg_create_db "$bindir" "$port" "$dbname" || return 1
 
     if [[ ! -x $bindir/pgbench ]]; then
         _baton_pg_log "note: pgbench not found in $bindir (install postgresql-contrib for loadgen helpers)"
     fi
     export BATON_PG_BINDIR="$bindir"
-    export DATABASE_URL="postgres://postgres@127.0.0.1:$port/baton"
+    export DATABASE_URL="postgres://postgres@127.0.0.1:$port/$dbname"
     _BATON_PG_EXPORTED_URL=$DATABASE_URL
     _baton_pg_log "DATABASE_URL=$DATABASE_URL"
 }

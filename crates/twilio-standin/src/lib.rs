@@ -412,6 +412,7 @@ pub mod control;
 mod conversations;
 mod conversations_play;
 mod ctx;
+pub mod demo;
 mod effects;
 mod error;
 mod events;

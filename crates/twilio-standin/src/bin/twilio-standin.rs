@@ -7,17 +7,21 @@
 //!     [--error-after-apply 0.01] [--fault-path-prefix /v1/Workspaces] [--fault-methods POST,DELETE] \
 //!     [--generate-events] [--callback-url http://127.0.0.1:8080/webhooks/taskrouter] \
 //!     [--auto-offer] [--reject-reclose] [--workers 4] [--log-limit 10000] \
-//!     [--control-listen 127.0.0.1:4011]
+//!     [--control-listen 127.0.0.1:4011] [--address-file PATH] \
+//!     [--demo-baton http://127.0.0.1:8080 --demo-speed 1 --demo-customers N]
 //! ```
 //!
 //! It prints `twilio-standin listening on http://ADDR` (and `twilio-standin control on
 //! http://ADDR` with `--control-listen`: seeding and the request log over HTTP, see
-//! `twilio_standin::control`) and serves until Ctrl-C / SIGTERM.
+//! `twilio_standin::control`) and serves until Ctrl-C / SIGTERM. With `--demo-baton` it also
+//! plays the demo contact centre against that baton (`twilio_standin::demo`; `scripts/run`
+//! without Twilio settings starts it so).
 
 use clap::Parser;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use twilio_standin::demo::{Demo, DemoConfig};
 use twilio_standin::{Faults, RecloseChannel, StandIn, StandInConfig};
 
 #[derive(Debug, Parser)]
@@ -113,6 +117,23 @@ struct Args {
     /// they need no auth.
     #[arg(long)]
     control_listen: Option<SocketAddr>,
+    /// Once listening, write the bound address (`http://ADDR`) to this file: how a script that
+    /// started it on port 0 learns where it is.
+    #[arg(long)]
+    address_file: Option<std::path::PathBuf>,
+    /// Play the demo contact centre against the baton at this URL (its BATON_PUBLIC_URL;
+    /// loopback only): callbacks go there, signed with the auth token.
+    #[arg(long)]
+    demo_baton: Option<String>,
+    /// baton's ops token, for the demo's parks.
+    #[arg(long, env = "BATON_OPS_TOKEN", hide_env_values = true)]
+    demo_ops_token: Option<String>,
+    /// The demo's pace: 1 is a new customer every 4 s, 2 twice as fast.
+    #[arg(long, default_value_t = 1.0)]
+    demo_speed: f64,
+    /// Stop after this many demo customers (default: until stopped).
+    #[arg(long)]
+    demo_customers: Option<usize>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -162,6 +183,12 @@ async fn main() {
         std::process::exit(2);
     }
     println!("twilio-standin listening on {}", standin.base_url());
+    if let Some(path) = &args.address_file {
+        if let Err(error) = write_address(path, &standin.base_url()) {
+            eprintln!("twilio-standin: --address-file {}: {error}", path.display());
+            std::process::exit(1);
+        }
+    }
     let standin = Arc::new(standin);
     let control = match args.control_listen {
         Some(addr) => match twilio_standin::control::serve(standin.clone(), addr) {
@@ -176,11 +203,70 @@ async fn main() {
         },
         None => None,
     };
-    wait_for_shutdown().await;
+    let asked = DemoArgs {
+        baton: args.demo_baton,
+        ops_token: args.demo_ops_token,
+        speed: args.demo_speed,
+        customers: args.demo_customers,
+    };
+    match demo(&standin, asked) {
+        Ok(Some(demo)) => {
+            tokio::select! {
+                summary = demo.run() => {
+                    for failure in &summary.failures {
+                        eprintln!("twilio-standin: demo: {failure}");
+                    }
+                }
+                _ = wait_for_shutdown() => {}
+            }
+        }
+        Ok(None) => wait_for_shutdown().await,
+        Err(problem) => {
+            eprintln!("twilio-standin: {problem}");
+            std::process::exit(2);
+        }
+    }
     if let Some(control) = control {
         control.stop(false).await;
     }
     drop(standin);
+}
+
+struct DemoArgs {
+    baton: Option<String>,
+    ops_token: Option<String>,
+    speed: f64,
+    customers: Option<usize>,
+}
+
+/// The demo the arguments ask for, if any.
+fn demo(standin: &Arc<StandIn>, args: DemoArgs) -> Result<Option<Arc<Demo>>, String> {
+    let Some(baton) = args.baton else {
+        return Ok(None);
+    };
+    let loopback = url::Url::parse(&baton)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .is_some_and(|h| matches!(h.as_str(), "127.0.0.1" | "localhost" | "[::1]"));
+    if !loopback {
+        return Err(format!("--demo-baton {baton:?} is not a loopback http URL"));
+    }
+    let ops_token = args
+        .ops_token
+        .ok_or("--demo-baton needs baton's ops token (BATON_OPS_TOKEN)")?;
+    let config = DemoConfig {
+        speed: args.speed,
+        customers: args.customers,
+        ..DemoConfig::new(baton, ops_token)
+    };
+    Ok(Some(Demo::new(standin.clone(), config)))
+}
+
+/// Writes the address whole or not at all (a reader polling for the file never sees half).
+fn write_address(path: &std::path::Path, address: &str) -> std::io::Result<()> {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, format!("{address}\n"))?;
+    std::fs::rename(&partial, path)
 }
 
 async fn wait_for_shutdown() {
