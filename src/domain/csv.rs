@@ -47,11 +47,20 @@ pub fn csv(header: &[&str], rows: &[Vec<String>]) -> String {
 
 /// Serialized records as CSV: each column is the record's field of that name (null: empty).
 pub fn csv_of(columns: &[&str], records: &[Value]) -> String {
-    let rows: Vec<Vec<String>> = records
-        .iter()
-        .map(|r| columns.iter().map(|c| cell(&r[*c])).collect())
-        .collect();
-    csv(columns, &rows)
+    let mut out = String::new();
+    push_line(&mut out, columns.iter().copied());
+    out.push_str(&rows_of(columns, records));
+    out
+}
+
+/// [`csv_of`] without the header line: the next records of a CSV written in parts.
+pub fn rows_of(columns: &[&str], records: &[Value]) -> String {
+    let mut out = String::new();
+    for record in records {
+        let cells: Vec<String> = columns.iter().map(|c| cell(&record[*c])).collect();
+        push_line(&mut out, cells.iter().map(String::as_str));
+    }
+    out
 }
 
 /// Records serialized for [`csv_of`].
@@ -103,5 +112,6 @@ mod tests {
     fn records_become_rows_by_field_name() {
         let records = vec![serde_json::json!({"a": 1, "b": null, "c": "x"})];
         assert_eq!(csv_of(&["c", "b", "a"], &records), "c,b,a\nx,,1\n");
+        assert_eq!(rows_of(&["c", "b", "a"], &records), "x,,1\n");
     }
 }

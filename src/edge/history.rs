@@ -5,12 +5,13 @@
 use super::api::authorize_history;
 use super::error::{EdgeError, ErrorBody};
 use super::AppState;
-use crate::domain::csv::{csv_of, to_values, HOP_COLUMNS};
-use crate::domain::history::{GroupBy, StatsQuery, TransferQuery};
+use crate::domain::csv::{csv_of, rows_of, to_values, HOP_COLUMNS};
+use crate::domain::history::{Cursor, GroupBy, StatsQuery, TransferQuery};
 use crate::store;
 use crate::store::history::{TransferPage, TransferStats};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
 
 /// The filters both routes take (documentation: the query string is parsed by
 /// `domain::history`). All optional, combined with AND.
@@ -33,14 +34,64 @@ pub struct TransferFilters {
     pub conversation_sid: Option<String>,
 }
 
+/// Rows a whole-filter CSV download holds at most (a narrower filter gets the rest).
+pub const CSV_MAX_ROWS: usize = 100_000;
+const CSV_PAGE: i64 = 500;
+
+fn csv_response() -> actix_web::HttpResponseBuilder {
+    let mut response = HttpResponse::Ok();
+    response
+        .insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8"))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            "attachment; filename=\"transfers.csv\"",
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"));
+    response
+}
+
+/// Every hop the filter matches (up to [`CSV_MAX_ROWS`]) as CSV, streamed a page at a time so a
+/// large export holds one page in memory. A read that fails midway ends the body early (the
+/// download is then visibly cut short rather than silently complete).
+fn csv_download(pool: &sqlx::PgPool, mut query: TransferQuery) -> HttpResponse {
+    query.limit = CSV_PAGE;
+    let header = csv_of(&HOP_COLUMNS, &[]);
+    let pages = futures_util::stream::unfold(
+        (Some(query), pool.clone(), 0usize),
+        |(query, pool, written)| async move {
+            let mut query = query?;
+            let page = match store::history::list_transfers(&pool, &query).await {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::error!(error = %e, "transfer CSV: a page could not be read");
+                    let cut = std::io::Error::other("the database could not be read");
+                    return Some((Err(cut), (None, pool, written)));
+                }
+            };
+            let written = written + page.transfers.len();
+            let rows = rows_of(&HOP_COLUMNS, &to_values(&page.transfers));
+            query.cursor = page
+                .next
+                .as_deref()
+                .filter(|_| written < CSV_MAX_ROWS)
+                .and_then(|next| Cursor::decode(next).ok());
+            let next = query.cursor.is_some().then_some(query);
+            Some((Ok(web::Bytes::from(rows)), (next, pool, written)))
+        },
+    );
+    let body = futures_util::stream::once(async move { Ok(web::Bytes::from(header)) }).chain(pages);
+    csv_response().streaming(body)
+}
+
 /// How a page of transfers is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// A [`TransferPage`].
     Json,
-    /// The page's hops as CSV, the columns of `baton history transfers --csv`; the next page's
-    /// cursor in `X-Next-Cursor`.
+    /// CSV with the columns of `baton history transfers --csv`: every hop the filter matches
+    /// (up to 100,000), or with `limit` or `cursor` that page, its next cursor in
+    /// `X-Next-Cursor`.
     Csv,
 }
 
@@ -97,22 +148,21 @@ pub async fn list_transfers(
     authorize_history(&req, &state, "transfer history").await?;
     let mut pairs = query_pairs(&req);
     let format = take_format(&mut pairs)?;
+    let paged = pairs
+        .iter()
+        .any(|(name, _)| name == "limit" || name == "cursor");
     let query = TransferQuery::from_pairs(&pairs, chrono::Utc::now())
         .map_err(|e| EdgeError::Invalid(e.to_string()))?;
+    if format == Format::Csv && !paged {
+        return Ok(csv_download(&state.pool, query));
+    }
     let page = store::history::list_transfers(&state.pool, &query)
         .await
         .map_err(EdgeError::not_read)?;
     Ok(match format {
         Format::Json => HttpResponse::Ok().json(page),
         Format::Csv => {
-            let mut response = HttpResponse::Ok();
-            response
-                .insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8"))
-                .insert_header((
-                    header::CONTENT_DISPOSITION,
-                    "attachment; filename=\"transfers.csv\"",
-                ))
-                .insert_header((header::CACHE_CONTROL, "no-store"));
+            let mut response = csv_response();
             if let Some(next) = &page.next {
                 response.insert_header(("X-Next-Cursor", next.as_str()));
             }

@@ -203,6 +203,54 @@ async fn signing_in_sets_a_strict_session_that_pages_and_the_api_accept() {
 }
 
 #[tokio::test]
+async fn a_flex_user_signs_in_with_their_token_and_sees_what_their_role_allows() {
+    let twilio = twilio_standin::StandIn::start(twilio_standin::StandInConfig::default()).await;
+    twilio.seed_flex_token("lead-token", "lee@example.com", None, &["supervisor"]);
+    twilio.seed_flex_token("agent-token", "ann@example.com", None, &["agent"]);
+    let app = spawn_app_with(AppOptions {
+        twilio_api_base_url: Some(url::Url::parse(&twilio.base_url()).expect("url")),
+        auth_tokens: vec![twilio.auth_token().to_owned()],
+        ..AppOptions::default()
+    })
+    .await;
+    let client = browserless();
+    let get = |cookie: String, path: &'static str| {
+        client
+            .get(format!("{}{path}", app.address))
+            .header(header::COOKIE, cookie)
+            .send()
+    };
+
+    let lead = sign_in(&app, &client, "lead-token").await;
+    assert_eq!(lead.status(), 303);
+    let lead = session_cookie(&lead);
+    assert!(
+        !lead.contains("lead-token"),
+        "the token is never in the cookie"
+    );
+    let page = get(lead.clone(), "/console").await.unwrap();
+    assert!(page.text().await.unwrap().contains("lee@example.com"));
+    assert_eq!(
+        get(lead.clone(), "/api/v1/overview")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let outbox = get(lead, "/api/v1/outbox").await.unwrap();
+    assert_eq!(outbox.status(), 403, "the outbox is for the ops token");
+
+    let agent = session_cookie(&sign_in(&app, &client, "agent-token").await);
+    let history = get(agent.clone(), "/api/v1/overview").await.unwrap();
+    assert_eq!(
+        history.status(),
+        403,
+        "history is for admins and supervisors"
+    );
+    assert_eq!(get(agent, "/api/v1/parks").await.unwrap().status(), 200);
+}
+
+#[tokio::test]
 async fn a_forged_or_expired_session_is_refused() {
     let app = spawn_app().await;
     let client = browserless();

@@ -284,7 +284,6 @@ async function transfersPage() {
   filterQuery.delete("cursor");
   const csvQuery = new URLSearchParams(filterQuery);
   csvQuery.set("format", "csv");
-  csvQuery.set("limit", "500");
   let page;
   try {
     page = await api(`/api/v1/transfers?${query}`);
@@ -297,7 +296,7 @@ async function transfersPage() {
     title("Transfers", "Every hop, newest first, whoever made it."),
     form,
     h("div", { class: "actions" },
-      h("a", { href: `/api/v1/transfers?${csvQuery}`, download: "transfers.csv" }, "Download CSV (up to 500 rows of this filter)"),
+      h("a", { href: `/api/v1/transfers?${csvQuery}`, download: "transfers.csv" }, "Download CSV (every transfer of this filter)"),
       query.has("cursor") ? link(`/console/transfers?${filterQuery}`, "First page") : null),
     table([["Initiated"], ["From"], ["To"], ["Mode"], ["Outcome"], ["To accept", "num"], ["Task"]],
       page.transfers.map((t) => [
