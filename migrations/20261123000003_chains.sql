@@ -1,4 +1,4 @@
--- Transfer chains (issue 3). A chain is derived from the facts, never accumulated: whenever an
+-- Transfer chains. A chain is derived from the facts, never accumulated: whenever an
 -- event touches a task, the chain of its connected component is recomputed and these rows are
 -- rewritten, so any order of the same events ends in the same rows.
 

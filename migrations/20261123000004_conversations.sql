@@ -1,4 +1,4 @@
--- Conversations and orphan cleanup (issue 5).
+-- Conversations and orphan cleanup.
 
 -- Every Flex Conversations conversation baton has seen, from the attributes of its tasks
 -- (`conversationSid`, `flexInteractionSid`, `flexInteractionChannelSid`) and from Conversations
@@ -62,7 +62,7 @@ ALTER TABLE outbox ADD COLUMN conversation_sid text;
 CREATE INDEX outbox_conversation ON outbox (conversation_sid, created_at)
     WHERE conversation_sid IS NOT NULL;
 
--- Parked calls and conversations (issue 4). A park holds its conversation open.
+-- Parked calls and conversations. A park holds its conversation open.
 CREATE TABLE parks (
     park_id            text PRIMARY KEY,   -- `PA` + 32 hex
     -- `voice` (observed from a task's attributes) or `messaging` (asked of baton).

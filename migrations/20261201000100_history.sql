@@ -1,4 +1,4 @@
--- Transfer history (issue 6): `GET /api/v1/transfers`, `GET /api/v1/stats/transfers` and
+-- Transfer history: `GET /api/v1/transfers`, `GET /api/v1/stats/transfers` and
 -- `baton history` list hops newest first with keyset pagination, filtered by worker, queue,
 -- target type, outcome, conversation and time, over a year of hops.
 

@@ -1,4 +1,4 @@
--- Stale pending invites (issue 5). flex-project-template keeps each outstanding warm-transfer
+-- Stale pending invites. flex-project-template keeps each outstanding warm-transfer
 -- invite in the conversation's attributes (`invites[<invite task SID>]`) and never removes the
 -- entry of an invite whose task was canceled or rejected. The sweep looks once at each ended
 -- task of an open conversation: one row per (conversation, invite task) it looked at.

@@ -1,4 +1,4 @@
--- The tasks that share a link key with another task (issue 7, processor cost). Most tasks never
+-- The tasks that share a link key with another task (for the processor's cost). Most tasks never
 -- do (a contact one agent handled): those are chains of one, and walking `task_links` from
 -- every task of a batch to find that out was a third of the processor's database time. The
 -- processor now walks from the tasks listed here alone. A batch lists them from its links'

@@ -1,4 +1,4 @@
--- The inbox's JSON columns hold text (issue 7, ingest throughput). baton builds and checks this
+-- The inbox's JSON columns hold text (for ingest throughput). baton builds and checks this
 -- JSON itself at the edge (serde), and reads it whole; Postgres parsing it again into `json` or
 -- `jsonb` on every insert was about 37 µs of the writer's 66 µs per row, all on the one
 -- connection every delivery waits for. Cast to query inside: `params::jsonb ->> 'TaskSid'`.

@@ -120,9 +120,75 @@ pub fn connect_lazy(database_url: &str, settings: &PoolSettings) -> Result<PgPoo
         .connect_lazy_with(options))
 }
 
+/// Migrations whose comments were reworded after they were applied, their SQL unchanged: each
+/// version and the SHA-384 of its earlier text. A database that applied the earlier text takes
+/// the new checksum, instead of refusing to start over a comment.
+const REWORDED: [(i64, &str); 7] = [
+    (
+        20261123000003,
+        "0490928f3d367a07ae00b44d6307a19d30e43659ab2935e213606e85ff40b722341c743560534e40ff4bf4968540a0d5",
+    ),
+    (
+        20261123000004,
+        "a50893b2c3a479c99ab4c686c2623be4e30bd7489be1d8a32546e93f4d17b1c9899cd225295c5922ba9c56a76cfe129f",
+    ),
+    (
+        20261201000100,
+        "0be17f2acb4419537eeb25bdecd79aa4d9d36a0f237f6869b67287291c244ea141c4c969ee7645b95a81c8fb7de021bb",
+    ),
+    (
+        20261201000200,
+        "436d2f026d1f2be66e8206e8b8e6e0030a2b8ada651e31657c1ab1d844c24e4608f313178f95b203601326668afa69ea",
+    ),
+    (
+        20261201000400,
+        "ee09d48952078b5049812fc7b63dcb1becfac145ed5539844fa8fb31c3cccf91f93ea48d7e7410f8dcc055e1ec665a70",
+    ),
+    (
+        20261201000500,
+        "b7ab1cb7472d7f436729ee471915664c91da5d29bae83e9253ead6af9a37753cc54453b1608ed3e551066a479dd0942b",
+    ),
+    (
+        20261201000600,
+        "b7f078048ecfcd6966b1802cb94138f635c14dfec79c18f8bf114a28521498f83c9b9318137a361e960db92bd2978f20",
+    ),
+];
+
 /// Applies pending migrations.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    accept_reworded(pool).await?;
     MIGRATOR.run(pool).await
+}
+
+/// Records the current checksum of each [`REWORDED`] migration applied with its earlier text.
+async fn accept_reworded(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    let table: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+        .fetch_one(pool)
+        .await?;
+    if table.is_none() {
+        return Ok(());
+    }
+    for (version, earlier) in REWORDED {
+        let Some(migration) = MIGRATOR.iter().find(|m| m.version == version) else {
+            continue;
+        };
+        let earlier = hex_bytes(earlier);
+        sqlx::query(
+            "UPDATE _sqlx_migrations SET checksum = $1 WHERE version = $2 AND checksum = $3",
+        )
+        .bind(migration.checksum.as_ref())
+        .bind(version)
+        .bind(earlier)
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
+}
+
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
 }
 
 /// Whether the database answers and every embedded migration has been applied.
@@ -143,6 +209,19 @@ pub async fn is_ready(pool: &PgPool) -> Result<bool, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_reworded_migration_is_embedded_with_a_new_checksum() {
+        for (version, earlier) in REWORDED {
+            let migration = MIGRATOR
+                .iter()
+                .find(|m| m.version == version)
+                .unwrap_or_else(|| panic!("{version} is not embedded"));
+            let earlier = hex_bytes(earlier);
+            assert_eq!(earlier.len(), 48, "{version}: a SHA-384");
+            assert_ne!(earlier, migration.checksum.as_ref(), "{version}");
+        }
+    }
 
     #[test]
     fn outages_are_unavailable_and_bugs_are_not() {

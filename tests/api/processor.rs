@@ -461,3 +461,41 @@ async fn retention_deletes_old_processed_events_and_keeps_the_rest() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_database_migrated_before_a_comment_was_reworded_still_migrates() {
+    let url = fresh_database().await;
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    baton::store::migrate(&pool).await.expect("first migration");
+    // The checksum of the history migration's earlier text, as a database that applied it has.
+    let earlier = "0be17f2acb4419537eeb25bdecd79aa4d9d36a0f237f6869b67287291c244ea141c4c969ee7645b95a81c8fb7de021bb";
+    sqlx::query(
+        "UPDATE _sqlx_migrations SET checksum = decode($1, 'hex') WHERE version = 20261201000100",
+    )
+    .bind(earlier)
+    .execute(&pool)
+    .await
+    .expect("update");
+    baton::store::migrate(&pool)
+        .await
+        .expect("migrates again: the rewording is accepted");
+    let current: Vec<u8> =
+        sqlx::query_scalar("SELECT checksum FROM _sqlx_migrations WHERE version = 20261201000100")
+            .fetch_one(&pool)
+            .await
+            .expect("checksum");
+    let embedded = baton::store::MIGRATOR
+        .iter()
+        .find(|m| m.version == 20261201000100)
+        .expect("embedded");
+    assert_eq!(current, embedded.checksum.as_ref());
+
+    // Any other change to an applied migration is still refused.
+    sqlx::query(
+        "UPDATE _sqlx_migrations SET checksum = decode(repeat('00', 48), 'hex') WHERE version = 20261201000100",
+    )
+    .execute(&pool)
+    .await
+    .expect("update");
+    assert!(baton::store::migrate(&pool).await.is_err());
+}
