@@ -396,7 +396,7 @@ async fn a_backfill_after_lost_callbacks_stores_each_event_once_and_rebuilds_wha
     assert_eq!(tracked, both);
 }
 
-/// The scale: 420 chat conversations, each moved from Alice's task to a second one
+/// A busy hour's scale: 420 chat conversations, each moved from Alice's task to a second one
 /// Bob takes (5,040 events). One baton gets every callback; the other only 30 % of them (3 of
 /// every 10, spread over every kind of event), processes them as they come, and then backfills
 /// the whole window in pages of 1,000: 30 % of what it imports it already has, counted as
