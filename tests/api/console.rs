@@ -496,7 +496,6 @@ async fn the_overview_search_and_csv_routes_answer_what_the_console_shows() {
 async fn the_console_in_chromium_finds_a_transfer_redrives_a_dead_call_and_resumes_a_park() {
     let w = world().await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/console/console_test.py");
-    let screenshots = concat!(env!("CARGO_MANIFEST_DIR"), "/target/console-screenshots");
     let output = tokio::process::Command::new("python3")
         .arg(script)
         .env("BATON_URL", &w.flex.app.address)
@@ -507,7 +506,6 @@ async fn the_console_in_chromium_finds_a_transfer_redrives_a_dead_call_and_resum
         .env("CONVERSATION", &w.conversation)
         .env("DEAD_CALL", w.dead_call.to_string())
         .env("PARK_ID", &w.park_id)
-        .env("SCREENSHOT_DIR", screenshots)
         .kill_on_drop(true)
         .output()
         .await

@@ -108,4 +108,39 @@ async fn the_demo_contact_centre_gets_each_expected_call_from_baton_exactly_once
     assert_eq!(status, 200, "{dead}");
     let dead: Vec<&Value> = dead["calls"].as_array().into_iter().flatten().collect();
     assert_eq!(dead.len(), 1, "the refused close only: {dead:?}");
+
+    // The README's screenshots of the console, from this contact centre: the overview, and the
+    // chain with the most hops.
+    let mut hops_per_chain = std::collections::HashMap::<&str, (usize, &str)>::new();
+    for hop in transfers["transfers"].as_array().into_iter().flatten() {
+        if let (Some(chain), Some(task)) = (hop["chain_id"].as_str(), hop["to_task_sid"].as_str()) {
+            hops_per_chain.entry(chain).or_insert((0, task)).0 += 1;
+        }
+    }
+    let (_, (_, task)) = hops_per_chain
+        .iter()
+        .max_by_key(|(chain, (hops, _))| (*hops, *chain))
+        .expect("a chain");
+    let output = tokio::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/console/screenshots.py"
+        ))
+        .env("BATON_URL", &app.address)
+        .env("BATON_CONSOLE_TOKEN", OPS_TOKEN)
+        .env("CHAIN_TASK", task)
+        .env(
+            "SCREENSHOT_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/target/console-screenshots"),
+        )
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("python3 runs (scripts/install-test-tools installs Playwright and Chromium)");
+    assert!(
+        output.status.success(),
+        "screenshots: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

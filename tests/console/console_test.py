@@ -11,6 +11,8 @@ import sys
 
 from playwright.sync_api import expect, sync_playwright
 
+from browser import launch
+
 BASE = os.environ["BATON_URL"]
 TOKEN = os.environ["BATON_CONSOLE_TOKEN"]
 WORKER = os.environ["WORKER_SID"]
@@ -19,13 +21,6 @@ SECOND_TASK = os.environ["SECOND_TASK"]
 CONVERSATION = os.environ["CONVERSATION"]
 DEAD_CALL = os.environ["DEAD_CALL"]
 PARK_ID = os.environ["PARK_ID"]
-SHOTS = os.environ.get("SCREENSHOT_DIR", "target/console-screenshots")
-
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 
 errors = []
 
@@ -35,9 +30,8 @@ def step(name):
 
 
 def main():
-    os.makedirs(SHOTS, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        browser = launch(p)
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         page = context.new_page()
         page.on("pageerror", lambda e: errors.append(f"page error on {page.url}: {e}"))
@@ -68,7 +62,6 @@ def main():
         expect(page.locator(".card", has_text="Outbox dead").locator(".value")).to_have_text("1")
         expect(page.locator("ul.attention a", has_text=f"#{DEAD_CALL}")).to_be_visible()
         expect(page.get_by_text(re.compile(r"Times are shown in"))).to_be_visible()
-        page.screenshot(path=os.path.join(SHOTS, "console-overview.png"), full_page=True)
 
         step("find the transfer by worker")
         page.goto(f"{BASE}/console/transfers")
@@ -89,7 +82,6 @@ def main():
         expect(page.locator("li.hop")).to_contain_text("billing question")
         expect(page.locator(f"li.task-item#{FIRST_TASK}")).to_be_visible()
         expect(page.locator(f"li.task-item#{SECOND_TASK}")).to_contain_text(WORKER)
-        page.screenshot(path=os.path.join(SHOTS, "console-chain.png"), full_page=True)
 
         step("search a conversation SID: its page")
         page.get_by_label("Search by SID or outbox id").fill(CONVERSATION)
