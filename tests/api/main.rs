@@ -3,6 +3,7 @@
 mod backfill;
 mod beside;
 mod cli;
+mod contract;
 mod flex;
 mod helpers;
 mod history;
