@@ -19,6 +19,89 @@ const MAX_EXAMPLES: &str = "25";
 /// A run that takes longer than this is stuck.
 const TIMEOUT: Duration = Duration::from_secs(600);
 
+/// What exists in the stand-in and in baton before the run, offered to schemathesis beside the
+/// values it generates, so that requests reach past "no such task" to the answers that carry
+/// bodies: a live task to park or transfer, a transfer with its chain and outbox call.
+struct KnownValues {
+    tasks: Vec<String>,
+    targets: Vec<String>,
+    conversations: Vec<String>,
+    workers: Vec<String>,
+    queues: Vec<String>,
+}
+
+impl KnownValues {
+    async fn seed(flex: &Flex) -> KnownValues {
+        let mut tasks = Vec::new();
+        let mut conversations = Vec::new();
+        for worker in [&flex.alice, &flex.bob] {
+            let customer = flex.customer_writes_in().await;
+            let reservation = flex.twilio.offer(&customer.task, worker);
+            flex.twilio.accept(&reservation);
+            tasks.push(customer.task);
+            conversations.push(customer.conversation);
+        }
+        flex.quiesce().await;
+        // Bob's customer goes to Sales: a transfer, its chain and its outbox call exist.
+        let (status, body) = flex
+            .transfer(serde_json::json!({"task_sid": tasks[1], "target_sid": flex.sales}))
+            .await;
+        assert_eq!(status, 202, "{body}");
+        flex.quiesce().await;
+        KnownValues {
+            tasks,
+            targets: vec![
+                flex.carol.clone(),
+                flex.sales.clone(),
+                flex.transfer_workflow.clone(),
+            ],
+            conversations,
+            workers: vec![flex.alice.clone(), flex.bob.clone()],
+            queues: vec![flex.sales.clone()],
+        }
+    }
+
+    /// Schemathesis dictionaries and the parameters that draw on them (half the time).
+    fn settings(&self) -> String {
+        let list = |values: &[String]| {
+            values
+                .iter()
+                .map(|v| format!("{v:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut out = String::new();
+        for (name, values) in [
+            ("tasks", &self.tasks),
+            ("targets", &self.targets),
+            ("conversations", &self.conversations),
+            ("workers", &self.workers),
+            ("queues", &self.queues),
+        ] {
+            out.push_str(&format!(
+                "[dictionaries.{name}]\nvalues = [{}]\n",
+                list(values)
+            ));
+        }
+        out.push_str("[dictionaries.calls]\nvalues = [1]\n[parameters]\n");
+        for (parameter, dictionary) in [
+            ("path.task_sid", "tasks"),
+            ("body.task_sid", "tasks"),
+            ("body.target_sid", "targets"),
+            ("path.sid", "conversations"),
+            ("query.conversation_sid", "conversations"),
+            ("query.worker_sid", "workers"),
+            ("query.queue_sid", "queues"),
+            ("path.id", "calls"),
+        ] {
+            out.push_str(&format!(
+                "{parameter:?} = {{ dictionary = {dictionary:?}, probability = 0.5 }}\n"
+            ));
+        }
+        out
+    }
+}
+
 async fn installed(command: &str) -> Option<String> {
     let output = tokio::process::Command::new(command)
         .arg("--version")
@@ -48,11 +131,18 @@ async fn schemathesis_finds_no_request_the_document_and_baton_disagree_on() {
     };
 
     let flex = Flex::start(FlexOptions::default()).await;
+    let known = KnownValues::seed(&flex).await;
     let schema = format!("{}/api/v1/openapi.json", flex.app.address);
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/schemathesis.toml");
-    // Hypothesis keeps its example database in the working directory: a scratch one.
+    // Hypothesis keeps its example database in the working directory: a scratch one, which also
+    // holds the settings with this run's known values.
     let scratch = std::env::temp_dir().join(format!("baton-contract-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&scratch).expect("scratch directory");
+    let base = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/schemathesis.toml"),
+    )
+    .expect("tests/api/schemathesis.toml");
+    let config = scratch.join("schemathesis.toml");
+    std::fs::write(&config, format!("{base}\n{}", known.settings())).expect("settings");
 
     let started = Instant::now();
     let run = tokio::process::Command::new(command)
