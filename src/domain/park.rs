@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use std::time::Duration;
 
 /// How a resumed customer is routed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ResumeRoute {
     /// Back to the agent who parked them (known-worker routing through the original workflow).

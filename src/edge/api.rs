@@ -324,6 +324,24 @@ async fn json_body<T: serde::de::DeserializeOwned>(
         .map_err(|e| EdgeError::Invalid(format!("malformed {what} request: {e}")))
 }
 
+/// One of baton's own ids: `prefix` (`PA`, `TR`) and 32 lowercase hex digits, as baton makes
+/// them. Anything else is refused before it reaches a query.
+fn baton_id<'a>(raw: &'a str, prefix: &str, what: &str) -> Result<&'a str, EdgeError> {
+    let well_formed = raw.strip_prefix(prefix).is_some_and(|hex| {
+        hex.len() == 32
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    });
+    if well_formed {
+        Ok(raw)
+    } else {
+        Err(EdgeError::Invalid(format!(
+            "{raw:?} is not a {what} id ({prefix} and 32 lowercase hex digits)"
+        )))
+    }
+}
+
 fn task_sid(raw: &str) -> Result<String, EdgeError> {
     Sid::parse_kind(raw, SidKind::Task)
         .map(|s| s.to_string())
@@ -349,7 +367,7 @@ pub(crate) async fn authorize_history(
 
 /// The whole chain the task belongs to: root, tasks in order, hops in order.
 #[utoipa::path(get, path = "/api/v1/tasks/{task_sid}/chain", tag = "history",
-    params(("task_sid" = String, Path, description = "`WT…`")),
+    params(("task_sid" = String, Path, pattern = "^WT[0-9a-fA-F]{32}$", description = "`WT…`")),
     security(("ops_token" = []), ("flex_token" = []), ("flex_token_header" = [])),
     responses(
         (status = 200, description = "The chain", body = ChainView),
@@ -387,7 +405,7 @@ pub struct ConversationBody {
 
 /// A conversation's state, tasks, chains, parks, pending orphan check and close record.
 #[utoipa::path(get, path = "/api/v1/conversations/{sid}", tag = "history",
-    params(("sid" = String, Path, description = "`CH…`")),
+    params(("sid" = String, Path, pattern = "^CH[0-9a-fA-F]{32}$", description = "`CH…`")),
     security(("ops_token" = []), ("flex_token" = []), ("flex_token_header" = [])),
     responses(
         (status = 200, description = "The conversation", body = ConversationBody),
@@ -444,8 +462,13 @@ pub struct TransferBody {
     security(("ops_token" = []), ("flex_token" = []), ("flex_token_header" = [])),
     responses(
         (status = 202, description = "Transfer started", body = TransferCreated,
-            headers(("Location" = String, description = "`/api/v1/transfers/{transfer_id}`"))),
-        (status = 200, description = "A repeated idempotency key: the existing transfer", body = TransferCreated),
+            headers(("Location" = String, description = "`/api/v1/transfers/{transfer_id}`")),
+            links(("GetTransfer" = (operation_id = "get_transfer",
+                parameters(("transfer_id" = "$response.body#/transfer/transfer_id")))))),
+        (status = 200, description = "A repeated idempotency key: the existing transfer", body = TransferCreated,
+            headers(("Location" = String, description = "`/api/v1/transfers/{transfer_id}`")),
+            links(("GetTransfer" = (operation_id = "get_transfer",
+                parameters(("transfer_id" = "$response.body#/transfer/transfer_id")))))),
         (status = 400, description = "`invalid_request` (bad SID, unknown target) or `malformed_body`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such task", body = ErrorBody),
@@ -509,8 +532,17 @@ pub struct ParkList {
     security(("ops_token" = []), ("flex_token" = []), ("flex_token_header" = [])),
     responses(
         (status = 201, description = "Parked", body = ParkCreated,
-            headers(("Location" = String, description = "`/api/v1/parks/{park_id}`"))),
-        (status = 200, description = "A repeated idempotency key: the existing park", body = ParkCreated),
+            headers(("Location" = String, description = "`/api/v1/parks/{park_id}`")),
+            links(("GetPark" = (operation_id = "get_park",
+                    parameters(("park_id" = "$response.body#/park/park_id")))),
+                ("ResumePark" = (operation_id = "resume_park",
+                    parameters(("park_id" = "$response.body#/park/park_id")))))),
+        (status = 200, description = "A repeated idempotency key: the existing park", body = ParkCreated,
+            headers(("Location" = String, description = "`/api/v1/parks/{park_id}`")),
+            links(("GetPark" = (operation_id = "get_park",
+                    parameters(("park_id" = "$response.body#/park/park_id")))),
+                ("ResumePark" = (operation_id = "resume_park",
+                    parameters(("park_id" = "$response.body#/park/park_id")))))),
         (status = 400, description = "`invalid_request` or `malformed_body`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such task", body = ErrorBody),
@@ -550,12 +582,13 @@ pub async fn create_park(
 
 /// Resume a park now (`same_worker` by default, or `queue`); the body may be empty.
 #[utoipa::path(post, path = "/api/v1/parks/{park_id}/resume", tag = "parks",
-    params(("park_id" = String, Path, description = "`PA…`")),
-    request_body(content = Option<ResumeRequest>),
+    params(("park_id" = String, Path, pattern = "^PA[0-9a-f]{32}$", description = "`PA…`")),
+    request_body(content = ResumeRequest,
+        description = "Optional: no body at all resumes to the same worker"),
     security(("ops_token" = []), ("flex_token" = []), ("flex_token_header" = [])),
     responses(
         (status = 200, description = "Resumed", body = ParkBody),
-        (status = 400, description = "`invalid_request` or `malformed_body`", body = ErrorBody),
+        (status = 400, description = "`invalid_request`: not a park id, or a malformed body", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such park", body = ErrorBody),
         (status = 409, description = "`not_parked`: resumed or ended already (`error.detail` is the park)", body = ErrorBody),
@@ -582,7 +615,7 @@ pub async fn resume_park(
     authenticate(&req, api, request.token.as_deref()).await?;
     let park = api
         .parks
-        .resume(&path, request.route.as_deref())
+        .resume(baton_id(&path, "PA", "park")?, request.route.as_deref())
         .await
         .map_err(EdgeError::from)?;
     Ok(HttpResponse::Ok().json(ParkBody { park }))
@@ -590,10 +623,11 @@ pub async fn resume_park(
 
 /// One park.
 #[utoipa::path(get, path = "/api/v1/parks/{park_id}", tag = "parks",
-    params(("park_id" = String, Path, description = "`PA…`")),
+    params(("park_id" = String, Path, pattern = "^PA[0-9a-f]{32}$", description = "`PA…`")),
     security(("ops_token" = []), ("flex_token" = []), ("flex_token_header" = [])),
     responses(
         (status = 200, description = "The park", body = ParkBody),
+        (status = 400, description = "`invalid_request`: not a park id", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such park", body = ErrorBody),
         (status = 502, description = "`twilio_unavailable`", body = ErrorBody),
@@ -605,6 +639,7 @@ pub async fn get_park(
 ) -> Result<HttpResponse, EdgeError> {
     let api = api(&state)?;
     authenticate(&req, api, None).await?;
+    baton_id(&path, "PA", "park")?;
     match store::parks::get(&state.pool, &path)
         .await
         .map_err(EdgeError::not_read)?
@@ -618,9 +653,11 @@ pub async fn get_park(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ParkQuery {
-    /// `parked`, `resumed`, `expired` or `ended`.
+    /// Only parks in this state.
+    #[param(value_type = Option<ParkState>)]
     state: Option<String>,
     /// `WK…`: only this worker's parks.
+    #[param(pattern = "^WK[0-9a-fA-F]{32}$")]
     worker_sid: Option<String>,
     /// Page size.
     #[param(value_type = Option<i64>, minimum = 1, maximum = 500, default = 100)]
@@ -665,10 +702,11 @@ pub async fn list_parks(
 
 /// A transfer and its state.
 #[utoipa::path(get, path = "/api/v1/transfers/{transfer_id}", tag = "transfers",
-    params(("transfer_id" = String, Path, description = "The transfer's id")),
+    params(("transfer_id" = String, Path, pattern = "^TR[0-9a-f]{32}$", description = "`TR…`: the transfer's id")),
     security(("ops_token" = []), ("flex_token" = []), ("flex_token_header" = [])),
     responses(
         (status = 200, description = "The transfer", body = TransferBody),
+        (status = 400, description = "`invalid_request`: not a transfer id", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such transfer", body = ErrorBody),
         (status = 502, description = "`twilio_unavailable`", body = ErrorBody),
@@ -680,6 +718,7 @@ pub async fn get_transfer(
 ) -> Result<HttpResponse, EdgeError> {
     let api = api(&state)?;
     authenticate(&req, api, None).await?;
+    baton_id(&path, "TR", "transfer")?;
     match api
         .transfers
         .find(&path)

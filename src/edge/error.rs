@@ -3,7 +3,7 @@
 
 use crate::services::ServiceError;
 use crate::store::StoreError;
-use actix_web::http::{header, StatusCode};
+use actix_web::http::{header, Method, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +29,9 @@ pub enum EdgeError {
     /// No route, or no such resource.
     #[error("{0}")]
     NotFound(String),
+    /// A routed path asked with a method it does not answer; `allow` is what it answers.
+    #[error("{method} is not allowed here; this path answers {}", allow_list(.allow))]
+    MethodNotAllowed { method: Method, allow: Vec<Method> },
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -62,6 +65,7 @@ impl EdgeError {
             EdgeError::StoreUnavailable => "store_unavailable",
             EdgeError::ReadUnavailable => "store_read_unavailable",
             EdgeError::NotFound(_) => "not_found",
+            EdgeError::MethodNotAllowed { .. } => "method_not_allowed",
             EdgeError::Unauthorized(_) => "unauthorized",
             EdgeError::Forbidden(_) => "forbidden",
             EdgeError::Invalid(_) => "invalid_request",
@@ -85,6 +89,7 @@ impl ResponseError for EdgeError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             EdgeError::NotFound(_) => StatusCode::NOT_FOUND,
+            EdgeError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             EdgeError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             EdgeError::Forbidden(_) => StatusCode::FORBIDDEN,
             EdgeError::Invalid(_) => StatusCode::BAD_REQUEST,
@@ -103,6 +108,10 @@ impl ResponseError for EdgeError {
             }
             EdgeError::Unauthorized(_) => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"baton\""));
+            }
+            // RFC 9110: a 405 names the methods the target answers.
+            EdgeError::MethodNotAllowed { allow, .. } => {
+                response.insert_header((header::ALLOW, allow_list(allow)));
             }
             // The rest of the body is not wanted: close rather than drain it.
             EdgeError::PayloadTooLarge { .. } | EdgeError::BodyTimeout { .. } => {
@@ -140,6 +149,15 @@ pub struct ErrorObject {
     /// What a `409` conflicts with (the transfer in flight, the park, the outbox call).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<serde_json::Value>,
+}
+
+/// `GET, POST`: an `Allow` header's value.
+fn allow_list(methods: &[Method]) -> String {
+    methods
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl EdgeError {

@@ -12,25 +12,35 @@ use crate::store::history::{TransferPage, TransferStats};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
+use utoipa::openapi::schema::{
+    AnyOfBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type,
+};
 
 /// The filters both routes take (documentation: the query string is parsed by
 /// `domain::history`). All optional, combined with AND.
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TransferFilters {
-    /// Inclusive: an ISO 8601 time, a date (midnight UTC) or a duration ago (`6h`, `2d`).
+    /// Inclusive: an RFC 3339 time, a date (midnight UTC) or a duration ago (`6h`, `2d`); also
+    /// a time without zone (UTC) or seconds. Must be before `until`.
+    #[param(schema_with = time_param)]
     pub since: Option<String>,
     /// Exclusive; the same forms as `since`.
+    #[param(schema_with = time_param)]
     pub until: Option<String>,
     /// `WK…`: the worker on either side (who transferred, or who the hop went to).
+    #[param(pattern = "^WK[0-9a-fA-F]{32}$")]
     pub worker_sid: Option<String>,
     /// `WQ…`: the queue on either side (came from, or went to).
+    #[param(pattern = "^WQ[0-9a-fA-F]{32}$")]
     pub queue_sid: Option<String>,
-    /// `worker`, `queue` or `workflow`.
+    #[param(schema_with = target_type_param)]
     pub target_type: Option<String>,
-    /// `completed`, `failed`, `canceled`, `returned` or `in_flight`.
+    /// `in_flight`: no outcome yet.
+    #[param(schema_with = outcome_param)]
     pub outcome: Option<String>,
     /// `CH…`: the hops of the chains whose tasks carried the conversation.
+    #[param(pattern = "^CH[0-9a-fA-F]{32}$")]
     pub conversation_sid: Option<String>,
 }
 
@@ -117,6 +127,34 @@ fn take_format(pairs: &mut Vec<(String, String)>) -> Result<Format, EdgeError> {
     }
 }
 
+/// `since` and `until`: the forms `domain::history::parse_time` reads (a duration of up to five
+/// digits, so that it stays within the calendar).
+fn time_param() -> Schema {
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    AnyOfBuilder::new()
+        .item(string().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))))
+        .item(string().format(Some(SchemaFormat::KnownFormat(KnownFormat::Date))))
+        .item(string().pattern(Some("^(0|[0-9]{1,5}[smhdw])$")))
+        .build()
+        .into()
+}
+
+fn target_type_param() -> Schema {
+    enum_param(&["worker", "queue", "workflow"])
+}
+
+fn outcome_param() -> Schema {
+    enum_param(&["completed", "failed", "canceled", "returned", "in_flight"])
+}
+
+fn enum_param(values: &[&str]) -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .build()
+        .into()
+}
+
 fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
     url::form_urlencoded::parse(req.query_string().as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -128,7 +166,8 @@ fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
 #[utoipa::path(get, path = "/api/v1/transfers", tag = "history",
     params(TransferFilters,
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Page size (default 50)"),
-        ("cursor" = Option<String>, Query, description = "The previous page's `next`"),
+        ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]+$",
+            description = "The previous page's `next` (opaque; any other value is `400`)"),
         ("format" = Option<Format>, Query, description = "`json` (default) or `csv`")),
     security(("ops_token" = []), ("flex_token" = []), ("flex_token_header" = [])),
     responses(

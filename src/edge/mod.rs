@@ -82,6 +82,10 @@ impl Routes for web::ServiceConfig {
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
+        // HTTP: a resource that answers GET answers HEAD too (actix sends no body for HEAD).
+        if method == Method::GET {
+            self.route(path, web::method(Method::HEAD).to(handler.clone()));
+        }
         self.route(path, web::method(method).to(handler))
     }
 }
@@ -161,7 +165,7 @@ pub fn routes<R: Routes>(r: &mut R) {
 /// Registers every route: the API's and the console's pages.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     routes(cfg);
-    console::configure(cfg);
+    console::routes(cfg);
 }
 
 /// A listing's `limit` query parameter ([`crate::domain::paging`]), `default` when absent.
@@ -172,9 +176,45 @@ pub(crate) fn limit_param(raw: Option<&str>, default: i64) -> Result<i64, error:
     })
 }
 
-/// JSON 404 for anything unrouted (including a wrong method on a known path).
-pub async fn not_found() -> Result<HttpResponse, error::EdgeError> {
-    Err(error::EdgeError::unrouted())
+/// What no route answers: `405` with `Allow` when the path is routed for other methods, else
+/// JSON 404.
+pub async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, error::EdgeError> {
+    let allow = allowed_methods(req.path());
+    if allow.is_empty() {
+        Err(error::EdgeError::unrouted())
+    } else {
+        Err(error::EdgeError::MethodNotAllowed {
+            method: req.method().clone(),
+            allow,
+        })
+    }
+}
+
+/// The methods the route table answers on `path`, in table order; none when it is unrouted.
+/// Read from [`routes`] itself, so `Allow` cannot drift from what is served.
+pub fn allowed_methods(path: &str) -> Vec<Method> {
+    static TABLE: std::sync::OnceLock<Vec<(actix_web::dev::ResourceDef, Method)>> =
+        std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut list = RouteList::default();
+        routes(&mut list);
+        console::routes(&mut list);
+        list.0
+            .into_iter()
+            .map(|(method, pattern)| (actix_web::dev::ResourceDef::new(pattern), method))
+            .collect()
+    });
+    let mut allow: Vec<Method> = Vec::new();
+    for (pattern, method) in table {
+        if pattern.is_match(path) && !allow.contains(method) {
+            allow.push(method.clone());
+            if *method == Method::GET && !allow.contains(&Method::HEAD) {
+                allow.push(Method::HEAD);
+            }
+        }
+    }
+    allow.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    allow
 }
 
 /// Counts requests by route pattern and status, and times them.

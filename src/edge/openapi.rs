@@ -8,10 +8,11 @@ use super::{api, health, history, lookup, outbox, overview, webhooks};
 use actix_web::HttpResponse;
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
-use utoipa::openapi::PathItem;
+use utoipa::openapi::{Content, PathItem, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -22,7 +23,9 @@ use utoipa::{Modify, OpenApi};
             error is JSON `{\"error\": {\"code\", \"message\"}}`; any route may also answer \
             `503` with `Retry-After: 5` when the database is down — `store_unavailable` when \
             nothing could be stored, `store_read_unavailable` when it could not be read — and \
-            the `/api/v1` routes `422 not_configured` when baton has no Twilio credentials."
+            the `/api/v1` routes `422 not_configured` when baton has no Twilio credentials. A \
+            path asked with a method it does not answer is `405 method_not_allowed` with an \
+            `Allow` header naming the methods it answers; an unknown path is `404 not_found`."
     ),
     paths(
         webhooks::taskrouter,
@@ -49,7 +52,7 @@ use utoipa::{Modify, OpenApi};
         health::metrics,
     ),
     components(schemas(ErrorBody, ErrorObject)),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &CommonAnswers, &LinkTargets),
     tags(
         (name = "webhooks", description = "Signed Twilio callbacks, stored before they are answered"),
         (name = "history", description = "Chains and conversations (ops token, or a Flex admin/supervisor)"),
@@ -130,6 +133,114 @@ impl Modify for SecuritySchemes {
             ))),
         );
     }
+}
+
+/// The operations whose request body may be left out (an empty body has a meaning of its own).
+const OPTIONAL_BODIES: [&str; 1] = ["resume_park"];
+
+/// The answers that follow from what an operation is rather than from its handler, added
+/// wherever they are not described already: the `/api/v1` routes' `422 not_configured` and
+/// `503`, and the body limits of every operation that reads a body.
+struct CommonAnswers;
+
+impl Modify for CommonAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let api = path.starts_with("/api/v1/") && path != "/api/v1/openapi.json";
+            for operation in operations_mut(item) {
+                let mut answers: Vec<(&str, &str)> = Vec::new();
+                if api {
+                    answers.push(("422", "`not_configured`: baton has no Twilio credentials"));
+                    answers.push((
+                        "503",
+                        "`store_unavailable` (nothing stored) or `store_read_unavailable`: the \
+                         database is down; `Retry-After: 5`",
+                    ));
+                }
+                if let Some(body) = operation.request_body.as_mut() {
+                    if operation
+                        .operation_id
+                        .as_deref()
+                        .is_some_and(|id| OPTIONAL_BODIES.contains(&id))
+                    {
+                        body.required = Some(utoipa::openapi::Required::False);
+                    }
+                    answers.extend([
+                        (
+                            "408",
+                            "`request_timeout`: the body did not arrive within \
+                             `BATON_BODY_TIMEOUT`",
+                        ),
+                        ("413", "`payload_too_large`: over `BATON_MAX_BODY_BYTES`"),
+                        ("415", "`unsupported_media_type`"),
+                    ]);
+                }
+                for (status, description) in answers {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| error_answer(description));
+                }
+            }
+        }
+    }
+}
+
+/// utoipa 5 writes a link's target as `operation_id`; OpenAPI (and every tool reading links)
+/// spells it `operationId`. Moved there, where it is read.
+struct LinkTargets;
+
+impl Modify for LinkTargets {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for operation in operations_mut(item) {
+                for response in operation.responses.responses.values_mut() {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    for link in response.links.values_mut() {
+                        let RefOr::T(link) = link else { continue };
+                        if link.operation_id.is_empty() {
+                            continue;
+                        }
+                        let target = std::mem::take(&mut link.operation_id);
+                        link.extensions
+                            .get_or_insert_with(Default::default)
+                            .insert("operationId".to_owned(), target.into());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An error answer: `description`, with the JSON error body.
+fn error_answer(description: &str) -> RefOr<Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+            )
+            .build(),
+    )
+}
+
+fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.options,
+        &mut item.head,
+        &mut item.patch,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .filter_map(Option::as_mut)
 }
 
 /// Every operation of `doc`: (method in upper case, path).
@@ -230,6 +341,74 @@ mod tests {
                 format!("{} {} is documented but not routed", removed.0, removed.1),
             ]
         );
+    }
+
+    #[test]
+    fn creations_link_to_what_they_created_and_bodies_state_their_limits() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("document");
+        let paths = &doc["paths"];
+        for (path, status, link, target, parameter, expression) in [
+            (
+                "/api/v1/parks",
+                "201",
+                "GetPark",
+                "get_park",
+                "park_id",
+                "$response.body#/park/park_id",
+            ),
+            (
+                "/api/v1/parks",
+                "200",
+                "ResumePark",
+                "resume_park",
+                "park_id",
+                "$response.body#/park/park_id",
+            ),
+            (
+                "/api/v1/transfers",
+                "202",
+                "GetTransfer",
+                "get_transfer",
+                "transfer_id",
+                "$response.body#/transfer/transfer_id",
+            ),
+        ] {
+            let link = &paths[path]["post"]["responses"][status]["links"][link];
+            assert_eq!(link["operationId"], target, "{path} {status}");
+            assert!(link.get("operation_id").is_none());
+            assert_eq!(link["parameters"][parameter], expression);
+            let target_operations: Vec<&serde_json::Value> = paths
+                .as_object()
+                .expect("paths")
+                .values()
+                .flat_map(|item| item.as_object().expect("item").values())
+                .filter(|operation| operation["operationId"] == target)
+                .collect();
+            assert_eq!(target_operations.len(), 1, "{target}");
+        }
+        for (path, item) in paths.as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("path item") {
+                let responses = &operation["responses"];
+                if let Some(body) = operation.get("requestBody") {
+                    for status in ["408", "413", "415"] {
+                        assert!(responses.get(status).is_some(), "{method} {path} {status}");
+                    }
+                    let optional = path == "/api/v1/parks/{park_id}/resume";
+                    assert_eq!(body["required"], !optional, "{method} {path}");
+                }
+                if path.starts_with("/api/v1/") && path != "/api/v1/openapi.json" {
+                    for status in ["422", "503"] {
+                        assert!(responses.get(status).is_some(), "{method} {path} {status}");
+                    }
+                }
+            }
+        }
+        for request in ["TransferRequest", "ParkRequest", "ResumeRequest"] {
+            assert_eq!(
+                doc["components"]["schemas"][request]["additionalProperties"], false,
+                "{request}"
+            );
+        }
     }
 
     #[test]

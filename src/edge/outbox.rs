@@ -24,7 +24,8 @@ pub struct OutboxQuery {
     /// Page size.
     #[param(value_type = Option<i64>, minimum = 1, maximum = 500, default = 100)]
     limit: Option<String>,
-    /// The `next` of the previous page (opaque).
+    /// The `next` of the previous page.
+    #[param(value_type = Option<i64>, minimum = 1)]
     cursor: Option<String>,
 }
 
@@ -134,7 +135,7 @@ pub async fn list_calls(
 
 /// One call: its form parameters, Twilio's last answer, every attempt.
 #[utoipa::path(get, path = "/api/v1/outbox/{id}", tag = "outbox",
-    params(("id" = i64, Path, description = "The call's `id`")),
+    params(("id" = i64, Path, minimum = 1, description = "The call's `id`")),
     security(("ops_token" = [])),
     responses(
         (status = 200, description = "The call and its attempts", body = CallWithAttempts),
@@ -163,7 +164,7 @@ pub async fn get_call(
 
 /// Re-drive a dead call: its retry budget starts again and the dispatcher is woken.
 #[utoipa::path(post, path = "/api/v1/outbox/{id}/retry", tag = "outbox",
-    params(("id" = i64, Path, description = "The call's `id`")),
+    params(("id" = i64, Path, minimum = 1, description = "The call's `id`")),
     security(("ops_token" = [])),
     responses(
         (status = 202, description = "Re-driven: pending again", body = CallBody),

@@ -10,11 +10,38 @@ use crate::store::inbox::NewInboxEvent;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
 
 /// Form bodies with more parameters than this are refused (Twilio sends a few dozen).
 const MAX_FORM_PARAMS: usize = 1_000;
 
 const FORM: &str = "application/x-www-form-urlencoded";
+
+/// A Twilio form body as the webhook routes read it: text parameters without NUL (refused as
+/// `malformed_body`), at most [`MAX_FORM_PARAMS`] of them.
+pub struct TwilioParams;
+
+impl utoipa::PartialSchema for TwilioParams {
+    fn schema() -> RefOr<Schema> {
+        let text = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[^\\u0000]*$"))
+        };
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property_names(Some(text()))
+            .additional_properties(Some(text()))
+            .max_properties(Some(MAX_FORM_PARAMS))
+            .description(Some(
+                "Twilio's parameters (`EventType`, `TaskSid`, …), signed",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for TwilioParams {}
 
 /// The received Event Streams batch.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -27,7 +54,7 @@ pub struct EventsReceipt {
 
 /// TaskRouter's workspace `EventCallbackUrl`: one event, stored before the answer.
 #[utoipa::path(post, path = "/webhooks/taskrouter", tag = "webhooks",
-    request_body(content = HashMap<String, String>, content_type = "application/x-www-form-urlencoded",
+    request_body(content = TwilioParams, content_type = "application/x-www-form-urlencoded",
         description = "Twilio's parameters (`EventType`, `TaskSid`, …), signed"),
     security(("twilio_signature" = [])),
     responses(
@@ -54,7 +81,7 @@ pub async fn taskrouter(
 
 /// Conversations post-action webhooks (and a park's `?park=` webhook).
 #[utoipa::path(post, path = "/webhooks/conversations", tag = "webhooks",
-    request_body(content = HashMap<String, String>, content_type = "application/x-www-form-urlencoded",
+    request_body(content = TwilioParams, content_type = "application/x-www-form-urlencoded",
         description = "Twilio's parameters (`EventType`, `TaskSid`, …), signed"),
     params(("park" = Option<String>, Query, description = "`PA…`: a parked conversation's own webhook")),
     security(("twilio_signature" = [])),

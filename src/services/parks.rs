@@ -19,22 +19,50 @@ use std::time::Duration;
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParkRequest {
+    /// `WT…`: an assigned Flex Conversations task.
+    #[schema(pattern = "^WT[0-9a-fA-F]{32}$")]
     pub task_sid: String,
-    #[serde(default)]
+    /// How long the park may last (default 24 h; none for SMS).
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(minimum = 1, maximum = 604800)]
     pub ttl_seconds: Option<u64>,
     #[serde(default)]
+    #[schema(max_length = 4000, pattern = "^[^\\u0000]*$")]
     pub notes: Option<String>,
+    /// A repeated key answers the park it made.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200, pattern = "^[^\\u0000]*$")]
     pub idempotency_key: Option<String>,
     #[serde(default, rename = "Token")]
     pub token: Option<String>,
+}
+
+/// A whole number written either way JSON allows (`60` or `60.0`: JSON Schema's `integer`
+/// counts both).
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match Option::<serde_json::Number>::deserialize(d)? {
+        None => Ok(None),
+        Some(n) => n
+            .as_u64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
+                    .map(|f| f as u64)
+            })
+            .map(Some)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!("{n} is not a whole number of seconds"))
+            }),
+    }
 }
 
 /// The body of `POST /api/v1/parks/{id}/resume`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResumeRequest {
+    /// `same_worker` (the default) or `queue`.
     #[serde(default)]
+    #[schema(value_type = Option<ResumeRoute>)]
     pub route: Option<String>,
     #[serde(default, rename = "Token")]
     pub token: Option<String>,

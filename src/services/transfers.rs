@@ -20,13 +20,22 @@ use sqlx::PgPool;
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferRequest {
+    /// `WT…`: the assigned task to transfer.
+    #[schema(pattern = "^WT[0-9a-fA-F]{32}$")]
     pub task_sid: String,
+    /// `WK…` (a worker), `WQ…` (a queue) or `WW…` (a workflow).
+    #[schema(pattern = "^(WK|WQ|WW)[0-9a-fA-F]{32}$")]
     pub target_sid: String,
+    /// `cold` (the default) or `warm`.
     #[serde(default)]
+    #[schema(value_type = Option<Mode>)]
     pub mode: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 4000, pattern = "^[^\\u0000]*$")]
     pub notes: Option<String>,
+    /// A repeated key answers the transfer it made.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200, pattern = "^[^\\u0000]*$")]
     pub idempotency_key: Option<String>,
     /// The Flex token, for plugins that send it in the body like the serverless functions did.
     #[serde(default, rename = "Token")]

@@ -4,6 +4,7 @@ mod backfill;
 mod beside;
 mod cli;
 mod console;
+mod contract;
 mod demo;
 mod flex;
 mod helpers;

@@ -371,10 +371,17 @@ async fn ops_resume_a_park_to_the_same_worker_or_to_the_queue() {
         )
         .await;
     assert_eq!(status, 400, "{body}");
+    // An id baton never made is not found; one it could not have made is not an id.
+    let unknown = format!("PA{}", "0".repeat(32));
     let (status, _) = flex
-        .api_post("/api/v1/parks/PA0000/resume", json!({}))
+        .api_post(&format!("/api/v1/parks/{unknown}/resume"), json!({}))
         .await;
     assert_eq!(status, 404);
+    let (status, body) = flex
+        .api_post("/api/v1/parks/PA0000/resume", json!({}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_request");
     assert_eq!(flex.parks("?state=resumed").await.len(), 2);
     let (status, body) = flex.api_get("/api/v1/parks?state=sleeping").await;
     assert_eq!(status, 400, "{body}");

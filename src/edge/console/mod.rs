@@ -7,20 +7,22 @@ pub mod assets;
 pub mod pages;
 pub mod session;
 
-use actix_web::web;
+use super::Routes;
+use actix_web::http::Method;
 
-/// Registers the console's routes (HTML, not part of the API document).
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(pages::root))
-        .route("/console/sign-in", web::get().to(pages::sign_in_form))
-        .route("/console/sign-in", web::post().to(pages::sign_in))
-        .route("/console/sign-out", web::post().to(pages::sign_out))
-        .route("/console/assets/{name}", web::get().to(assets::asset))
-        .route("/console", web::get().to(pages::page))
-        .route("/console/transfers", web::get().to(pages::page))
-        .route("/console/tasks/{sid}", web::get().to(pages::page))
-        .route("/console/conversations/{sid}", web::get().to(pages::page))
-        .route("/console/parks", web::get().to(pages::page))
-        .route("/console/outbox", web::get().to(pages::page))
-        .route("/console/outbox/{id}", web::get().to(pages::page));
+/// The console's routes: HTML, not part of the API document (a wrong method still gets `405`
+/// with `Allow`, as the API's routes do).
+pub fn routes<R: Routes>(r: &mut R) {
+    r.add(Method::GET, "/", pages::root)
+        .add(Method::GET, "/console/sign-in", pages::sign_in_form)
+        .add(Method::POST, "/console/sign-in", pages::sign_in)
+        .add(Method::POST, "/console/sign-out", pages::sign_out)
+        .add(Method::GET, "/console/assets/{name}", assets::asset)
+        .add(Method::GET, "/console", pages::page)
+        .add(Method::GET, "/console/transfers", pages::page)
+        .add(Method::GET, "/console/tasks/{sid}", pages::page)
+        .add(Method::GET, "/console/conversations/{sid}", pages::page)
+        .add(Method::GET, "/console/parks", pages::page)
+        .add(Method::GET, "/console/outbox", pages::page)
+        .add(Method::GET, "/console/outbox/{id}", pages::page);
 }
