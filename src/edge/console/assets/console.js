@@ -204,13 +204,13 @@ function card(label, value, bad) {
 
 async function overviewPage() {
   const params = new URLSearchParams(location.search);
-  const window = WINDOWS.some(([w]) => w === params.get("window")) ? params.get("window") : "1h";
+  const span = WINDOWS.some(([w]) => w === params.get("window")) ? params.get("window") : "1h";
   const render = (o) => {
     const t = o.transfers;
     show(
-      title("Overview", `${WINDOWS.find(([w]) => w === window)[1]}: ${timeFormat.format(new Date(o.since))} to now`),
+      title("Overview", `${WINDOWS.find(([w]) => w === span)[1]}: ${timeFormat.format(new Date(o.since))} to now`),
       h("nav", { class: "tabs", "aria-label": "Window" }, WINDOWS.map(([w, label]) =>
-        h("a", { href: `/console?window=${w}`, "aria-current": w === window ? "true" : null }, label))),
+        h("a", { href: `/console?window=${w}`, "aria-current": w === span ? "true" : null }, label))),
       h("h2", {}, "Transfers in the window"),
       h("div", { class: "cards" },
         card("Total", t.total), card("Completed", t.completed), card("Failed", t.failed, t.failed > 0),
@@ -234,7 +234,7 @@ async function overviewPage() {
         "Nothing is parked."),
       h("p", { class: "sub", id: "refreshed" }, `Updated ${timeFormat.format(new Date())}; refreshes every 10 s.`));
   };
-  const load = async () => render(await api(`/api/v1/overview?window=${window}`));
+  const load = async () => render(await api(`/api/v1/overview?window=${span}`));
   await load();
   setInterval(() => {
     load().catch((error) => {
@@ -322,13 +322,23 @@ function linkage(task, calls) {
   return "not linked: the task carried no chain id and baton had nothing to stamp";
 }
 
-function hopItem(hop) {
+function worker(workerSid, names) {
+  if (!workerSid) return "–";
+  const name = names.get(workerSid);
+  return name ? [name, " ", sid(workerSid)] : sid(workerSid);
+}
+
+function hopItem(hop, names) {
+  const to = hop.target_type === "worker" && hop.target_sid
+    ? ["worker ", worker(hop.target_sid, names)]
+    : [hop.target_type ?? "", " ", hop.target_name ?? "", " ", sid(hop.target_sid)];
+  const by = hop.initiated_by && names.has(hop.initiated_by) ? names.get(hop.initiated_by) : hop.initiated_by;
   return h("li", { class: "hop" }, h("div", { class: "hop-body" },
     h("strong", {}, `Hop ${hop.seq}: `), badge(hop.outcome, "in_flight"), " ", hop.mode ?? "",
     facts([
-      ["From", [taskLink(hop.from_task_sid), " ", sid(hop.from_worker_sid)]],
-      ["To", [target(hop), " → ", taskLink(hop.to_task_sid), " ", sid(hop.to_worker_sid)]],
-      ["Initiated", [time(hop.initiated_at), hop.initiated_by ? ` by ${hop.initiated_by}` : ""]],
+      ["From", [taskLink(hop.from_task_sid), " · ", worker(hop.from_worker_sid, names)]],
+      ["To", [to, " → ", taskLink(hop.to_task_sid), hop.to_worker_sid ? [" · taken by ", worker(hop.to_worker_sid, names)] : ""]],
+      ["Initiated", [time(hop.initiated_at), by ? ` by ${by}` : ""]],
       ["Time to accept", seconds(hop.seconds_to_accept)],
       ["In the hop", seconds(hop.seconds_in_hop)],
       hop.notes ? ["Notes", hop.notes] : null,
@@ -338,6 +348,9 @@ function hopItem(hop) {
 
 async function taskPage(taskSid) {
   const chain = await api(`/api/v1/tasks/${encodeURIComponent(taskSid)}/chain`);
+  // Workers' names, as their reservations carry them.
+  const names = new Map(chain.tasks.flatMap((t) => t.reservations)
+    .filter((r) => r.worker_sid && r.worker_name).map((r) => [r.worker_sid, r.worker_name]));
   const items = [];
   for (const task of chain.tasks) {
     items.push(h("li", { class: "task-item", id: task.task_sid }, h("div", { class: "task" },
@@ -351,7 +364,7 @@ async function taskPage(taskSid) {
       task.reservations.length ? table([["Reservation"], ["Worker"], ["Offered"], ["Status"], ["Since"]],
         task.reservations.map((r) => [sid(r.reservation_sid), [r.worker_name ?? "", " ", sid(r.worker_sid)], time(r.offered_at), badge(r.status), time(r.status_at)]),
         "") : h("p", { class: "empty" }, "Never offered to a worker."))));
-    for (const hop of chain.hops.filter((hop) => hop.from_task_sid === task.task_sid)) items.push(hopItem(hop));
+    for (const hop of chain.hops.filter((hop) => hop.from_task_sid === task.task_sid)) items.push(hopItem(hop, names));
   }
   show(
     title("Transfer chain", null),
