@@ -222,6 +222,34 @@ const LOAD_CONSOLE: &[(&str, &str)] = &[
          ) x",
     ),
     (
+        "inbox",
+        // The inbox's progress rows, as retention (45 days) keeps them: a conversation's 15-25
+        // events make 1.5 events a hop over 45 days. The last twenty are still pending and one
+        // in fifty thousand is dead; the events of those are stored (the overview's lag reads
+        // the oldest pending one's).
+        "WITH progress AS (
+             INSERT INTO inbox_progress (event_id, attempts, processed_at, processed_by,
+                 last_error, dead_at)
+             SELECT n, 1,
+                    CASE WHEN n <= total - 20 AND n % 50000 <> 7 THEN at END,
+                    CASE WHEN n <= total - 20 AND n % 50000 <> 7 THEN gen_random_uuid() END,
+                    CASE WHEN n % 50000 = 7 THEN 'no such task' END,
+                    CASE WHEN n % 50000 = 7 THEN at END
+             FROM (
+                 SELECT n, total,
+                        to_timestamp(($1 - (total - n) * (3888000000 / total)) / 1000.0) AS at
+                 FROM (SELECT count(*) * 3 / 2 AS total FROM hops) t,
+                      generate_series(1, t.total) n
+             ) e
+             RETURNING event_id, processed_at, dead_at)
+         INSERT INTO inbox_events (id, event_key, source, received_at, event_type, task_sid,
+             event, params)
+         OVERRIDING SYSTEM VALUE
+         SELECT event_id, 'bench:' || event_id, 'taskrouter_callback', now(), 'task.updated',
+                'WT' || lpad(to_hex(event_id), 32, '0'), '{}', '{}'
+         FROM progress WHERE processed_at IS NULL",
+    ),
+    (
         "parks",
         // One chain in twenty parked its customer before the transfer; one park in five a
         // voice call. The forty latest are parked still, ten of them past their time to live.
@@ -273,6 +301,7 @@ const LOAD_CONSOLE: &[(&str, &str)] = &[
 
 /// The tables the console reads, reported with their sizes.
 const TABLES: &[&str] = &[
+    "inbox_progress",
     "hops",
     "chains",
     "chain_tasks",
@@ -298,7 +327,7 @@ enum Call {
     Conversation(String),
     Parks(Option<ParkState>),
     Outbox(Option<CallState>, Option<i64>),
-    OutboxCall(i64),
+    OutboxId(i64),
     Sid(Sid),
 }
 
@@ -382,10 +411,10 @@ fn page_calls(args: &YearArgs, dead: Vec<i64>, last_id: i64) -> Vec<PageCall> {
             Call::Outbox(Some(CallState::Dead), Some(pick(rng)))
         }),
         call("outbox/{id} (a dead call)", move |rng| {
-            Call::OutboxCall(pick_dead(rng))
+            Call::OutboxId(pick_dead(rng))
         }),
         call("outbox/{id} (any call)", move |rng| {
-            Call::OutboxCall(rng.gen_range(1..=last_id))
+            Call::OutboxId(rng.gen_range(1..=last_id))
         }),
         call("sids/{WT…}", move |rng| {
             Call::Sid(parse(&random_task(rng, hops, chains)))
@@ -443,7 +472,7 @@ async fn run_call(pool: &PgPool, call: &Call) -> anyhow::Result<usize> {
         }
         Call::Parks(state) => parks::list(pool, *state, None, 100).await?.len(),
         Call::Outbox(state, before) => outbox::list(pool, *state, *before, 100).await?.len(),
-        Call::OutboxCall(id) => {
+        Call::OutboxId(id) => {
             outbox::get(pool, *id)
                 .await?
                 .with_context(|| format!("no outbox call {id}"))?;
