@@ -19,8 +19,9 @@ use rand::Rng;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use std::time::Instant;
 
+/// The year of history the benchmarks load, and the database they load it into.
 #[derive(Debug, Clone, Args)]
-pub struct HistoryBenchArgs {
+pub struct YearArgs {
     /// The Postgres server to create the benchmark database on (any database of it).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub server_url: String,
@@ -31,18 +32,31 @@ pub struct HistoryBenchArgs {
     pub workers: i64,
     #[arg(long, default_value_t = 40)]
     pub queues: i64,
+    /// Keep the database afterwards (its name is printed).
+    #[arg(long)]
+    pub keep: bool,
+}
+
+impl YearArgs {
+    /// Chains the hops belong to (`chain_id` = `WT` + the chain's number in hex).
+    pub fn chains(&self) -> i64 {
+        (self.hops - 1) * 5 / 8 + 1
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HistoryBenchArgs {
+    #[command(flatten)]
+    pub year: YearArgs,
     /// Runs of each query shape.
     #[arg(long, default_value_t = 100)]
     pub iterations: u32,
     /// Print each shape's whole plan, not only its scans.
     #[arg(long)]
     pub plans: bool,
-    /// Keep the database afterwards (its name is printed).
-    #[arg(long)]
-    pub keep: bool,
 }
 
-fn sid(prefix: &str, n: i64) -> Sid {
+pub(crate) fn sid(prefix: &str, n: i64) -> Sid {
     // Well-formed by construction: two letters and 32 hex digits.
     Sid::parse(&format!("{prefix}{n:032x}")).unwrap_or_else(|_| unreachable!())
 }
@@ -53,15 +67,19 @@ const LOAD_WORKERS: &str = "INSERT INTO workers (worker_sid, friendly_name)
 /// A year of hops, in the order the processor would have written them (by time). Chains of one
 /// or two hops (1.6 on average), a few busy queues and workers and many quiet ones, four in five
 /// completed, the last hundred still in flight.
-/// `$1` hops, `$2` workers, `$3` queues, `$4` the year's start (ms), `$5` a year (ms). Task
-/// SIDs start `WTa…`/`WTb…`, chain ids (the roots) `WT0…`, so they never collide.
+/// `$1` hops, `$2` workers, `$3` queues, `$4` the year's start (ms), `$5` a year (ms). Hop `n`
+/// creates task `WTb…n` and its reservation `WR…(2n+1)`; it transfers from the chain's root
+/// (the chain id, `WT0…`, with reservation `WR…2n`) or from the task the hop before created.
 const LOAD_HOPS: &str =
     "INSERT INTO hops (chain_id, seq, from_task_sid, to_task_sid, from_reservation_sid,
          to_reservation_sid, from_worker_sid, to_worker_sid, from_queue_sid, to_queue_sid,
          target_type, target_sid, target_name, mode, vocabulary, initiated_ms, offered_ms,
          accepted_ms, finished_ms, ended_ms, outcome)
-     SELECT chain_id, seq, 'WTa' || lpad(to_hex(n), 31, '0'), 'WTb' || lpad(to_hex(n), 31, '0'),
-            'WR' || lpad(to_hex(2 * n), 32, '0'), 'WR' || lpad(to_hex(2 * n + 1), 32, '0'),
+     SELECT chain_id, seq,
+            CASE seq WHEN 1 THEN chain_id ELSE 'WTb' || lpad(to_hex(n - 1), 31, '0') END,
+            'WTb' || lpad(to_hex(n), 31, '0'),
+            'WR' || lpad(to_hex(CASE seq WHEN 1 THEN 2 * n ELSE 2 * n - 1 END), 32, '0'),
+            'WR' || lpad(to_hex(2 * n + 1), 32, '0'),
             'WK' || lpad(to_hex(from_w), 32, '0'),
             CASE WHEN accepted IS NOT NULL THEN 'WK' || lpad(to_hex(to_w), 32, '0') END,
             'WQ' || lpad(to_hex(from_q), 32, '0'), 'WQ' || lpad(to_hex(to_q), 32, '0'),
@@ -141,10 +159,9 @@ fn listing(
     }
 }
 
-fn shapes(args: &HistoryBenchArgs, now: DateTime<Utc>, middle: Cursor) -> Vec<Shape> {
-    let (workers, queues, hops) = (args.workers, args.queues, args.hops);
+fn shapes(args: &YearArgs, now: DateTime<Utc>, middle: Cursor) -> Vec<Shape> {
+    let (workers, queues, chains) = (args.workers, args.queues, args.chains());
     let year_start = now - TimeDelta::days(365);
-    let chains = hops * 5 / 8;
     let mut shapes: Vec<Shape> = vec![
         listing("list, no filter", |_| TransferFilter::default()),
         listing("list, worker_sid", move |rng| TransferFilter {
@@ -290,16 +307,26 @@ fn indexes_used(plan: &[String]) -> Vec<String> {
     out
 }
 
-fn ms(us: u64) -> String {
+pub(crate) fn ms(us: u64) -> String {
     format!("{:.2}", us as f64 / 1000.0)
 }
 
 pub async fn run(args: HistoryBenchArgs) -> anyhow::Result<()> {
+    on_fresh_database(&args.year, "baton_history_bench", |pool| bench(&args, pool)).await
+}
+
+/// Creates a database of its own on the server (`{prefix}_…`), migrates it, runs `body` on a
+/// pool of two connections to it, and drops it afterwards (unless `--keep`).
+pub async fn on_fresh_database<F, Fut>(args: &YearArgs, prefix: &str, body: F) -> anyhow::Result<()>
+where
+    F: FnOnce(PgPool) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     if args.hops < 1000 || args.workers < 2 || args.queues < 2 {
         bail!("--hops must be at least 1000, --workers and --queues at least 2");
     }
     let name = format!(
-        "baton_history_bench_{}",
+        "{prefix}_{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     );
     let mut admin = PgConnection::connect(&args.server_url)
@@ -312,7 +339,20 @@ pub async fn run(args: HistoryBenchArgs) -> anyhow::Result<()> {
     eprintln!("database {name}");
     let mut url = url::Url::parse(&args.server_url).context("the server URL is not a URL")?;
     url.set_path(&format!("/{name}"));
-    let result = bench(&args, url.as_str()).await;
+    let result = async {
+        let pool = store::connect_lazy(
+            url.as_str(),
+            &PoolSettings {
+                max_connections: 2,
+                ..PoolSettings::default()
+            },
+        )?;
+        store::migrate(&pool).await.context("migrations failed")?;
+        let result = body(pool.clone()).await;
+        pool.close().await;
+        result
+    }
+    .await;
     if args.keep {
         eprintln!("kept database {name}");
     } else {
@@ -324,21 +364,13 @@ pub async fn run(args: HistoryBenchArgs) -> anyhow::Result<()> {
     result
 }
 
-async fn bench(args: &HistoryBenchArgs, url: &str) -> anyhow::Result<()> {
-    let pool = store::connect_lazy(
-        url,
-        &PoolSettings {
-            max_connections: 2,
-            ..PoolSettings::default()
-        },
-    )?;
-    store::migrate(&pool).await.context("migrations failed")?;
-    let now = Utc::now();
+/// Loads the year: the workers, the hops (in time order, the year before `now`) and their
+/// chains (`chains`, `chain_tasks`, and the `task_links` naming each chain's conversation).
+pub async fn load_year(pool: &PgPool, args: &YearArgs, now: DateTime<Utc>) -> anyhow::Result<()> {
     let year_ms = TimeDelta::days(365).num_milliseconds();
-    let started = Instant::now();
     sqlx::query(LOAD_WORKERS)
         .bind(args.workers)
-        .execute(&pool)
+        .execute(pool)
         .await
         .context("loading the workers failed")?;
     sqlx::query(LOAD_HOPS)
@@ -347,32 +379,47 @@ async fn bench(args: &HistoryBenchArgs, url: &str) -> anyhow::Result<()> {
         .bind(args.queues)
         .bind(now.timestamp_millis() - year_ms)
         .bind(year_ms)
-        .execute(&pool)
+        .execute(pool)
         .await
         .context("loading the hops failed")?;
     for statement in LOAD_LINKS {
         sqlx::query(statement)
-            .execute(&pool)
+            .execute(pool)
             .await
             .context("loading the chains failed")?;
     }
-    // What autovacuum would have done on a year-old table: statistics and the visibility map.
-    sqlx::raw_sql("VACUUM ANALYZE").execute(&pool).await?;
+    Ok(())
+}
+
+/// What autovacuum would have done on year-old tables: statistics and the visibility map.
+pub async fn vacuum_analyze(pool: &PgPool) -> anyhow::Result<()> {
+    sqlx::raw_sql("VACUUM ANALYZE")
+        .execute(pool)
+        .await
+        .context("VACUUM ANALYZE failed")?;
+    Ok(())
+}
+
+async fn bench(args: &HistoryBenchArgs, pool: PgPool) -> anyhow::Result<()> {
+    let now = Utc::now();
+    let started = Instant::now();
+    load_year(&pool, &args.year, now).await?;
+    vacuum_analyze(&pool).await?;
     let (count, size): (i64, String) =
         sqlx::query_as("SELECT count(*), pg_size_pretty(pg_total_relation_size('hops')) FROM hops")
             .fetch_one(&pool)
             .await?;
     println!(
         "loaded {count} hops ({} workers, {} queues, table and indexes {size}) in {:.0} s",
-        args.workers,
-        args.queues,
+        args.year.workers,
+        args.year.queues,
         started.elapsed().as_secs_f64()
     );
     let (at_ms, chain_id, seq): (i64, String, i32) = sqlx::query_as(
         "SELECT at_ms, chain_id, seq FROM hops ORDER BY at_ms DESC, chain_id DESC, seq DESC
          OFFSET $1 LIMIT 1",
     )
-    .bind(args.hops / 2)
+    .bind(args.year.hops / 2)
     .fetch_one(&pool)
     .await?;
     let middle = Cursor {
@@ -390,7 +437,7 @@ async fn bench(args: &HistoryBenchArgs, url: &str) -> anyhow::Result<()> {
         ("INDEXES", Align::Left),
     ]);
     let mut failures = Vec::new();
-    for shape in shapes(args, now, middle) {
+    for shape in shapes(&args.year, now, middle) {
         let plan = explain(&pool, &(shape.make)(0, &mut rng)).await?;
         let seq_scan = plan.iter().any(|l| l.contains("Seq Scan on hops"));
         if args.plans {

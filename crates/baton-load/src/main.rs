@@ -2,6 +2,7 @@
 //! operators run. Each tool talks to a baton (or its database) the way production traffic does:
 //! signed callbacks over HTTP, or baton's own store functions on a database of its own.
 
+mod console_bench;
 mod e2e;
 mod history_bench;
 mod http1;
@@ -37,6 +38,9 @@ enum Command {
     LoadgenE2e(Box<e2e::E2eArgs>),
     /// Load a year of hops into a fresh database and time every transfer-history query on it.
     BenchHistory(history_bench::HistoryBenchArgs),
+    /// Load a year of hops with what the ops console reads about them into a fresh database,
+    /// and time every `/api/v1` call of the console's pages on it.
+    BenchConsole(console_bench::ConsoleBenchArgs),
 }
 
 fn failure(e: anyhow::Error) -> ExitCode {
@@ -57,6 +61,10 @@ async fn main() -> ExitCode {
             Err(e) => failure(e),
         },
         Command::BenchHistory(args) => match history_bench::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => failure(e),
+        },
+        Command::BenchConsole(args) => match console_bench::run(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => failure(e),
         },
