@@ -115,7 +115,7 @@ impl TransferService {
         };
         let found = self
             .client
-            .send(&TwilioRequest::get(Product::TaskRouter, target_path))
+            .read(&TwilioRequest::get(Product::TaskRouter, target_path))
             .await?;
         if found.status == 404 {
             let what = match target_type {
@@ -320,7 +320,7 @@ pub async fn fetch_assigned_task(
     task_sid: &str,
 ) -> Result<Value, ServiceError> {
     let task = client
-        .send(&TwilioRequest::get(
+        .read(&TwilioRequest::get(
             Product::TaskRouter,
             paths::task(workspace_sid, task_sid),
         ))

@@ -211,6 +211,46 @@ impl TwilioClient {
         }))
     }
 
+    /// A read made while a caller waits (an API request): a 429 (when its `Retry-After` is
+    /// short), a 5xx or a transport error is retried with jittered backoff, up to
+    /// [`READ_RETRY`]'s attempts, so a moment's rate limit does not fail the caller's request.
+    /// Writes never come here: they go through the outbox, which retries them durably.
+    pub async fn read(&self, request: &TwilioRequest) -> Result<Response, TransportError> {
+        let mut attempt = 1;
+        loop {
+            let result = self.send(request).await;
+            let outcome = match &result {
+                Ok(r) if r.status == 429 => Outcome::RateLimited {
+                    retry_after: r.retry_after,
+                },
+                Ok(r) if r.status >= 500 => Outcome::Transient {
+                    status: Some(r.status),
+                    detail: String::new(),
+                },
+                Ok(_) => return result,
+                Err(e) => Outcome::Transient {
+                    status: None,
+                    detail: e.0.clone(),
+                },
+            };
+            if let Outcome::RateLimited {
+                retry_after: Some(after),
+            } = outcome
+            {
+                if after > READ_RETRY.max_delay {
+                    return result;
+                }
+            }
+            match READ_RETRY.decide(attempt, &outcome, rand::random::<f64>()) {
+                crate::domain::retry::Decision::RetryAfter(wait) => {
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                _ => return result,
+            }
+        }
+    }
+
     pub async fn send(&self, request: &TwilioRequest) -> Result<Response, TransportError> {
         let url = format!("{}{}", self.base(request.product), request.path);
         let method = reqwest::Method::from_bytes(request.method.as_bytes())
@@ -253,6 +293,13 @@ impl TwilioClient {
         })
     }
 }
+
+/// How a read a caller waits for is retried: three attempts within a few seconds.
+pub const READ_RETRY: crate::domain::retry::RetryPolicy = crate::domain::retry::RetryPolicy {
+    base_delay: Duration::from_millis(200),
+    max_delay: Duration::from_secs(2),
+    max_attempts: 3,
+};
 
 /// A transport error without the URL's credentials or query (reqwest's Display may include the URL).
 fn describe(e: &reqwest::Error) -> String {

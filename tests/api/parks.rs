@@ -543,3 +543,27 @@ async fn a_park_asked_before_baton_saw_the_parked_task_resumes_into_its_chain() 
         .unwrap();
     assert_eq!(stamps, vec![b.clone()]);
 }
+
+#[tokio::test]
+async fn a_park_asked_while_twilio_rate_limits_the_task_read_waits_and_parks() {
+    let flex = rig(Duration::from_secs(600)).await;
+    let (a, _, _) = flex.conversation_with(&flex.alice).await;
+    let path = format!("/v1/Workspaces/{}/Tasks/{a}", flex.twilio.workspace_sid());
+    // One 429 (Retry-After: 1) and one 500 on the read baton makes while the caller waits.
+    flex.twilio
+        .fault_next("GET", &path, 1, twilio_standin::FaultKind::RateLimited);
+    flex.twilio
+        .fault_next("GET", &path, 1, twilio_standin::FaultKind::ServerError);
+    let started = std::time::Instant::now();
+    let park = flex.park_conversation(&a, json!({})).await;
+    assert_eq!(park["state"], "parked", "{park}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Twilio's Retry-After was honoured"
+    );
+    let reads = flex.requests("GET", &path).len();
+    assert!(
+        reads >= 3,
+        "the 429, the 500, then the read that answered: {reads}"
+    );
+}
