@@ -79,18 +79,25 @@ impl ApiState {
         self
     }
 
-    /// Who `token` is, as [`authenticate`] would take it from a header: the ops token, or a Flex
-    /// user's token validated with Twilio (console sign-in).
-    pub async fn who_is(&self, token: &str) -> Result<Who, EdgeError> {
+    /// Who `token` is, as [`authenticate`] would take it from a header — the ops token, or a
+    /// Flex user's token validated with Twilio (console sign-in) — and when a session of theirs
+    /// must end at the latest: a Flex user's session never outlives their token.
+    pub async fn who_is(
+        &self,
+        token: &str,
+    ) -> Result<(Who, Option<chrono::DateTime<chrono::Utc>>), EdgeError> {
         if is_ops_token(self, token) {
-            return Ok(Who::Ops);
+            return Ok((Who::Ops, None));
         }
         let user = self.flex_user(token).await?;
-        Ok(Who::Flex {
-            identity: user.identity,
-            worker_sid: user.worker_sid,
-            roles: user.roles,
-        })
+        Ok((
+            Who::Flex {
+                identity: user.identity,
+                worker_sid: user.worker_sid,
+                roles: user.roles,
+            },
+            user.expires_at,
+        ))
     }
 
     /// Wakes this dispatcher when ops re-drive a call (without it, the dispatcher's poll finds it).
@@ -303,6 +310,7 @@ async fn authenticate(
                 identity,
                 worker_sid,
                 roles,
+                expires_at: None,
             })),
             None => Err(EdgeError::Unauthorized(
                 "send Authorization: Bearer with the ops token or a Flex token".into(),

@@ -100,6 +100,8 @@ pub struct FlexUser {
     pub identity: String,
     pub worker_sid: Option<String>,
     pub roles: Vec<String>,
+    /// When the token expires, as Twilio says (`expiration`).
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Clone)]
@@ -197,6 +199,9 @@ impl TwilioClient {
         }
         let text = |k: &str| body.get(k).and_then(|v| v.as_str()).map(str::to_owned);
         Ok(Ok(FlexUser {
+            expires_at: text("expiration")
+                .and_then(|e| chrono::DateTime::parse_from_rfc3339(&e).ok())
+                .map(|e| e.with_timezone(&chrono::Utc)),
             identity: text("identity").unwrap_or_default(),
             worker_sid: text("worker_sid"),
             roles: body

@@ -207,6 +207,13 @@ async fn a_flex_user_signs_in_with_their_token_and_sees_what_their_role_allows()
     let twilio = twilio_standin::StandIn::start(twilio_standin::StandInConfig::default()).await;
     twilio.seed_flex_token("lead-token", "lee@example.com", None, &["supervisor"]);
     twilio.seed_flex_token("agent-token", "ann@example.com", None, &["agent"]);
+    twilio.seed_flex_token_until(
+        "short-token",
+        "sam@example.com",
+        None,
+        &["admin"],
+        chrono::Utc::now() + chrono::TimeDelta::minutes(10),
+    );
     let app = spawn_app_with(AppOptions {
         twilio_api_base_url: Some(url::Url::parse(&twilio.base_url()).expect("url")),
         auth_tokens: vec![twilio.auth_token().to_owned()],
@@ -239,6 +246,19 @@ async fn a_flex_user_signs_in_with_their_token_and_sees_what_their_role_allows()
     );
     let outbox = get(lead, "/api/v1/outbox").await.unwrap();
     assert_eq!(outbox.status(), 403, "the outbox is for the ops token");
+
+    // A session never outlives the Flex token it was signed in with.
+    let short = sign_in(&app, &client, "short-token").await;
+    let set = short.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let max_age: u64 = set
+        .split("; ")
+        .find_map(|a| a.strip_prefix("Max-Age="))
+        .and_then(|a| a.parse().ok())
+        .expect("Max-Age");
+    assert!((590..=600).contains(&max_age), "{set}");
 
     let agent = session_cookie(&sign_in(&app, &client, "agent-token").await);
     let history = get(agent.clone(), "/api/v1/overview").await.unwrap();

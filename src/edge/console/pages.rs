@@ -87,13 +87,15 @@ pub async fn sign_in(
         api.who_is(token).await
     };
     match who {
-        Ok(who) => {
-            let session = api
-                .sessions
-                .start(who, chrono::Utc::now().timestamp(), api.session_ttl);
+        Ok((who, token_expires)) => {
+            let now = chrono::Utc::now();
+            let ttl = token_expires
+                .map(|at| (at - now).to_std().unwrap_or_default())
+                .map_or(api.session_ttl, |left| left.min(api.session_ttl));
+            let session = api.sessions.start(who, now.timestamp(), ttl);
             Ok(HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, next))
-                .insert_header((header::SET_COOKIE, set_cookie(&state, api, &session)))
+                .insert_header((header::SET_COOKIE, set_cookie(&state, &session, api, ttl)))
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .finish())
         }
@@ -164,11 +166,16 @@ fn cross_site(req: &HttpRequest) -> bool {
     }
 }
 
-fn set_cookie(state: &AppState, api: &ApiState, session: &Session) -> String {
+fn set_cookie(
+    state: &AppState,
+    session: &Session,
+    api: &ApiState,
+    ttl: std::time::Duration,
+) -> String {
     format!(
         "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         api.sessions.seal(session),
-        api.session_ttl.as_secs(),
+        ttl.as_secs(),
         secure(state)
     )
 }
