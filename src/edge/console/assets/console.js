@@ -234,7 +234,15 @@ async function overviewPage() {
         "Nothing is parked."),
       h("p", { class: "sub", id: "refreshed" }, `Updated ${timeFormat.format(new Date())}; refreshes every 10 s.`));
   };
-  const load = async () => render(await api(`/api/v1/overview?window=${span}`));
+  const load = async () => {
+    const overview = await api(`/api/v1/overview?window=${span}`);
+    // A refresh rebuilds the page: keep keyboard focus on the same link or button.
+    const focused = main.contains(document.activeElement) ? document.activeElement : null;
+    const key = (el) => `${el.tagName}|${el.getAttribute("href") ?? ""}|${el.textContent}`;
+    const was = focused ? key(focused) : null;
+    render(overview);
+    if (was) [...main.querySelectorAll("a, button")].find((el) => key(el) === was)?.focus();
+  };
   await load();
   setInterval(() => {
     load().catch((error) => {
