@@ -345,7 +345,7 @@ function hopItem(hop, names) {
     h("strong", {}, `Hop ${hop.seq}: `), badge(hop.outcome, "in_flight"), " ", hop.mode ?? "",
     facts([
       ["From", [taskLink(hop.from_task_sid), " · ", worker(hop.from_worker_sid, names)]],
-      ["To", [to, " → ", taskLink(hop.to_task_sid), hop.to_worker_sid ? [" · taken by ", worker(hop.to_worker_sid, names)] : ""]],
+      ["To", [to, " → ", taskLink(hop.to_task_sid), hop.to_worker_sid ? [hop.accepted_at ? " · taken by " : " · offered to ", worker(hop.to_worker_sid, names)] : ""]],
       ["Initiated", [time(hop.initiated_at), by ? ` by ${by}` : ""]],
       ["Time to accept", seconds(hop.seconds_to_accept)],
       ["In the hop", seconds(hop.seconds_in_hop)],
