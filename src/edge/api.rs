@@ -1,7 +1,8 @@
 //! The `/api/v1` routes for Flex plugins and operations staff. Authenticated by
-//! `Authorization: Bearer <BATON_OPS_TOKEN>`, or by a Flex user's token (`Authorization: Bearer
+//! `Authorization: Bearer <BATON_OPS_TOKEN>`, by a Flex user's token (`Authorization: Bearer
 //! <token>`, `X-Flex-Token`, or `Token` in a JSON body, as the transfer plugins' functions took
-//! it), validated with Twilio and cached briefly.
+//! it), validated with Twilio and cached briefly, or by the ops console's session cookie (with
+//! its CSRF token for actions).
 
 use super::console::session::{self, Refused, Session, SessionKey, Who};
 use super::error::{EdgeError, ErrorBody};

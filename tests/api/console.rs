@@ -13,6 +13,16 @@ use twilio_standin::FaultKind;
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
     connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// baton with the stand-in answering whether a token that is not the ops token is a Flex token.
+async fn app_asking(twilio: &twilio_standin::StandIn) -> TestApp {
+    spawn_app_with(AppOptions {
+        twilio_api_base_url: Some(url::Url::parse(&twilio.base_url()).expect("url")),
+        auth_tokens: vec![twilio.auth_token().to_owned()],
+        ..AppOptions::default()
+    })
+    .await
+}
+
 /// A client that shows redirects instead of following them, and keeps no cookies of its own.
 fn browserless() -> reqwest::Client {
     reqwest::Client::builder()
@@ -60,14 +70,8 @@ async fn csrf_of(app: &TestApp, client: &reqwest::Client, cookie: &str) -> Strin
 
 #[tokio::test]
 async fn signing_in_sets_a_strict_session_that_pages_and_the_api_accept() {
-    // Twilio (the stand-in) answers whether a token that is not the ops token is a Flex token.
     let twilio = twilio_standin::StandIn::start(twilio_standin::StandInConfig::default()).await;
-    let app = spawn_app_with(AppOptions {
-        twilio_api_base_url: Some(url::Url::parse(&twilio.base_url()).expect("url")),
-        auth_tokens: vec![twilio.auth_token().to_owned()],
-        ..AppOptions::default()
-    })
-    .await;
+    let app = app_asking(&twilio).await;
     let client = browserless();
 
     // No session: every page sends its user to sign in, and comes back after.
@@ -214,12 +218,7 @@ async fn a_flex_user_signs_in_with_their_token_and_sees_what_their_role_allows()
         &["admin"],
         chrono::Utc::now() + chrono::TimeDelta::minutes(10),
     );
-    let app = spawn_app_with(AppOptions {
-        twilio_api_base_url: Some(url::Url::parse(&twilio.base_url()).expect("url")),
-        auth_tokens: vec![twilio.auth_token().to_owned()],
-        ..AppOptions::default()
-    })
-    .await;
+    let app = app_asking(&twilio).await;
     let client = browserless();
     let get = |cookie: String, path: &'static str| {
         client
